@@ -1,0 +1,109 @@
+#ifndef NODEDNS_LIB_CACHE_CACHE_H_
+#define NODEDNS_LIB_CACHE_CACHE_H_
+
+// The answer cache: wire images keyed by CacheKey (lowercased qname, qtype,
+// qclass, DO, CD), sharded, each shard with its own mutex and LRU list.
+//
+// Threading: every method is thread-safe. A lookup holds one shard's lock for
+// a hash probe and a memcpy of the image; nothing else runs under a lock.
+// Ownership: the cache owns its entries; Lookup copies bytes out, so nothing
+// the caller holds points into the cache.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "lib/dns/cache_image.h"
+
+namespace nodedns::cache {
+
+struct CacheOptions {
+  size_t max_entries = 100'000;
+  size_t max_bytes = 64ull << 20;
+  size_t shards = 16;
+  // How long past expiry an entry is kept (and may be served stale by the
+  // resolver). 0 keeps nothing past expiry.
+  absl::Duration max_stale = absl::ZeroDuration();
+};
+
+enum class LookupStatus : uint8_t { kMiss, kFresh, kStale };
+
+// What a hit returns besides the image bytes. Lives in the caller's scratch
+// space (it is about 1 KiB), so a lookup allocates nothing.
+struct HitInfo {
+  uint16_t image_len = 0;
+  bool copied = false;          // false when the image did not fit in `cap`
+  uint8_t header[12] = {};      // the image's header, always copied
+  uint16_t num_ttls = 0;
+  uint16_t ttl_offsets[dns::kMaxImageRecords];
+  dns::AnswerKind kind = dns::AnswerKind::kOther;
+  uint32_t age_seconds = 0;        // since the answer was stored
+  uint32_t stale_seconds = 0;      // since it expired (kStale only)
+  absl::Time expires_at;
+  absl::Time stale_until;
+};
+
+// A read-only description of an entry, for dump/snapshot/tests.
+struct EntrySummary {
+  std::string key;
+  dns::AnswerKind kind;
+  absl::Time inserted_at, expires_at, stale_until;
+  size_t image_len;
+};
+
+class Cache {
+ public:
+  static absl::StatusOr<std::unique_ptr<Cache>> Create(const CacheOptions& options);
+  ~Cache();
+  Cache(const Cache&) = delete;
+  Cache& operator=(const Cache&) = delete;
+
+  // Copies the entry's image into out[0, cap) when it fits.
+  LookupStatus Lookup(std::string_view key, absl::Time now, uint8_t* out, size_t cap, HitInfo* info);
+
+  // Stores (or replaces) the answer for `key`, fresh until now + image.ttl.
+  // Images that are not cacheable, or larger than a shard may hold, are
+  // ignored. Returns true if stored.
+  bool Insert(std::string_view key, const dns::CacheImage& image, absl::Time now);
+  // Stores an entry with explicit deadlines (snapshot load).
+  bool InsertWithDeadlines(std::string_view key, const dns::CacheImage& image, absl::Time inserted_at,
+                           absl::Time expires_at, absl::Time now);
+
+  bool Erase(std::string_view key);
+  void Clear();
+
+  size_t entries() const;
+  size_t bytes() const;
+  std::vector<EntrySummary> Summaries() const;
+
+  struct Counters {
+    std::atomic<uint64_t> inserts{0};
+    std::atomic<uint64_t> evictions{0};      // LRU, over entries or bytes
+    std::atomic<uint64_t> expired_removed{0};  // past stale_until, removed on lookup
+    std::atomic<uint64_t> rejected_too_large{0};
+  };
+  const Counters& counters() const { return counters_; }
+  const CacheOptions& options() const { return options_; }
+
+ private:
+  struct Entry;
+  struct Shard;
+  explicit Cache(const CacheOptions& options);
+  Shard& ShardFor(std::string_view key);
+
+  const CacheOptions options_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  Counters counters_;
+};
+
+}  // namespace nodedns::cache
+
+#endif  // NODEDNS_LIB_CACHE_CACHE_H_

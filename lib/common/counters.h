@@ -1,0 +1,85 @@
+#ifndef NODEDNS_LIB_COMMON_COUNTERS_H_
+#define NODEDNS_LIB_COMMON_COUNTERS_H_
+
+// Every counter nodedns keeps, declared once. Each outcome and each early
+// exit of the data path has its own. The same list feeds the log summary
+// and, later, dnsctl and the Prometheus endpoint.
+//
+// Threading: one Counters per worker, written only by that worker's thread
+// (relaxed atomics, so other threads may read a consistent-enough value).
+
+#include <atomic>
+#include <cstdint>
+
+#define NODEDNS_COUNTERS(X)                                                                        \
+  X(queries_udp, "Queries received over UDP")                                                      \
+  X(queries_tcp, "Queries received over TCP")                                                      \
+  X(cache_hits, "Queries answered from a fresh cache entry")                                       \
+  X(cache_misses, "Queries not answerable from the cache")                                         \
+  X(coalesced, "Misses that joined an upstream query already in flight for the same key")          \
+  X(answers_noerror, "Answers sent with rcode NOERROR")                                            \
+  X(answers_nxdomain, "Answers sent with rcode NXDOMAIN")                                          \
+  X(answers_servfail, "Answers sent with rcode SERVFAIL")                                          \
+  X(answers_other_rcode, "Answers sent with another rcode (REFUSED, NOTIMP from upstream, ...)")   \
+  X(answers_truncated, "UDP answers cut to fit the client's size, sent with TC=1")                 \
+  X(dropped_too_short, "Packets shorter than a DNS header, dropped")                               \
+  X(dropped_is_response, "Packets with QR=1, dropped")                                             \
+  X(dropped_oversize, "UDP queries larger than the receive buffer, dropped")                       \
+  X(formerr_sent, "Malformed queries answered FORMERR")                                            \
+  X(notimp_sent, "Queries with an opcode other than QUERY, or zone transfers, answered NOTIMP")    \
+  X(badvers_sent, "Queries with EDNS version above 0, answered BADVERS")                           \
+  X(pending_overflow, "Misses refused (SERVFAIL) because max_pending upstream queries were open")  \
+  X(waiters_overflow, "Misses refused (SERVFAIL) because a query had max_waiters clients")         \
+  X(no_route, "Misses with no zone to forward to (SERVFAIL)")                                      \
+  X(upstream_queries, "Queries sent upstream")                                                     \
+  X(upstream_answers, "Usable answers received from upstream")                                     \
+  X(upstream_timeouts, "Upstream queries that timed out after every attempt")                      \
+  X(upstream_errors, "Upstream queries that failed with a network or server error")                \
+  X(upstream_malformed, "Upstream answers that did not parse")                                     \
+  X(upstream_mismatched, "Upstream answers for another question, rejected")                        \
+  X(upstream_servfail, "Upstream answers with rcode SERVFAIL or REFUSED")                          \
+  X(cache_inserts, "Answers stored in the cache")                                                  \
+  X(udp_send_errors, "UDP answers the kernel refused to send")                                     \
+  X(tcp_accepted, "TCP connections accepted")                                                      \
+  X(tcp_rejected, "TCP connections closed at once because max_tcp_connections were open")          \
+  X(tcp_idle_closed, "TCP connections closed after the idle timeout")                              \
+  X(tcp_bad_frames, "TCP connections closed for a frame shorter than a DNS header")                \
+  X(tcp_replies_dropped, "Answers for TCP connections that had closed meanwhile")                  \
+  X(tcp_slow_reader_closed, "TCP connections closed because the client did not read its answers")
+
+namespace nodedns {
+
+struct Counters {
+#define NODEDNS_DECLARE_COUNTER(name, help) std::atomic<uint64_t> name{0};
+  NODEDNS_COUNTERS(NODEDNS_DECLARE_COUNTER)
+#undef NODEDNS_DECLARE_COUNTER
+};
+
+// A plain copy of counter values, for summing workers and for export.
+struct CounterValues {
+#define NODEDNS_DECLARE_VALUE(name, help) uint64_t name = 0;
+  NODEDNS_COUNTERS(NODEDNS_DECLARE_VALUE)
+#undef NODEDNS_DECLARE_VALUE
+
+  void Add(const Counters& c) {
+#define NODEDNS_ADD_COUNTER(name, help) name += c.name.load(std::memory_order_relaxed);
+    NODEDNS_COUNTERS(NODEDNS_ADD_COUNTER)
+#undef NODEDNS_ADD_COUNTER
+  }
+  // Calls fn(name, help, value) for every counter, in declaration order.
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+#define NODEDNS_VISIT_COUNTER(name, help) fn(#name, help, name);
+    NODEDNS_COUNTERS(NODEDNS_VISIT_COUNTER)
+#undef NODEDNS_VISIT_COUNTER
+  }
+};
+
+// Adds one, from the owning thread only.
+inline void Bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+}  // namespace nodedns
+
+#endif  // NODEDNS_LIB_COMMON_COUNTERS_H_

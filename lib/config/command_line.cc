@@ -1,0 +1,138 @@
+#include "lib/config/command_line.h"
+
+#include <charconv>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace nodedns::config {
+
+std::string Usage() {
+  return R"(usage: nodedns [flags]
+
+A node-local resilient DNS cache.
+
+  --config FILE         TOML configuration file (default: the embedded config,
+                        see README.md and lib/config/default.toml)
+  --check-config FILE   validate FILE and exit (0 if valid, 1 with FILE:LINE: reason)
+  --listen ADDR:PORT    listen on ADDR:PORT, UDP and TCP (repeatable; IPv6 as
+                        [::1]:PORT; port 0 picks a free port). Replaces [server] listen.
+  --upstream ADDR:PORT  forward the root zone "." to ADDR:PORT (repeatable).
+                        Replaces the servers of zone ".".
+  --workers N           number of event-loop threads (default 1)
+  --log-level LEVEL     trace, debug, info, warn, error, critical, off
+  --ready-file PATH     once every listener is bound, write the bound addresses
+                        to PATH (one per line), for scripts and tests
+  --resolv-conf PATH    resolver file for "resolv.conf" servers (default /etc/resolv.conf)
+  --version             print the version and exit
+  --help                print this help and exit
+)";
+}
+
+absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
+  CommandLine cl;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view name = arg, value;
+    bool has_value = false;
+    if (arg.substr(0, 2) != "--") {
+      return absl::InvalidArgumentError("unexpected argument '" + std::string(arg) + "' (see --help)");
+    }
+    if (size_t eq = arg.find('='); eq != std::string_view::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+    auto need_value = [&]() -> absl::StatusOr<std::string> {
+      if (has_value) return std::string(value);
+      if (i + 1 >= argc) return absl::InvalidArgumentError("flag " + std::string(name) + " needs a value");
+      return std::string(argv[++i]);
+    };
+    if (name == "--help" || name == "-h") {
+      cl.help = true;
+      continue;
+    }
+    if (name == "--version") {
+      cl.version = true;
+      continue;
+    }
+    auto v = need_value();
+    if (!v.ok()) return v.status();
+    if (name == "--config") {
+      cl.config_path = *v;
+    } else if (name == "--check-config") {
+      cl.check_config_path = *v;
+    } else if (name == "--listen") {
+      cl.listen.push_back(*v);
+    } else if (name == "--upstream") {
+      cl.upstream.push_back(*v);
+    } else if (name == "--log-level") {
+      cl.log_level = *v;
+    } else if (name == "--ready-file") {
+      cl.ready_file = *v;
+    } else if (name == "--resolv-conf") {
+      cl.resolv_conf = *v;
+    } else if (name == "--workers") {
+      int n = 0;
+      auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+      if (ec != std::errc() || p != v->data() + v->size() || n < 1 || n > 64) {
+        return absl::InvalidArgumentError("--workers: expected a number from 1 to 64, got '" + *v + "'");
+      }
+      cl.workers = n;
+    } else {
+      return absl::InvalidArgumentError("unknown flag '" + std::string(name) + "' (see --help)");
+    }
+  }
+  return cl;
+}
+
+absl::Status ApplyOverrides(const CommandLine& cl, Config* c) {
+  if (!cl.listen.empty()) {
+    c->listen.clear();
+    for (const std::string& l : cl.listen) {
+      auto a = SocketAddress::Parse(l);
+      if (!a.ok()) return absl::InvalidArgumentError("--listen: " + std::string(a.status().message()));
+      c->listen.push_back(*a);
+    }
+  }
+  if (!cl.upstream.empty()) {
+    ZoneConfig root{".", {}, false};
+    for (const std::string& u : cl.upstream) {
+      auto a = SocketAddress::Parse(u, 53);
+      if (!a.ok()) return absl::InvalidArgumentError("--upstream: " + std::string(a.status().message()));
+      root.servers.push_back(*a);
+    }
+    bool replaced = false;
+    for (ZoneConfig& z : c->zones) {
+      if (z.name == ".") {
+        z = root;
+        replaced = true;
+      }
+    }
+    if (!replaced) c->zones.push_back(root);
+  }
+  if (cl.log_level) {
+    if (!IsLogLevel(*cl.log_level)) {
+      return absl::InvalidArgumentError(std::string("--log-level: must be one of ") + kLogLevels);
+    }
+    c->log_level = *cl.log_level;
+  }
+  if (cl.workers) c->workers = *cl.workers;
+  return Validate(*c);
+}
+
+absl::StatusOr<Config> BuildConfig(const CommandLine& cl) {
+  Config c;
+  if (cl.config_path) {
+    auto loaded = LoadConfigFile(*cl.config_path);
+    if (!loaded.ok()) return loaded.status();
+    c = std::move(*loaded);
+  } else {
+    c = DefaultConfig();
+  }
+  if (auto s = ApplyOverrides(cl, &c); !s.ok()) return s;
+  if (auto s = ResolveUpstreams(&c, cl.resolv_conf); !s.ok()) return s;
+  return c;
+}
+
+}  // namespace nodedns::config

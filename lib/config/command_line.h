@@ -1,0 +1,44 @@
+#ifndef NODEDNS_LIB_CONFIG_COMMAND_LINE_H_
+#define NODEDNS_LIB_CONFIG_COMMAND_LINE_H_
+
+// nodedns's command line. A small parser of our own rather than absl flags:
+// --listen and --upstream are repeatable (each occurrence adds an address),
+// which absl flags (the last occurrence wins) cannot express, and errors must
+// name the offending flag.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lib/config/config.h"
+
+namespace nodedns::config {
+
+struct CommandLine {
+  std::optional<std::string> config_path;
+  std::optional<std::string> check_config_path;
+  std::vector<std::string> listen;
+  std::vector<std::string> upstream;
+  std::optional<std::string> log_level;
+  std::optional<int> workers;
+  std::optional<std::string> ready_file;
+  std::string resolv_conf = "/etc/resolv.conf";
+  bool help = false;
+  bool version = false;
+};
+
+absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv);
+
+// The file (or the embedded default), then the flags on top of it, then
+// "resolv.conf" servers resolved. Errors carry file:line or the flag name.
+absl::StatusOr<Config> BuildConfig(const CommandLine& cl);
+
+// Applies only the flag overrides to an already loaded config.
+absl::Status ApplyOverrides(const CommandLine& cl, Config* config);
+
+std::string Usage();
+
+}  // namespace nodedns::config
+
+#endif  // NODEDNS_LIB_CONFIG_COMMAND_LINE_H_

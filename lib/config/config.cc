@@ -1,0 +1,324 @@
+#include "lib/config/config.h"
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "absl/status/status.h"
+#include "default_config.h"
+#include "lib/dns/name.h"
+
+namespace nodedns::config {
+namespace {
+
+// Builds "file:line: reason" errors from toml++ source positions.
+class Reader {
+ public:
+  explicit Reader(std::string_view source) : source_(source) {}
+
+  absl::Status Error(const toml::source_region& where, const std::string& reason) const {
+    return absl::InvalidArgumentError(source_ + ":" + std::to_string(where.begin.line) + ": " + reason);
+  }
+
+  absl::StatusOr<int64_t> Int(const toml::node& n, const std::string& key, int64_t min, int64_t max) const {
+    const auto* v = n.as_integer();
+    if (v == nullptr) return Error(n.source(), "'" + key + "' must be an integer");
+    int64_t x = v->get();
+    if (x < min || x > max) {
+      return Error(n.source(), "'" + key + "' must be between " + std::to_string(min) + " and " +
+                                   std::to_string(max) + ", got " + std::to_string(x));
+    }
+    return x;
+  }
+
+  absl::StatusOr<std::string> String(const toml::node& n, const std::string& key) const {
+    const auto* v = n.as_string();
+    if (v == nullptr) return Error(n.source(), "'" + key + "' must be a string");
+    return v->get();
+  }
+
+  absl::StatusOr<std::vector<std::string>> Strings(const toml::node& n, const std::string& key) const {
+    const auto* arr = n.as_array();
+    if (arr == nullptr) return Error(n.source(), "'" + key + "' must be an array of strings");
+    std::vector<std::string> out;
+    for (const toml::node& e : *arr) {
+      auto s = String(e, key + "[]");
+      if (!s.ok()) return s.status();
+      out.push_back(*s);
+    }
+    return out;
+  }
+
+  absl::StatusOr<SocketAddress> Address(const toml::node& n, const std::string& key, int default_port) const {
+    auto s = String(n, key);
+    if (!s.ok()) return s.status();
+    auto a = SocketAddress::Parse(*s, default_port);
+    if (!a.ok()) return Error(n.source(), "'" + key + "': " + std::string(a.status().message()));
+    return *a;
+  }
+
+  using Handler = std::function<absl::Status(const toml::node&, const std::string& key)>;
+
+  // Applies `handlers` to the keys of `table`; unknown keys are errors, since
+  // a misspelt knob silently ignored is worse than a refusal to start.
+  absl::Status Table(const toml::table& table, const std::string& prefix,
+                     const std::map<std::string, Handler>& handlers) const {
+    for (auto&& [k, v] : table) {
+      std::string key(k.str());
+      auto it = handlers.find(key);
+      if (it == handlers.end()) {
+        return Error(k.source(), "unknown key '" + prefix + key + "'");
+      }
+      if (auto s = it->second(v, prefix + key); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string source_;
+};
+
+template <typename T>
+Reader::Handler IntInto(const Reader& r, T* dst, int64_t min, int64_t max) {
+  return [&r, dst, min, max](const toml::node& n, const std::string& key) -> absl::Status {
+    auto v = r.Int(n, key, min, max);
+    if (!v.ok()) return v.status();
+    *dst = static_cast<T>(*v);
+    return absl::OkStatus();
+  };
+}
+
+Reader::Handler MillisInto(const Reader& r, absl::Duration* dst, int64_t min, int64_t max) {
+  return [&r, dst, min, max](const toml::node& n, const std::string& key) -> absl::Status {
+    auto v = r.Int(n, key, min, max);
+    if (!v.ok()) return v.status();
+    *dst = absl::Milliseconds(*v);
+    return absl::OkStatus();
+  };
+}
+
+absl::Status ParseZone(const Reader& r, const toml::node& node, Config* c) {
+  const auto* t = node.as_table();
+  if (t == nullptr) return r.Error(node.source(), "each [[zone]] must be a table");
+  ZoneConfig z;
+  bool have_name = false, have_servers = false;
+  absl::Status s = r.Table(*t, "zone.", {
+      {"name", [&](const toml::node& n, const std::string& key) -> absl::Status {
+         auto v = r.String(n, key);
+         if (!v.ok()) return v.status();
+         auto wire = dns::NameFromText(*v);
+         if (!wire.ok()) return r.Error(n.source(), std::string(wire.status().message()));
+         z.name = dns::NameToText(dns::Lowercase(*wire));
+         have_name = true;
+         return absl::OkStatus();
+       }},
+      {"servers", [&](const toml::node& n, const std::string& key) -> absl::Status {
+         const auto* arr = n.as_array();
+         if (arr == nullptr || arr->empty()) {
+           return r.Error(n.source(), "'" + key + "' must be a non-empty array of \"ADDR:PORT\" strings");
+         }
+         for (const toml::node& e : *arr) {
+           auto str = r.String(e, key + "[]");
+           if (!str.ok()) return str.status();
+           if (*str == kResolvConfMarker) {
+             z.use_resolv_conf = true;
+             continue;
+           }
+           auto a = r.Address(e, key + "[]", 53);
+           if (!a.ok()) return a.status();
+           z.servers.push_back(*a);
+         }
+         have_servers = true;
+         return absl::OkStatus();
+       }},
+  });
+  if (!s.ok()) return s;
+  if (!have_name) return r.Error(node.source(), "[[zone]] without 'name'");
+  if (!have_servers) return r.Error(node.source(), "[[zone]] '" + z.name + "' without 'servers'");
+  c->zones.push_back(std::move(z));
+  return absl::OkStatus();
+}
+
+absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
+  auto section = [&](const char* name, std::map<std::string, Reader::Handler> handlers) {
+    return [&r, name, handlers = std::move(handlers)](const toml::node& n, const std::string&) -> absl::Status {
+      const auto* t = n.as_table();
+      if (t == nullptr) return r.Error(n.source(), std::string("'") + name + "' must be a table");
+      return r.Table(*t, std::string(name) + ".", handlers);
+    };
+  };
+  bool zones_replaced = false;
+  return r.Table(root, "", {
+      {"server", section("server", {
+          {"listen", [&](const toml::node& n, const std::string& key) -> absl::Status {
+             const auto* arr = n.as_array();
+             if (arr == nullptr || arr->empty()) {
+               return r.Error(n.source(), "'" + key + "' must be a non-empty array of \"ADDR:PORT\" strings");
+             }
+             c->listen.clear();
+             for (const toml::node& e : *arr) {
+               auto a = r.Address(e, key + "[]", -1);
+               if (!a.ok()) return a.status();
+               c->listen.push_back(*a);
+             }
+             return absl::OkStatus();
+           }},
+          {"workers", IntInto(r, &c->workers, 1, 64)},
+          {"max_udp_size", IntInto(r, &c->max_udp_size, 512, 4096)},
+          {"tcp_idle_timeout_ms", MillisInto(r, &c->tcp_idle_timeout, 100, 3'600'000)},
+          {"max_tcp_connections", IntInto(r, &c->max_tcp_connections, 1, 1'000'000)},
+          {"max_tcp_pipeline", IntInto(r, &c->max_tcp_pipeline, 1, 65535)},
+      })},
+      {"cache", section("cache", {
+          {"max_entries", IntInto(r, &c->cache.max_entries, 1, int64_t{1} << 32)},
+          {"max_bytes", IntInto(r, &c->cache.max_bytes, 65536, int64_t{1} << 40)},
+          {"shards", IntInto(r, &c->cache.shards, 1, 4096)},
+          {"min_ttl", IntInto(r, &c->ttl.min_ttl, 0, 86400)},
+          {"max_ttl", IntInto(r, &c->ttl.max_ttl, 0, 7 * 86400)},
+          {"negative_max_ttl", IntInto(r, &c->ttl.negative_max_ttl, 0, 7 * 86400)},
+      })},
+      {"upstream", section("upstream", {
+          {"timeout_ms", MillisInto(r, &c->upstream_timeout, 10, 60'000)},
+          {"attempts", IntInto(r, &c->upstream_attempts, 1, 10)},
+          {"max_pending", IntInto(r, &c->max_pending, 1, 1'000'000)},
+          {"max_waiters", IntInto(r, &c->max_waiters, 1, 100'000)},
+      })},
+      {"zone", [&](const toml::node& n, const std::string&) -> absl::Status {
+         const auto* arr = n.as_array();
+         if (arr == nullptr) return r.Error(n.source(), "'zone' must be an array of tables ([[zone]])");
+         if (!zones_replaced) {
+           c->zones.clear();  // a file's zones replace the defaults as a whole
+           zones_replaced = true;
+         }
+         for (const toml::node& z : *arr) {
+           if (auto s = ParseZone(r, z, c); !s.ok()) return s;
+         }
+         return absl::OkStatus();
+       }},
+      {"log", section("log", {
+          {"level", [&](const toml::node& n, const std::string& key) -> absl::Status {
+             auto v = r.String(n, key);
+             if (!v.ok()) return v.status();
+             if (!IsLogLevel(*v)) {
+               return r.Error(n.source(), "'" + key + "' must be one of " + kLogLevels);
+             }
+             c->log_level = *v;
+             return absl::OkStatus();
+           }},
+      })},
+  });
+}
+
+absl::StatusOr<Config> ParseInto(Config c, std::string_view text, std::string_view source_name) {
+  Reader r(source_name);
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    return r.Error(e.source(), std::string(e.description()));
+  }
+  if (auto s = Apply(root, r, &c); !s.ok()) return s;
+  c.source = std::string(source_name);
+  if (auto s = Validate(c); !s.ok()) {
+    return absl::InvalidArgumentError(std::string(source_name) + ": " + std::string(s.message()));
+  }
+  return c;
+}
+
+}  // namespace
+
+std::string_view DefaultConfigText() { return kDefaultConfigToml; }
+
+Config DefaultConfig() {
+  auto c = ParseInto(Config{}, kDefaultConfigToml, "<embedded default config>");
+  // The embedded file is tested; failing here is a build defect.
+  if (!c.ok()) abort();
+  return *c;
+}
+
+absl::StatusOr<Config> ParseConfig(std::string_view text, std::string_view source_name) {
+  return ParseInto(DefaultConfig(), text, source_name);
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(path + ": cannot open config file: " + std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(path + ": read error");
+  return ParseConfig(ss.str(), path);
+}
+
+absl::StatusOr<std::vector<SocketAddress>> ReadResolvConf(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(path + ": cannot open: " + std::strerror(errno));
+  std::vector<SocketAddress> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string word, addr;
+    if (!(ls >> word) || word != "nameserver" || !(ls >> addr)) continue;
+    // Link-local IPv6 scope ids ("fe80::1%eth0") are not supported by c-ares
+    // server lists in this version: skip them.
+    if (addr.find('%') != std::string::npos) continue;
+    auto a = SocketAddress::Parse(addr, 53);
+    if (a.ok()) out.push_back(*a);
+  }
+  return out;
+}
+
+absl::Status ResolveUpstreams(Config* c, const std::string& resolv_conf_path) {
+  for (ZoneConfig& z : c->zones) {
+    if (!z.use_resolv_conf) continue;
+    auto servers = ReadResolvConf(resolv_conf_path);
+    if (!servers.ok()) return servers.status();
+    for (const SocketAddress& s : *servers) {
+      bool loop = false;
+      for (const SocketAddress& l : c->listen) {
+        if (l.HostString() == s.HostString() && (l.port() == s.port())) loop = true;
+      }
+      if (!loop) z.servers.push_back(s);
+    }
+    z.use_resolv_conf = false;
+    if (z.servers.empty()) {
+      return absl::FailedPreconditionError("zone '" + z.name + "': " + resolv_conf_path +
+                                           " lists no usable nameserver (use --upstream ADDR:PORT)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool IsLogLevel(std::string_view level) {
+  for (std::string_view l : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+    if (level == l) return true;
+  }
+  return false;
+}
+
+absl::Status Validate(const Config& c) {
+  if (c.listen.empty()) return absl::InvalidArgumentError("no listen address");
+  if (c.zones.empty()) return absl::InvalidArgumentError("no [[zone]]: nothing to forward to");
+  for (size_t i = 0; i < c.zones.size(); ++i) {
+    if (c.zones[i].servers.empty() && !c.zones[i].use_resolv_conf) {
+      return absl::InvalidArgumentError("zone '" + c.zones[i].name + "' has no servers");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (c.zones[i].name == c.zones[j].name) {
+        return absl::InvalidArgumentError("zone '" + c.zones[i].name + "' is configured twice");
+      }
+    }
+  }
+  if (c.cache.max_entries < c.cache.shards) {
+    return absl::InvalidArgumentError("cache.max_entries must be at least cache.shards");
+  }
+  if (c.cache.max_bytes < c.cache.shards * 4096) {
+    return absl::InvalidArgumentError("cache.max_bytes must be at least 4096 * cache.shards");
+  }
+  if (c.ttl.min_ttl > c.ttl.max_ttl) return absl::InvalidArgumentError("cache.min_ttl exceeds cache.max_ttl");
+  return absl::OkStatus();
+}
+
+}  // namespace nodedns::config

@@ -1,0 +1,78 @@
+#ifndef NODEDNS_LIB_CONFIG_CONFIG_H_
+#define NODEDNS_LIB_CONFIG_CONFIG_H_
+
+// The daemon's configuration: one struct with every knob and its default,
+// loaded from TOML (toml++). The defaults live in lib/config/default.toml,
+// which is embedded in the binary, so the file, the binary and the README
+// agree. Errors name the file and line: "nodedns.toml:12: reason".
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "lib/cache/cache.h"
+#include "lib/common/socket_address.h"
+#include "lib/dns/cache_image.h"
+
+namespace nodedns::config {
+
+inline constexpr char kResolvConfMarker[] = "resolv.conf";
+
+struct ZoneConfig {
+  std::string name;  // presentation form, always ending in "."
+  std::vector<SocketAddress> servers;
+  bool use_resolv_conf = false;  // servers come from /etc/resolv.conf
+};
+
+struct Config {
+  // [server]
+  std::vector<SocketAddress> listen;
+  int workers = 1;
+  int max_udp_size = 1232;
+  absl::Duration tcp_idle_timeout = absl::Seconds(10);
+  int max_tcp_connections = 1024;
+  int max_tcp_pipeline = 64;
+  // [cache]
+  cache::CacheOptions cache;
+  dns::TtlPolicy ttl;
+  // [upstream]
+  absl::Duration upstream_timeout = absl::Seconds(1);
+  int upstream_attempts = 2;
+  int max_pending = 10000;
+  int max_waiters = 1000;
+  // [[zone]]
+  std::vector<ZoneConfig> zones;
+  // [log]
+  std::string log_level = "info";
+
+  std::string source;  // where it was loaded from, for messages
+};
+
+// Parses TOML text. `source_name` is used in error messages.
+absl::StatusOr<Config> ParseConfig(std::string_view text, std::string_view source_name);
+// Reads and parses a file.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+// The embedded default configuration.
+Config DefaultConfig();
+std::string_view DefaultConfigText();
+
+// The nameserver lines of a resolv.conf file, port 53.
+absl::StatusOr<std::vector<SocketAddress>> ReadResolvConf(const std::string& path);
+
+// Fills zones marked use_resolv_conf from `resolv_conf_path`, leaving out any
+// server that is one of our own listen addresses (a forwarding loop).
+absl::Status ResolveUpstreams(Config* config, const std::string& resolv_conf_path);
+
+// True for the spdlog level names accepted in [log] level and --log-level.
+bool IsLogLevel(std::string_view level);
+inline constexpr char kLogLevels[] = "trace, debug, info, warn, error, critical, off";
+
+// Cross-field checks: at least one listen address and one zone, every zone
+// with servers, no duplicate zone.
+absl::Status Validate(const Config& config);
+
+}  // namespace nodedns::config
+
+#endif  // NODEDNS_LIB_CONFIG_CONFIG_H_

@@ -1,0 +1,79 @@
+#ifndef NODEDNS_LIB_DNS_QUERY_VIEW_H_
+#define NODEDNS_LIB_DNS_QUERY_VIEW_H_
+
+// Tier two of the wire code: in-place inspection of a client query, with no
+// allocation, for the cache-hit path. Every length and count is checked.
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "lib/dns/constants.h"
+
+namespace nodedns::dns {
+
+// What the hot path needs to know about a query. Offsets refer to the
+// caller's buffer, which must outlive the view.
+struct QueryView {
+  uint16_t id = 0;
+  uint16_t flags = 0;
+  uint16_t qname_len = 0;     // wire octets at offset 12, including the root
+  uint16_t qtype = 0;
+  uint16_t qclass = 0;
+  uint16_t question_end = 0;  // offset just past the question
+  bool has_edns = false;
+  uint8_t edns_version = 0;
+  bool dnssec_ok = false;
+  uint16_t edns_udp_size = 0;  // as sent by the client
+
+  bool rd() const { return (flags & kFlagRD) != 0; }
+  bool cd() const { return (flags & kFlagCD) != 0; }
+  bool ad() const { return (flags & kFlagAD) != 0; }
+  // The largest UDP answer this client accepts, capped by our own limit.
+  uint16_t UdpLimit(uint16_t server_max) const {
+    if (!has_edns) return kMinUdpPayload;
+    uint16_t s = edns_udp_size < kMinUdpPayload ? kMinUdpPayload : edns_udp_size;
+    return s < server_max ? s : server_max;
+  }
+};
+
+// Outcome of InspectQuery. Each value maps to a counter in the server.
+enum class QueryCheck : uint8_t {
+  kOk,
+  kTooShort,     // not even a header: drop
+  kIsResponse,   // QR=1: drop (never answer a response; avoids reflection loops)
+  kNotImp,       // opcode other than QUERY, or a zone transfer: NOTIMP
+  kFormErr,      // QDCOUNT != 1, bad question, bad OPT: FORMERR
+  kBadVers,      // EDNS version above 0: BADVERS
+};
+
+QueryCheck InspectQuery(const uint8_t* data, size_t len, QueryView* out);
+
+// A cache key: lowercased qname, qtype, qclass and the DO and CD bits, in a
+// fixed buffer so building it allocates nothing.
+struct CacheKey {
+  uint8_t data[kMaxNameLength + 5];
+  uint16_t len = 0;
+  std::string_view view() const { return {reinterpret_cast<const char*>(data), len}; }
+  // The lowercased qname part.
+  std::string_view qname() const { return {reinterpret_cast<const char*>(data), static_cast<size_t>(len - 5)}; }
+  uint16_t qtype() const { return Read16(data + len - 5); }
+};
+
+void MakeCacheKey(const uint8_t* qname, size_t qname_len, uint16_t qtype, uint16_t qclass,
+                  bool dnssec_ok, bool checking_disabled, CacheKey* out);
+inline void MakeCacheKey(const uint8_t* query, const QueryView& q, CacheKey* out) {
+  MakeCacheKey(query + kHeaderSize, q.qname_len, q.qtype, q.qclass, q.dnssec_ok, q.cd(), out);
+}
+
+// Writes an answer with no records and the given rcode for `query` into out:
+// the client's ID, opcode, RD and CD, RA set, the question when `q` is known
+// to be well-formed (else none), and an OPT record when the query had one
+// (with the extended rcode bits and an EDE option when ede_code >= 0).
+// Returns the length written, 0 if `cap` is too small.
+size_t WriteErrorAnswer(const uint8_t* query, size_t query_len, const QueryView* q, uint16_t rcode,
+                        int ede_code, uint16_t server_udp_size, uint8_t* out, size_t cap);
+
+}  // namespace nodedns::dns
+
+#endif  // NODEDNS_LIB_DNS_QUERY_VIEW_H_

@@ -1,0 +1,138 @@
+#include "lib/server/sockets.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace nodedns::server {
+
+absl::Status ErrnoStatus(int err, const std::string& what) {
+  std::string msg = what + ": " + std::strerror(err);
+  switch (err) {
+    case EADDRINUSE: return absl::AlreadyExistsError(msg);
+    case EACCES:
+    case EPERM: return absl::PermissionDeniedError(msg);
+    case EADDRNOTAVAIL:
+    case EAFNOSUPPORT: return absl::FailedPreconditionError(msg);
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case ENOBUFS: return absl::ResourceExhaustedError(msg);
+    case EAGAIN: return absl::UnavailableError(msg);
+    default: return absl::UnknownError(msg);
+  }
+}
+
+absl::Status UvStatus(int rc, const std::string& what) {
+  if (rc == 0) return absl::OkStatus();
+  if (rc < 0 && rc > -4096) return ErrnoStatus(-rc, what);  // libuv codes are -errno on Unix
+  return absl::UnknownError(what + ": " + uv_strerror(rc));
+}
+
+namespace {
+
+absl::StatusOr<int> OpenBound(const SocketAddress& addr, int type) {
+  int fd = socket(addr.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ErrnoStatus(errno, "socket(" + addr.ToString() + ")");
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    int err = errno;
+    close(fd);
+    return ErrnoStatus(err, "SO_REUSEPORT on " + addr.ToString());
+  }
+  if (addr.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (type == SOCK_DGRAM) {
+    int rcvbuf = 4 << 20;  // ride out bursts while the loop is busy
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  }
+  if (bind(fd, addr.sockaddr_ptr(), addr.length()) != 0) {
+    int err = errno;
+    close(fd);
+    return ErrnoStatus(err, std::string("bind ") + (type == SOCK_DGRAM ? "udp " : "tcp ") + addr.ToString());
+  }
+  if (type == SOCK_STREAM && listen(fd, 1024) != 0) {
+    int err = errno;
+    close(fd);
+    return ErrnoStatus(err, "listen " + addr.ToString());
+  }
+  return fd;
+}
+
+absl::StatusOr<uint16_t> BoundPort(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return ErrnoStatus(errno, "getsockname");
+  return SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss)).port();
+}
+
+// Binds UDP and TCP for every worker on `addr`; port 0 was resolved before.
+absl::Status BindAll(const SocketAddress& addr, int workers, BoundAddress* out) {
+  for (int i = 0; i < workers; ++i) {
+    if (out->udp_fds.size() <= static_cast<size_t>(i)) {
+      auto u = OpenBound(addr, SOCK_DGRAM);
+      if (!u.ok()) return u.status();
+      out->udp_fds.push_back(*u);
+    }
+    auto t = OpenBound(addr, SOCK_STREAM);
+    if (!t.ok()) return t.status();
+    out->tcp_fds.push_back(*t);
+  }
+  return absl::OkStatus();
+}
+
+void CloseOne(BoundAddress& b) {
+  for (int fd : b.udp_fds) close(fd);
+  for (int fd : b.tcp_fds) close(fd);
+  b.udp_fds.clear();
+  b.tcp_fds.clear();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<BoundAddress>> BindListeners(const std::vector<SocketAddress>& addresses, int workers) {
+  std::vector<BoundAddress> out;
+  for (const SocketAddress& requested : addresses) {
+    BoundAddress b;
+    b.address = requested;
+    absl::Status st;
+    // With port 0, the UDP port the kernel picks may be taken for TCP by
+    // someone else: try a few times.
+    for (int attempt = 0; attempt < (requested.port() == 0 ? 20 : 1); ++attempt) {
+      CloseOne(b);
+      b.address = requested;
+      auto first = OpenBound(requested, SOCK_DGRAM);
+      if (!first.ok()) {
+        st = first.status();
+        break;
+      }
+      b.udp_fds.push_back(*first);
+      auto port = BoundPort(*first);
+      if (!port.ok()) {
+        st = port.status();
+        break;
+      }
+      b.address.set_port(*port);
+      st = BindAll(b.address, workers, &b);
+      if (st.ok() || !absl::IsAlreadyExists(st)) break;
+    }
+    if (!st.ok()) {
+      CloseOne(b);
+      CloseAll(out);
+      return st;
+    }
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+void CloseAll(std::vector<BoundAddress>& bound) {
+  for (BoundAddress& b : bound) CloseOne(b);
+}
+
+}  // namespace nodedns::server

@@ -1,0 +1,33 @@
+#ifndef NODEDNS_LIB_SERVER_SOCKETS_H_
+#define NODEDNS_LIB_SERVER_SOCKETS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lib/common/socket_address.h"
+
+namespace nodedns::server {
+
+// The one place errno becomes absl::Status.
+absl::Status ErrnoStatus(int err, const std::string& what);
+// The one place libuv error codes become absl::Status.
+absl::Status UvStatus(int rc, const std::string& what);
+
+// The sockets for one listen address: a UDP and a TCP socket per worker, all
+// bound with SO_REUSEPORT to the same address (so a successor process can
+// bind it too). With port 0 the kernel's choice for the first UDP socket is
+// used for every other socket of that address.
+struct BoundAddress {
+  SocketAddress address;  // with the real port
+  std::vector<int> udp_fds;
+  std::vector<int> tcp_fds;  // listening
+};
+
+absl::StatusOr<std::vector<BoundAddress>> BindListeners(const std::vector<SocketAddress>& addresses, int workers);
+void CloseAll(std::vector<BoundAddress>& bound);
+
+}  // namespace nodedns::server
+
+#endif  // NODEDNS_LIB_SERVER_SOCKETS_H_

@@ -1,0 +1,118 @@
+#include "lib/server/udp_listener.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "lib/server/sockets.h"
+
+namespace nodedns::server {
+
+UdpListener::UdpListener(uv_loop_t* loop, int fd, resolver::Resolver* resolver, Counters* counters,
+                         uint16_t max_udp_size)
+    : loop_(loop), fd_(fd), resolver_(resolver), counters_(counters),
+      slot_size_(size_t{max_udp_size} + dns::kAnswerOverhead + 64),
+      in_(kBatch * kMaxQuerySize), out_(kBatch * slot_size_) {
+  std::memset(in_msgs_, 0, sizeof(in_msgs_));
+  std::memset(out_msgs_, 0, sizeof(out_msgs_));
+  for (int i = 0; i < kBatch; ++i) {
+    in_iov_[i] = {in_.data() + i * kMaxQuerySize, kMaxQuerySize};
+    in_msgs_[i].msg_hdr.msg_iov = &in_iov_[i];
+    in_msgs_[i].msg_hdr.msg_iovlen = 1;
+    out_msgs_[i].msg_hdr.msg_iov = &out_iov_[i];
+    out_msgs_[i].msg_hdr.msg_iovlen = 1;
+  }
+}
+
+UdpListener::~UdpListener() = default;
+
+absl::Status UdpListener::Start() {
+  if (int rc = uv_poll_init_socket(loop_, &poll_, fd_); rc != 0) return UvStatus(rc, "uv_poll_init_socket");
+  poll_.data = this;
+  polling_ = true;
+  return UvStatus(uv_poll_start(&poll_, UV_READABLE, &UdpListener::OnReadable), "uv_poll_start");
+}
+
+void UdpListener::StopReading() {
+  if (polling_ && !closed_) uv_poll_stop(&poll_);
+}
+
+void UdpListener::Close() {
+  if (closed_) return;
+  closed_ = true;
+  if (polling_) {
+    uv_poll_stop(&poll_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll_), [](uv_handle_t* h) {
+      close(static_cast<UdpListener*>(h->data)->fd_);
+    });
+  } else {
+    close(fd_);
+  }
+}
+
+void UdpListener::OnReadable(uv_poll_t* handle, int status, int events) {
+  auto* self = static_cast<UdpListener*>(handle->data);
+  self->ReadBatches();
+}
+
+void UdpListener::ReadBatches() {
+  // A few batches per wakeup, then back to the loop so TCP and upstream
+  // sockets get their turn.
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < kBatch; ++i) {
+      in_msgs_[i].msg_hdr.msg_name = &peers_[i];
+      in_msgs_[i].msg_hdr.msg_namelen = sizeof(peers_[i]);
+      in_msgs_[i].msg_hdr.msg_flags = 0;
+    }
+    int n = recvmmsg(fd_, in_msgs_, kBatch, MSG_DONTWAIT, nullptr);
+    if (n <= 0) return;  // EAGAIN (drained) or a transient error: wait for the next event
+    int answers = 0;
+    for (int i = 0; i < n; ++i) {
+      if (in_msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        Bump(counters_->dropped_oversize);
+        continue;
+      }
+      resolver::ReplyTarget to;
+      to.sink = this;
+      to.peer = SocketAddress::FromSockaddr(reinterpret_cast<const sockaddr*>(&peers_[i]));
+      uint8_t* slot = out_.data() + answers * slot_size_;
+      size_t len = 0;
+      auto outcome = resolver_->HandleQuery(static_cast<const uint8_t*>(in_iov_[i].iov_base), in_msgs_[i].msg_len, to,
+                                            slot, slot_size_, &len);
+      if (outcome != resolver::Resolver::Outcome::kAnswered) continue;
+      out_iov_[answers] = {slot, len};
+      out_msgs_[answers].msg_hdr.msg_name = &peers_[i];
+      out_msgs_[answers].msg_hdr.msg_namelen = in_msgs_[i].msg_hdr.msg_namelen;
+      ++answers;
+    }
+    Flush(answers);
+    if (n < kBatch) return;
+  }
+}
+
+void UdpListener::Flush(int count) {
+  int sent = 0;
+  while (sent < count) {
+    int n = sendmmsg(fd_, out_msgs_ + sent, static_cast<unsigned>(count - sent), MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // Skip the datagram the kernel refused (EAGAIN: send buffer full).
+      Bump(counters_->udp_send_errors);
+      ++sent;
+      continue;
+    }
+    sent += n;
+  }
+}
+
+void UdpListener::SendReply(const resolver::ReplyTarget& to, absl::Span<const uint8_t> answer) {
+  if (closed_) return;
+  ssize_t n;
+  do {
+    n = sendto(fd_, answer.data(), answer.size(), MSG_DONTWAIT, to.peer.sockaddr_ptr(), to.peer.length());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) Bump(counters_->udp_send_errors);
+}
+
+}  // namespace nodedns::server

@@ -1,0 +1,23 @@
+#include "lib/upstream/router.h"
+
+#include "lib/dns/name.h"
+
+namespace nodedns::upstream {
+
+void Router::AddZone(std::string_view zone_wire, UpstreamSet* set) { zones_[dns::Lowercase(zone_wire)] = set; }
+
+UpstreamSet* Router::Route(std::string_view qname_wire) const {
+  std::string name = dns::Lowercase(qname_wire);
+  // Suffixes from the longest (the name itself) to the root: first hit wins.
+  size_t i = 0;
+  while (i < name.size()) {
+    auto it = zones_.find(absl::string_view(name.data() + i, name.size() - i));
+    if (it != zones_.end()) return it->second;
+    uint8_t len = static_cast<uint8_t>(name[i]);
+    if (len == 0) break;
+    i += 1 + len;
+  }
+  return nullptr;
+}
+
+}  // namespace nodedns::upstream

@@ -1,0 +1,195 @@
+#include "lib/upstream/upstream_set.h"
+
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+
+#include "absl/status/status.h"
+#include "lib/upstream/ares_status.h"
+
+namespace nodedns::upstream {
+
+struct UpstreamSet::Poll {
+  uv_poll_t handle;
+  UpstreamSet* owner;
+  ares_socket_t fd;
+};
+
+namespace {
+
+struct PendingSend {
+  UpstreamSet* owner;
+  UpstreamSet::Callback done;
+};
+
+void InitAresOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { ares_library_init(ARES_LIB_INIT_ALL); });
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<UpstreamSet>> UpstreamSet::Create(uv_loop_t* loop, const UpstreamOptions& options) {
+  if (options.servers.empty()) return absl::InvalidArgumentError("upstream set '" + options.name + "' has no servers");
+  InitAresOnce();
+  std::unique_ptr<UpstreamSet> set(new UpstreamSet(loop, options));
+  ares_options opts{};
+  int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_NOROTATE;
+  // NOCHECKRESP: hand SERVFAIL/REFUSED back to us instead of silently trying
+  // the next server, so the resolver sees and counts upstream failures.
+  // STAYOPEN keeps the TCP connection to the upstream across queries.
+  opts.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_STAYOPEN;
+  opts.timeout = static_cast<int>(absl::ToInt64Milliseconds(options.timeout));
+  opts.tries = options.attempts;
+  opts.sock_state_cb = &UpstreamSet::OnSocketState;
+  opts.sock_state_cb_data = set.get();
+  int rc = ares_init_options(&set->channel_, &opts, mask);
+  if (rc != ARES_SUCCESS) return AresStatusToStatus(rc);
+  std::string csv;
+  for (const SocketAddress& s : options.servers) {
+    if (!csv.empty()) csv += ",";
+    csv += s.ToString();
+  }
+  rc = ares_set_servers_ports_csv(set->channel_, csv.c_str());
+  if (rc != ARES_SUCCESS) {
+    absl::Status st = AresStatusToStatus(rc);
+    return absl::Status(st.code(), "upstream servers '" + csv + "': " + std::string(st.message()));
+  }
+  uv_timer_init(loop, &set->timer_);
+  set->timer_.data = set.get();
+  uv_timer_init(loop, &set->defer_timer_);
+  set->defer_timer_.data = set.get();
+  set->timer_initialized_ = true;
+  return set;
+}
+
+UpstreamSet::UpstreamSet(uv_loop_t* loop, const UpstreamOptions& options) : loop_(loop), options_(options) {}
+
+UpstreamSet::~UpstreamSet() {
+  if (channel_ != nullptr) ares_destroy(channel_);  // only if Shutdown was never called
+}
+
+void UpstreamSet::Send(absl::Span<const uint8_t> query, Callback done) {
+  if (shut_down_) {
+    done(absl::CancelledError("upstream set is shut down"), {});
+    return;
+  }
+  ++inflight_;
+  auto* pending = new PendingSend{this, std::move(done)};
+  in_send_ = true;
+  ares_send(channel_, query.data(), static_cast<int>(query.size()), &UpstreamSet::OnAnswer, pending);
+  in_send_ = false;
+  ArmTimer();
+}
+
+void UpstreamSet::OnDeferred(uv_timer_t* timer) {
+  auto* self = static_cast<UpstreamSet*>(timer->data);
+  std::vector<Deferred> batch;
+  batch.swap(self->deferred_);
+  for (Deferred& d : batch) d.done(d.status, d.answer);
+}
+
+void UpstreamSet::OnAnswer(void* arg, int status, int timeouts, unsigned char* abuf, int alen) {
+  std::unique_ptr<PendingSend> pending(static_cast<PendingSend*>(arg));
+  UpstreamSet* self = pending->owner;
+  --self->inflight_;
+  absl::Span<const uint8_t> answer;
+  if (status == ARES_SUCCESS && abuf != nullptr && alen > 0) answer = {abuf, static_cast<size_t>(alen)};
+  if (self->in_send_) {
+    self->deferred_.push_back(
+        Deferred{AresStatusToStatus(status), std::vector<uint8_t>(answer.begin(), answer.end()), std::move(pending->done)});
+    uv_timer_start(&self->defer_timer_, &UpstreamSet::OnDeferred, 0, 0);
+    return;
+  }
+  pending->done(AresStatusToStatus(status), answer);
+}
+
+void UpstreamSet::OnSocketState(void* data, ares_socket_t fd, int readable, int writable) {
+  auto* self = static_cast<UpstreamSet*>(data);
+  auto it = self->polls_.find(fd);
+  if (!readable && !writable) {
+    // c-ares is about to close fd: stop watching it now.
+    if (it == self->polls_.end()) return;
+    Poll* p = it->second;
+    self->polls_.erase(it);
+    uv_poll_stop(&p->handle);
+    uv_close(reinterpret_cast<uv_handle_t*>(&p->handle),
+             [](uv_handle_t* h) { delete static_cast<Poll*>(h->data); });
+    return;
+  }
+  Poll* p;
+  if (it == self->polls_.end()) {
+    p = new Poll{{}, self, fd};
+    if (int rc = uv_poll_init_socket(self->loop_, &p->handle, fd); rc != 0) {
+      spdlog::error("upstream {}: cannot watch socket: {}", self->options_.name, uv_strerror(rc));
+      delete p;
+      return;
+    }
+    p->handle.data = p;
+    self->polls_.emplace(fd, p);
+  } else {
+    p = it->second;
+  }
+  int events = (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0);
+  uv_poll_start(&p->handle, events, &UpstreamSet::OnPoll);
+}
+
+void UpstreamSet::OnPoll(uv_poll_t* handle, int status, int events) {
+  Poll* p = static_cast<Poll*>(handle->data);
+  UpstreamSet* self = p->owner;
+  ares_socket_t fd = p->fd;  // p may be freed by c-ares closing the socket
+  ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
+  if (status < 0) {
+    // Let c-ares find the error on the socket itself.
+    rfd = wfd = fd;
+  } else {
+    if (events & UV_READABLE) rfd = fd;
+    if (events & UV_WRITABLE) wfd = fd;
+  }
+  ares_process_fd(self->channel_, rfd, wfd);
+  self->ArmTimer();
+}
+
+void UpstreamSet::OnTimer(uv_timer_t* timer) {
+  auto* self = static_cast<UpstreamSet*>(timer->data);
+  ares_process_fd(self->channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+  self->ArmTimer();
+}
+
+void UpstreamSet::ArmTimer() {
+  if (shut_down_ || channel_ == nullptr) return;
+  timeval tv{};
+  if (ares_timeout(channel_, nullptr, &tv) == nullptr) {
+    uv_timer_stop(&timer_);
+    return;
+  }
+  uint64_t ms = static_cast<uint64_t>(tv.tv_sec) * 1000 + static_cast<uint64_t>(tv.tv_usec + 999) / 1000;
+  uv_timer_start(&timer_, &UpstreamSet::OnTimer, ms, 0);
+}
+
+void UpstreamSet::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (channel_ != nullptr) {
+    // Runs every pending callback with ARES_EDESTRUCTION and closes sockets
+    // (which closes their polls through OnSocketState).
+    ares_channel ch = channel_;
+    channel_ = nullptr;
+    ares_destroy(ch);
+  }
+  for (auto& [fd, p] : polls_) {
+    uv_poll_stop(&p->handle);
+    uv_close(reinterpret_cast<uv_handle_t*>(&p->handle), [](uv_handle_t* h) { delete static_cast<Poll*>(h->data); });
+  }
+  polls_.clear();
+  if (timer_initialized_) {
+    uv_timer_stop(&timer_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+    uv_timer_stop(&defer_timer_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&defer_timer_), nullptr);
+  }
+  // Deliver what was deferred: every Send gets its callback exactly once.
+  OnDeferred(&defer_timer_);
+}
+
+}  // namespace nodedns::upstream

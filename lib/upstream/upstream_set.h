@@ -1,0 +1,90 @@
+#ifndef NODEDNS_LIB_UPSTREAM_UPSTREAM_SET_H_
+#define NODEDNS_LIB_UPSTREAM_UPSTREAM_SET_H_
+
+// A set of upstream servers for one zone, queried through one c-ares channel
+// driven by a libuv loop: c-ares's socket-state callback starts and stops one
+// uv_poll_t per socket, and one uv_timer_t is armed from ares_timeout().
+//
+// Threading: an UpstreamSet belongs to the thread running its loop; every
+// method, and every callback it makes, runs on that thread.
+// Lifetime: call Shutdown(), let the loop run until its handles are closed
+// (uv_run returns), then destroy the object.
+
+#include <ares.h>
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "lib/common/socket_address.h"
+
+namespace nodedns::upstream {
+
+struct UpstreamOptions {
+  std::string name;                      // for logs, e.g. the zone
+  std::vector<SocketAddress> servers;    // tried in order
+  absl::Duration timeout = absl::Seconds(1);  // per attempt (c-ares doubles it per round)
+  int attempts = 2;
+};
+
+class UpstreamSet {
+ public:
+  // Called exactly once per Send, on the loop thread: with the raw answer
+  // (OK; only answers to the question asked get here, c-ares checks), or with
+  // the translated c-ares error. The span is valid only during the call.
+  using Callback = absl::AnyInvocable<void(const absl::Status&, absl::Span<const uint8_t>)>;
+
+  static absl::StatusOr<std::unique_ptr<UpstreamSet>> Create(uv_loop_t* loop, const UpstreamOptions& options);
+  ~UpstreamSet();
+  UpstreamSet(const UpstreamSet&) = delete;
+  UpstreamSet& operator=(const UpstreamSet&) = delete;
+
+  // Sends a complete DNS query (c-ares replaces its ID). Retries over TCP
+  // when the UDP answer is truncated. `done` never runs inside Send(): an
+  // immediate failure is delivered from the loop, so callers need not be
+  // re-entrant. After Shutdown() it fails with Cancelled.
+  void Send(absl::Span<const uint8_t> query, Callback done);
+  // Cancels what is in flight (callbacks get Cancelled) and closes handles.
+  void Shutdown();
+
+  size_t inflight() const { return inflight_; }
+  const UpstreamOptions& options() const { return options_; }
+
+ private:
+  struct Poll;
+  explicit UpstreamSet(uv_loop_t* loop, const UpstreamOptions& options);
+  static void OnSocketState(void* data, ares_socket_t fd, int readable, int writable);
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnTimer(uv_timer_t* timer);
+  static void OnAnswer(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
+  void ArmTimer();
+  static void OnDeferred(uv_timer_t* timer);
+
+  struct Deferred {
+    absl::Status status;
+    std::vector<uint8_t> answer;
+    Callback done;
+  };
+
+  uv_loop_t* const loop_;
+  const UpstreamOptions options_;
+  ares_channel channel_ = nullptr;
+  uv_timer_t timer_;
+  bool timer_initialized_ = false;
+  uv_timer_t defer_timer_;
+  bool shut_down_ = false;
+  bool in_send_ = false;
+  std::vector<Deferred> deferred_;
+  size_t inflight_ = 0;
+  absl::flat_hash_map<ares_socket_t, Poll*> polls_;
+};
+
+}  // namespace nodedns::upstream
+
+#endif  // NODEDNS_LIB_UPSTREAM_UPSTREAM_SET_H_
