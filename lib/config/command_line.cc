@@ -1,5 +1,6 @@
 #include "lib/config/command_line.h"
 
+#include <algorithm>
 #include <charconv>
 #include <string_view>
 
@@ -56,6 +57,11 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
       cl.version = true;
       continue;
     }
+    static constexpr std::string_view kValueFlags[] = {"--config", "--check-config", "--listen", "--upstream",
+                                                       "--log-level", "--ready-file", "--resolv-conf", "--workers"};
+    if (std::find(std::begin(kValueFlags), std::end(kValueFlags), name) == std::end(kValueFlags)) {
+      return absl::InvalidArgumentError("unknown flag '" + std::string(name) + "' (see --help)");
+    }
     auto v = need_value();
     if (!v.ok()) return v.status();
     if (name == "--config") {
@@ -79,8 +85,6 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
         return absl::InvalidArgumentError("--workers: expected a number from 1 to 64, got '" + *v + "'");
       }
       cl.workers = n;
-    } else {
-      return absl::InvalidArgumentError("unknown flag '" + std::string(name) + "' (see --help)");
     }
   }
   return cl;

@@ -40,7 +40,11 @@ absl::StatusOr<int> OpenBound(const SocketAddress& addr, int type) {
   int fd = socket(addr.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return ErrnoStatus(errno, "socket(" + addr.ToString() + ")");
   int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  // SO_REUSEADDR only for TCP (TIME_WAIT). On UDP it would let us share a
+  // port with an unrelated server that also set it, silently splitting its
+  // traffic; SO_REUSEPORT alone shares only with sockets that opted in (a
+  // successor nodedns of the same user).
+  if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
     int err = errno;
     close(fd);

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "absl/status/status.h"
+#include "lib/dns/constants.h"
 #include "lib/upstream/ares_status.h"
 
 namespace nodedns::upstream {
@@ -34,11 +35,17 @@ absl::StatusOr<std::unique_ptr<UpstreamSet>> UpstreamSet::Create(uv_loop_t* loop
   InitAresOnce();
   std::unique_ptr<UpstreamSet> set(new UpstreamSet(loop, options));
   ares_options opts{};
-  int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_NOROTATE;
+  int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_NOROTATE |
+             ARES_OPT_EDNSPSZ;
   // NOCHECKRESP: hand SERVFAIL/REFUSED back to us instead of silently trying
   // the next server, so the resolver sees and counts upstream failures.
   // STAYOPEN keeps the TCP connection to the upstream across queries.
-  opts.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_STAYOPEN;
+  // EDNS: without it c-ares 1.18 takes any UDP answer over 512 octets for a
+  // truncated one and asks again over TCP. (ares_send leaves our query, whose
+  // last 11 octets are the OPT record, as it is; on FORMERR c-ares strips
+  // exactly those and retries without EDNS.)
+  opts.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_STAYOPEN | ARES_FLAG_EDNS;
+  opts.ednspsz = dns::kDefaultEdnsPayload;
   opts.timeout = static_cast<int>(absl::ToInt64Milliseconds(options.timeout));
   opts.tries = options.attempts;
   opts.sock_state_cb = &UpstreamSet::OnSocketState;

@@ -1,0 +1,192 @@
+#include "lib/config/config.h"
+
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lib/config/command_line.h"
+#include "tests/support/daemon_process.h"
+
+namespace nodedns::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+absl::Status ParseError(const std::string& text) {
+  auto c = ParseConfig(text, "test.toml");
+  EXPECT_FALSE(c.ok()) << text;
+  return c.status();
+}
+
+TEST(ConfigTest, EmbeddedDefaultIsValid) {
+  Config c = DefaultConfig();
+  ASSERT_EQ(c.listen.size(), 1u);
+  EXPECT_EQ(c.listen[0].ToString(), "127.0.0.1:5300");
+  ASSERT_EQ(c.zones.size(), 1u);
+  EXPECT_EQ(c.zones[0].name, ".");
+  EXPECT_TRUE(c.zones[0].use_resolv_conf);
+  EXPECT_EQ(c.cache.max_entries, 100000u);
+  EXPECT_EQ(c.ttl.max_ttl, 86400u);
+  EXPECT_EQ(c.upstream_timeout, absl::Seconds(1));
+  EXPECT_EQ(c.max_udp_size, 1232);
+}
+
+TEST(ConfigTest, ParsesEverySection) {
+  auto c = ParseConfig(R"(
+[server]
+listen = ["127.0.0.1:53", "[::1]:53"]
+workers = 2
+max_udp_size = 1400
+tcp_idle_timeout_ms = 5000
+max_tcp_connections = 10
+max_tcp_pipeline = 8
+[cache]
+max_entries = 5000
+max_bytes = 1048576
+shards = 4
+min_ttl = 5
+max_ttl = 3600
+negative_max_ttl = 300
+[upstream]
+timeout_ms = 250
+attempts = 3
+max_pending = 100
+max_waiters = 50
+[[zone]]
+name = "Cluster.Local"
+servers = ["10.96.0.10"]
+[[zone]]
+name = "."
+servers = ["127.0.0.1:5353", "[::1]:5353"]
+[log]
+level = "debug"
+)", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen.size(), 2u);
+  EXPECT_EQ(c->listen[1].ToString(), "[::1]:53");
+  EXPECT_EQ(c->workers, 2);
+  EXPECT_EQ(c->tcp_idle_timeout, absl::Seconds(5));
+  EXPECT_EQ(c->cache.shards, 4u);
+  EXPECT_EQ(c->ttl.min_ttl, 5u);
+  EXPECT_EQ(c->upstream_timeout, absl::Milliseconds(250));
+  ASSERT_EQ(c->zones.size(), 2u);
+  EXPECT_EQ(c->zones[0].name, "cluster.local.");
+  EXPECT_EQ(c->zones[0].servers[0].ToString(), "10.96.0.10:53");  // default port
+  EXPECT_FALSE(c->zones[1].use_resolv_conf);
+  EXPECT_EQ(c->log_level, "debug");
+}
+
+TEST(ConfigTest, SyntaxErrorHasFileAndLine) {
+  absl::Status s = ParseError("[server]\nworkers = 1\nlisten = [\"127.0.0.1:53\"\n");
+  EXPECT_THAT(std::string(s.message()), HasSubstr("test.toml:"));
+}
+
+TEST(ConfigTest, SemanticErrorsHaveFileLineAndReason) {
+  EXPECT_EQ(std::string(ParseError("[server]\n\nworkers = 0\n").message()),
+            "test.toml:3: 'server.workers' must be between 1 and 64, got 0");
+  EXPECT_EQ(std::string(ParseError("[cache]\nmax_entries = \"many\"\n").message()),
+            "test.toml:2: 'cache.max_entries' must be an integer");
+  EXPECT_EQ(std::string(ParseError("[server]\nlisten = [\"127.0.0.1\"]\n").message()),
+            "test.toml:2: 'server.listen[]': missing port in address '127.0.0.1' (expected ADDR:PORT or [V6ADDR]:PORT)");
+  EXPECT_EQ(std::string(ParseError("[sever]\nworkers = 1\n").message()), "test.toml:1: unknown key 'sever'");
+  EXPECT_EQ(std::string(ParseError("[server]\nworker = 1\n").message()), "test.toml:2: unknown key 'server.worker'");
+  EXPECT_EQ(std::string(ParseError("[log]\nlevel = \"loud\"\n").message()),
+            "test.toml:2: 'log.level' must be one of trace, debug, info, warn, error, critical, off");
+  EXPECT_THAT(std::string(ParseError("[[zone]]\nname = \"a\"\nservers = [\"300.1.1.1\"]\n").message()),
+              HasSubstr("test.toml:3: 'zone.servers[]': invalid IP address '300.1.1.1'"));
+  EXPECT_THAT(std::string(ParseError("[[zone]]\nservers = [\"1.1.1.1\"]\n").message()),
+              HasSubstr("[[zone]] without 'name'"));
+  EXPECT_THAT(std::string(ParseError("[[zone]]\nname=\".\"\nservers=[\"1.1.1.1\"]\n[[zone]]\nname=\".\"\n"
+                                     "servers=[\"1.1.1.1\"]\n").message()),
+              HasSubstr("configured twice"));
+  EXPECT_THAT(std::string(ParseError("[cache]\nmin_ttl = 100\nmax_ttl = 10\n").message()),
+              HasSubstr("min_ttl exceeds"));
+}
+
+TEST(ConfigTest, LoadFileErrors) {
+  testing::TempDir dir;
+  EXPECT_TRUE(absl::IsNotFound(LoadConfigFile(dir.path() + "/missing.toml").status()));
+  std::string path = dir.Write("bad.toml", "[server]\nmax_udp_size = 99999\n");
+  auto c = LoadConfigFile(path);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(std::string(c.status().message()),
+            path + ":2: 'server.max_udp_size' must be between 512 and 4096, got 99999");
+}
+
+TEST(ConfigTest, ResolvConf) {
+  testing::TempDir dir;
+  std::string rc = dir.Write("resolv.conf",
+                             "# comment\nsearch example\nnameserver 127.0.0.2\nnameserver ::1\n"
+                             "nameserver fe80::1%eth0\nnameserver 127.0.0.1\noptions ndots:5\n");
+  auto servers = ReadResolvConf(rc);
+  ASSERT_TRUE(servers.ok());
+  ASSERT_EQ(servers->size(), 3u);
+  EXPECT_EQ((*servers)[0].ToString(), "127.0.0.2:53");
+  EXPECT_EQ((*servers)[1].ToString(), "[::1]:53");
+
+  Config c = DefaultConfig();
+  c.listen = {*SocketAddress::Parse("127.0.0.1:53")};
+  ASSERT_TRUE(ResolveUpstreams(&c, rc).ok());
+  // 127.0.0.1:53 is ourselves: left out to avoid a forwarding loop.
+  ASSERT_EQ(c.zones[0].servers.size(), 2u);
+  EXPECT_EQ(c.zones[0].servers[0].ToString(), "127.0.0.2:53");
+
+  Config empty = DefaultConfig();
+  std::string none = dir.Write("none.conf", "search example\n");
+  EXPECT_FALSE(ResolveUpstreams(&empty, none).ok());
+}
+
+TEST(CommandLineTest, ParsesAndOverrides) {
+  const char* argv[] = {"nodedns", "--listen", "127.0.0.1:5301", "--listen=[::1]:5301", "--upstream",
+                        "127.0.0.9:53", "--log-level", "warn", "--workers", "2", "--ready-file", "/tmp/r"};
+  auto cl = ParseCommandLine(12, argv);
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->listen.size(), 2u);
+  auto c = BuildConfig(*cl);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->listen.size(), 2u);
+  EXPECT_EQ(c->listen[1].ToString(), "[::1]:5301");
+  ASSERT_EQ(c->zones.size(), 1u);
+  EXPECT_EQ(c->zones[0].servers[0].ToString(), "127.0.0.9:53");
+  EXPECT_FALSE(c->zones[0].use_resolv_conf);
+  EXPECT_EQ(c->log_level, "warn");
+  EXPECT_EQ(c->workers, 2);
+  EXPECT_EQ(*cl->ready_file, "/tmp/r");
+}
+
+TEST(CommandLineTest, FlagsOverrideFile) {
+  testing::TempDir dir;
+  std::string path = dir.Write("c.toml", "[server]\nlisten=[\"127.0.0.1:1\"]\n[[zone]]\nname=\".\"\n"
+                                         "servers=[\"127.0.0.3\"]\n[[zone]]\nname=\"cluster.local\"\n"
+                                         "servers=[\"127.0.0.4\"]\n");
+  std::string cfg = "--config=" + path;
+  const char* argv[] = {"nodedns", cfg.c_str(), "--upstream", "127.0.0.5:5353"};
+  auto c = BuildConfig(*ParseCommandLine(4, argv));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen[0].ToString(), "127.0.0.1:1");
+  ASSERT_EQ(c->zones.size(), 2u);
+  EXPECT_EQ(c->zones[0].servers[0].ToString(), "127.0.0.5:5353");  // "." replaced
+  EXPECT_EQ(c->zones[1].servers[0].ToString(), "127.0.0.4:53");    // others kept
+}
+
+TEST(CommandLineTest, ClearErrors) {
+  auto err = [](std::vector<const char*> args) {
+    args.insert(args.begin(), "nodedns");
+    auto cl = ParseCommandLine(static_cast<int>(args.size()), args.data());
+    if (!cl.ok()) return std::string(cl.status().message());
+    auto c = BuildConfig(*cl);
+    return c.ok() ? std::string("ok") : std::string(c.status().message());
+  };
+  EXPECT_EQ(err({"--bogus"}), "unknown flag '--bogus' (see --help)");
+  EXPECT_EQ(err({"--listen"}), "flag --listen needs a value");
+  EXPECT_EQ(err({"--listen", "nonsense", "--upstream", "127.0.0.1"}),
+            "--listen: missing port in address 'nonsense' (expected ADDR:PORT or [V6ADDR]:PORT)");
+  EXPECT_EQ(err({"--upstream", "1.2.3"}), "--upstream: invalid IP address '1.2.3' in '1.2.3'");
+  EXPECT_EQ(err({"--workers", "0"}), "--workers: expected a number from 1 to 64, got '0'");
+  EXPECT_EQ(err({"--log-level", "loud", "--upstream", "127.0.0.1"}),
+            "--log-level: must be one of trace, debug, info, warn, error, critical, off");
+  EXPECT_EQ(err({"stray"}), "unexpected argument 'stray' (see --help)");
+}
+
+}  // namespace
+}  // namespace nodedns::config

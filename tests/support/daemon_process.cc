@@ -1,0 +1,114 @@
+#include "tests/support/daemon_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace nodedns::testing {
+
+std::string NodednsBinary() { return NODEDNS_BINARY; }
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "nodedns-test-XXXXXX").string();
+  char* p = mkdtemp(tmpl.data());
+  path_ = p ? p : "";
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::Write(const std::string& name, const std::string& content) const {
+  std::string file = path_ + "/" + name;
+  std::ofstream(file, std::ios::trunc) << content;
+  return file;
+}
+
+std::unique_ptr<DaemonProcess> DaemonProcess::Start(const std::vector<std::string>& args, bool listen_in_args) {
+  std::unique_ptr<DaemonProcess> d(new DaemonProcess());
+  std::string ready = d->dir_.path() + "/ready";
+  std::string log = d->dir_.path() + "/log";
+  std::vector<std::string> argv_s = {NodednsBinary(), "--ready-file", ready};
+  if (!listen_in_args) {
+    argv_s.push_back("--listen");
+    argv_s.push_back("127.0.0.1:0");
+  }
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  d->pid_ = pid;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (std::filesystem::exists(ready)) {
+      std::ifstream in(ready);
+      std::string line;
+      while (std::getline(in, line)) {
+        if (!line.empty()) d->addresses_.push_back(line);
+      }
+      if (!d->addresses_.empty()) {
+        d->port_ = static_cast<uint16_t>(std::stoi(d->addresses_[0].substr(d->addresses_[0].rfind(':') + 1)));
+        return d;
+      }
+    }
+    if (!d->alive()) return d;  // exited: port() stays 0, log() says why
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return d;
+}
+
+DaemonProcess::~DaemonProcess() {
+  if (pid_ > 0 && alive()) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+bool DaemonProcess::alive() {
+  if (pid_ <= 0 || exit_code_ != -2) return false;
+  int st = 0;
+  pid_t r = waitpid(pid_, &st, WNOHANG);
+  if (r == 0) return true;
+  exit_code_ = (r == pid_ && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
+  return false;
+}
+
+int DaemonProcess::Stop() {
+  if (!alive()) return exit_code_;
+  kill(pid_, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!alive()) return exit_code_;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  exit_code_ = -1;
+  return -1;
+}
+
+std::string DaemonProcess::log() const {
+  std::ifstream in(dir_.path() + "/log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace nodedns::testing

@@ -1,0 +1,77 @@
+#ifndef NODEDNS_TESTS_SUPPORT_FAKE_UPSTREAM_H_
+#define NODEDNS_TESTS_SUPPORT_FAKE_UPSTREAM_H_
+
+// A DNS server the tests control, on 127.0.0.1 (UDP and TCP on the same free
+// port), running on its own thread. Answers:
+//   names starting "nx"      -> NXDOMAIN with an SOA (MINIMUM 60)
+//   names starting "nodata"  -> NOERROR, no answer, SOA
+//   "big*" names             -> 40 A records (too large for 512-octet UDP)
+//   other A / AAAA queries   -> one record, TTL ttl()
+// and misbehaves on demand (mode, delay).
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace nodedns::testing {
+
+class FakeUpstream {
+ public:
+  enum class Mode {
+    kAnswer,          // normal answers
+    kDrop,            // never answer
+    kServFail,        // SERVFAIL
+    kRefused,         // REFUSED
+    kGarbage,         // random bytes
+    kWrongQuestion,   // an answer for another name
+    kWrongThenRight,  // an answer for another name, then the right one 100 ms later
+    kTruncateUdp,     // TC=1 and no records over UDP; full answer over TCP
+  };
+
+  static std::unique_ptr<FakeUpstream> Start();
+  ~FakeUpstream();
+
+  uint16_t port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  void set_mode(Mode m) { mode_ = m; }
+  void set_delay_ms(int ms) { delay_ms_ = ms; }
+  void set_ttl(uint32_t ttl) { ttl_ = ttl; }
+  // The IPv4 address given in A answers.
+  void set_address(uint32_t a) { a_record_ = a; }
+
+  int queries() const { return queries_; }
+  int udp_queries() const { return udp_queries_; }
+  int tcp_queries() const { return tcp_queries_; }
+  // Queries received for `name` ("www.example.com.", any case).
+  int queries_for(const std::string& name) const;
+  void ResetCounts();
+
+ private:
+  FakeUpstream() = default;
+  void Run();
+  // Builds the answer for `mode`; `count` says whether to count the query.
+  std::vector<uint8_t> Respond(const std::vector<uint8_t>& query, bool tcp, Mode mode, bool count, bool* drop);
+  struct Scheduled;
+
+  int udp_fd_ = -1, tcp_fd_ = -1, wake_[2] = {-1, -1};
+  uint16_t port_ = 0;
+  std::atomic<Mode> mode_{Mode::kAnswer};
+  std::atomic<int> delay_ms_{0};
+  std::atomic<uint32_t> ttl_{300};
+  std::atomic<uint32_t> a_record_{0xC0000201};  // 192.0.2.1
+  std::atomic<int> queries_{0}, udp_queries_{0}, tcp_queries_{0};
+  mutable std::mutex mu_;
+  std::map<std::string, int> per_name_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace nodedns::testing
+
+#endif  // NODEDNS_TESTS_SUPPORT_FAKE_UPSTREAM_H_
