@@ -124,8 +124,15 @@ std::string SocketAddress::HostString() const {
 }
 
 std::string SocketAddress::ToString() const {
-  if (storage_.ss_family == AF_INET6) return "[" + HostString() + "]:" + std::to_string(port());
-  return HostString() + ":" + std::to_string(port());
+  // Built with append: GCC 12 warns falsely (-Wrestrict) on chained operator+
+  // (https://gcc.gnu.org/bugzilla/show_bug.cgi?id=105651).
+  std::string out;
+  bool v6 = storage_.ss_family == AF_INET6;
+  if (v6) out.append("[");
+  out.append(HostString());
+  out.append(v6 ? "]:" : ":");
+  out.append(std::to_string(port()));
+  return out;
 }
 
 }  // namespace nodedns
