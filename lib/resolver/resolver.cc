@@ -6,7 +6,7 @@
 
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
-#include "lib/upstream/upstream_set.h"
+#include "lib/upstream/upstream.h"
 
 namespace nodedns::resolver {
 
@@ -145,7 +145,7 @@ void Resolver::StartUpstream(const dns::CacheKey& key, const dns::QueryView& q) 
   dns::Write16(buf + n + 9, 0);
   n += 11;
 
-  upstream::UpstreamSet* set = router_->Route(qname);
+  upstream::Upstream* set = router_->Route(qname);
   Bump(counters_->upstream_queries);
   std::string k(key.view());
   set->Send({buf, n}, [this, k](const absl::Status& status, absl::Span<const uint8_t> answer) {

@@ -12,18 +12,18 @@
 
 namespace nodedns::upstream {
 
-class UpstreamSet;
+class Upstream;
 
 class Router {
  public:
   // `zone_wire` is a wire-format name in any case. `set` is not owned.
-  void AddZone(std::string_view zone_wire, UpstreamSet* set);
+  void AddZone(std::string_view zone_wire, Upstream* set);
   // `qname_wire` is an uncompressed wire name. nullptr when no zone matches
   // (only possible without a root zone).
-  UpstreamSet* Route(std::string_view qname_wire) const;
+  Upstream* Route(std::string_view qname_wire) const;
 
  private:
-  absl::flat_hash_map<std::string, UpstreamSet*> zones_;  // lowercased wire
+  absl::flat_hash_map<std::string, Upstream*> zones_;  // lowercased wire
 };
 
 }  // namespace nodedns::upstream

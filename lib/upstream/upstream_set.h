@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "lib/common/socket_address.h"
+#include "lib/upstream/upstream.h"
 
 namespace nodedns::upstream {
 
@@ -33,15 +34,12 @@ struct UpstreamOptions {
   int attempts = 2;
 };
 
-class UpstreamSet {
+class UpstreamSet final : public Upstream {
  public:
-  // Called exactly once per Send, on the loop thread: with the raw answer
-  // (OK; only answers to the question asked get here, c-ares checks), or with
-  // the translated c-ares error. The span is valid only during the call.
-  using Callback = absl::AnyInvocable<void(const absl::Status&, absl::Span<const uint8_t>)>;
+  // Only answers to the question asked reach the callback (c-ares checks).
 
   static absl::StatusOr<std::unique_ptr<UpstreamSet>> Create(uv_loop_t* loop, const UpstreamOptions& options);
-  ~UpstreamSet();
+  ~UpstreamSet() override;
   UpstreamSet(const UpstreamSet&) = delete;
   UpstreamSet& operator=(const UpstreamSet&) = delete;
 
@@ -49,7 +47,7 @@ class UpstreamSet {
   // when the UDP answer is truncated. `done` never runs inside Send(): an
   // immediate failure is delivered from the loop, so callers need not be
   // re-entrant. After Shutdown() it fails with Cancelled.
-  void Send(absl::Span<const uint8_t> query, Callback done);
+  void Send(absl::Span<const uint8_t> query, Callback done) override;
   // Cancels what is in flight (callbacks get Cancelled) and closes handles.
   void Shutdown();
 

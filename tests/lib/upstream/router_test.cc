@@ -8,10 +8,10 @@ namespace {
 
 TEST(RouterTest, LongestMatchingZoneWins) {
   Router r;
-  auto* root = reinterpret_cast<UpstreamSet*>(0x1);
-  auto* cluster = reinterpret_cast<UpstreamSet*>(0x2);
-  auto* svc = reinterpret_cast<UpstreamSet*>(0x3);
-  auto* reverse = reinterpret_cast<UpstreamSet*>(0x4);
+  auto* root = reinterpret_cast<Upstream*>(0x1);
+  auto* cluster = reinterpret_cast<Upstream*>(0x2);
+  auto* svc = reinterpret_cast<Upstream*>(0x3);
+  auto* reverse = reinterpret_cast<Upstream*>(0x4);
   r.AddZone(*dns::NameFromText("."), root);
   r.AddZone(*dns::NameFromText("Cluster.Local"), cluster);
   r.AddZone(*dns::NameFromText("svc.cluster.local"), svc);
@@ -28,7 +28,7 @@ TEST(RouterTest, LongestMatchingZoneWins) {
 
 TEST(RouterTest, NoRootMeansNoRoute) {
   Router r;
-  r.AddZone(*dns::NameFromText("cluster.local"), reinterpret_cast<UpstreamSet*>(0x2));
+  r.AddZone(*dns::NameFromText("cluster.local"), reinterpret_cast<Upstream*>(0x2));
   EXPECT_EQ(r.Route(*dns::NameFromText("example.com")), nullptr);
 }
 

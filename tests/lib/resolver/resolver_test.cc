@@ -1,0 +1,255 @@
+#include "lib/resolver/resolver.h"
+
+#include <cstdlib>
+#include <deque>
+#include <new>
+
+#include "gtest/gtest.h"
+#include "lib/dns/message.h"
+#include "lib/dns/name.h"
+#include "lib/upstream/upstream.h"
+#include "tests/support/dns_client.h"
+
+// Counts heap allocations made by this thread while g_counting is set, to
+// show that a cache hit allocates nothing.
+namespace {
+thread_local bool g_counting = false;
+thread_local int g_allocations = 0;
+}  // namespace
+
+void* operator new(size_t n) {
+  if (g_counting) ++g_allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+
+namespace nodedns::resolver {
+namespace {
+
+using testing::MakeQuery;
+using testing::QueryOptions;
+
+// An upstream whose answers the test decides, one query at a time.
+class ScriptedUpstream : public upstream::Upstream {
+ public:
+  struct Sent {
+    std::vector<uint8_t> query;
+    Callback done;
+  };
+  void Send(absl::Span<const uint8_t> query, Callback done) override {
+    sent.push_back({std::vector<uint8_t>(query.begin(), query.end()), std::move(done)});
+  }
+  // Answers the oldest query with one A record.
+  void AnswerOldest(uint32_t ttl, uint16_t rcode = dns::kNoError, const char* other_name = nullptr) {
+    Sent s = std::move(sent.front());
+    sent.pop_front();
+    auto q = dns::ParseMessage(s.query);
+    ASSERT_TRUE(q.ok());
+    dns::Message r = *q;
+    r.flags |= dns::kFlagQR | dns::kFlagRA;
+    r.set_rcode(rcode);
+    if (other_name) r.questions[0].name = *dns::NameFromText(other_name);
+    if (rcode == dns::kNoError) {
+      r.answers.push_back({q->questions[0].name, dns::kTypeA, dns::kClassIN, ttl, "\x0a\x00\x00\x07"});
+    }
+    auto wire = dns::WriteMessage(r);
+    s.done(absl::OkStatus(), *wire);
+  }
+  void FailOldest(absl::Status st) {
+    Sent s = std::move(sent.front());
+    sent.pop_front();
+    s.done(st, {});
+  }
+  std::deque<Sent> sent;
+};
+
+class RecordingSink : public ReplySink {
+ public:
+  void SendReply(const ReplyTarget& to, absl::Span<const uint8_t> answer) override {
+    replies.push_back({to.connection, std::vector<uint8_t>(answer.begin(), answer.end())});
+  }
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> replies;
+};
+
+class ResolverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cache_ = *cache::Cache::Create(cache::CacheOptions{});
+    router_.AddZone(*dns::NameFromText("."), &upstream_);
+    Make(ResolverOptions{});
+  }
+  void Make(const ResolverOptions& o) {
+    resolver_ = std::make_unique<Resolver>(o, cache_.get(), &router_, &clock_, &counters_);
+  }
+  // Returns the synchronous answer, or nullopt when the query is pending.
+  std::optional<dns::Message> Ask(const std::string& name, uint64_t conn = 1, QueryOptions o = {}) {
+    auto q = MakeQuery(name, dns::kTypeA, o);
+    ReplyTarget to;
+    to.sink = &sink_;
+    to.connection = conn;
+    size_t n = 0;
+    auto outcome = resolver_->HandleQuery(q.data(), q.size(), to, out_, sizeof(out_), &n);
+    if (outcome == Resolver::Outcome::kPending) return std::nullopt;
+    EXPECT_EQ(outcome, Resolver::Outcome::kAnswered);
+    auto m = dns::ParseMessage({out_, n});
+    EXPECT_TRUE(m.ok());
+    return *m;
+  }
+  dns::Message Reply(size_t i) { return *dns::ParseMessage(sink_.replies.at(i).second); }
+
+  FakeClock clock_;
+  Counters counters_;
+  std::unique_ptr<cache::Cache> cache_;
+  ScriptedUpstream upstream_;
+  upstream::Router router_;
+  RecordingSink sink_;
+  std::unique_ptr<Resolver> resolver_;
+  uint8_t out_[Resolver::kMaxAnswerSize];
+};
+
+TEST_F(ResolverTest, MissGoesUpstreamThenHitsAgeWithTheClock) {
+  EXPECT_FALSE(Ask("www.example"));
+  ASSERT_EQ(upstream_.sent.size(), 1u);
+  // The upstream query: RD, EDNS, lowercased question.
+  auto uq = dns::ParseMessage(upstream_.sent[0].query);
+  ASSERT_TRUE(uq.ok());
+  EXPECT_TRUE(uq->flags & dns::kFlagRD);
+  ASSERT_TRUE(uq->edns);
+  EXPECT_EQ(uq->edns->udp_size, dns::kDefaultEdnsPayload);
+  upstream_.AnswerOldest(300);
+  ASSERT_EQ(sink_.replies.size(), 1u);
+  EXPECT_EQ(Reply(0).answers.at(0).ttl, 300u);
+
+  clock_.Advance(absl::Seconds(100));
+  auto hit = Ask("WWW.example");
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->answers.at(0).ttl, 200u);
+  EXPECT_EQ(dns::NameToText(hit->questions[0].name), "WWW.example.");
+  EXPECT_EQ(counters_.cache_hits.load(), 1u);
+  EXPECT_EQ(counters_.upstream_queries.load(), 1u);
+
+  clock_.Advance(absl::Seconds(200));  // expired: back upstream
+  EXPECT_FALSE(Ask("www.example"));
+  EXPECT_EQ(upstream_.sent.size(), 1u);
+  EXPECT_EQ(counters_.upstream_queries.load(), 2u);
+}
+
+TEST_F(ResolverTest, CacheHitAllocatesNothing) {
+  Ask("hot.example");
+  upstream_.AnswerOldest(300);
+  auto q = MakeQuery("HOT.example", dns::kTypeA);
+  ReplyTarget to;
+  to.sink = &sink_;
+  size_t n = 0;
+  g_allocations = 0;
+  g_counting = true;
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(resolver_->HandleQuery(q.data(), q.size(), to, out_, sizeof(out_), &n), Resolver::Outcome::kAnswered);
+  }
+  g_counting = false;
+  EXPECT_EQ(g_allocations, 0);
+  EXPECT_EQ(counters_.cache_hits.load(), 100u);
+  // Control: the counter does see the allocations of a miss.
+  auto miss = MakeQuery("cold.example", dns::kTypeA);
+  g_counting = true;
+  resolver_->HandleQuery(miss.data(), miss.size(), to, out_, sizeof(out_), &n);
+  g_counting = false;
+  EXPECT_GT(g_allocations, 0);
+}
+
+TEST_F(ResolverTest, IdenticalMissesShareOneUpstreamQuery) {
+  for (int i = 0; i < 50; ++i) {
+    QueryOptions o;
+    o.id = static_cast<uint16_t>(i);
+    EXPECT_FALSE(Ask(i % 2 ? "Same.Example" : "same.example", static_cast<uint64_t>(i), o));
+  }
+  EXPECT_EQ(upstream_.sent.size(), 1u);
+  EXPECT_EQ(counters_.coalesced.load(), 49u);
+  upstream_.AnswerOldest(60);
+  ASSERT_EQ(sink_.replies.size(), 50u);
+  for (int i = 0; i < 50; ++i) {
+    dns::Message m = Reply(static_cast<size_t>(i));
+    EXPECT_EQ(sink_.replies[i].first, static_cast<uint64_t>(i));
+    EXPECT_EQ(m.id, i);
+    EXPECT_EQ(dns::NameToText(m.questions[0].name), i % 2 ? "Same.Example." : "same.example.");
+    EXPECT_EQ(m.answers.size(), 1u);
+  }
+}
+
+TEST_F(ResolverTest, UpstreamFailuresAnswerServfailWithEdeAndCacheNothing) {
+  Ask("t.example");
+  upstream_.FailOldest(absl::DeadlineExceededError("timeout"));
+  dns::Message m = Reply(0);
+  EXPECT_EQ(m.rcode(), dns::kServFail);
+  ASSERT_TRUE(m.edns);
+  EXPECT_EQ(dns::Read16(reinterpret_cast<const uint8_t*>(m.edns->options.at(0).data.data())),
+            dns::kEdeNoReachableAuthority);
+  EXPECT_EQ(counters_.upstream_timeouts.load(), 1u);
+
+  Ask("t.example");
+  upstream_.AnswerOldest(60, dns::kNoError, "other.example");  // wrong question
+  EXPECT_EQ(Reply(1).rcode(), dns::kServFail);
+  EXPECT_EQ(counters_.upstream_mismatched.load(), 1u);
+
+  Ask("t.example");
+  upstream_.AnswerOldest(60, dns::kServFail);
+  EXPECT_EQ(Reply(2).rcode(), dns::kServFail);
+  EXPECT_EQ(counters_.upstream_servfail.load(), 1u);
+  EXPECT_EQ(cache_->entries(), 0u);
+  EXPECT_FALSE(Ask("t.example"));  // still a miss
+}
+
+TEST_F(ResolverTest, LimitsOnPendingAndWaiters) {
+  ResolverOptions o;
+  o.max_pending = 2;
+  o.max_waiters = 3;
+  Make(o);
+  EXPECT_FALSE(Ask("a.example"));
+  EXPECT_FALSE(Ask("b.example"));
+  auto refused = Ask("c.example");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->rcode(), dns::kServFail);
+  EXPECT_EQ(counters_.pending_overflow.load(), 1u);
+  EXPECT_FALSE(Ask("a.example"));
+  EXPECT_FALSE(Ask("a.example"));
+  auto too_many = Ask("a.example");
+  ASSERT_TRUE(too_many);
+  EXPECT_EQ(too_many->rcode(), dns::kServFail);
+  EXPECT_EQ(counters_.waiters_overflow.load(), 1u);
+}
+
+TEST_F(ResolverTest, NoZoneMeansServfail) {
+  upstream::Router only_cluster;
+  only_cluster.AddZone(*dns::NameFromText("cluster.local"), &upstream_);
+  Resolver r(ResolverOptions{}, cache_.get(), &only_cluster, &clock_, &counters_);
+  auto q = MakeQuery("www.example", dns::kTypeA);
+  ReplyTarget to;
+  to.sink = &sink_;
+  size_t n = 0;
+  ASSERT_EQ(r.HandleQuery(q.data(), q.size(), to, out_, sizeof(out_), &n), Resolver::Outcome::kAnswered);
+  EXPECT_EQ(dns::ParseMessage({out_, n})->rcode(), dns::kServFail);
+  EXPECT_EQ(counters_.no_route.load(), 1u);
+  EXPECT_TRUE(upstream_.sent.empty());
+}
+
+TEST_F(ResolverTest, EarlyExitsAreCounted) {
+  ReplyTarget to;
+  to.sink = &sink_;
+  size_t n = 0;
+  uint8_t junk[5] = {1, 2, 3, 4, 5};
+  EXPECT_EQ(resolver_->HandleQuery(junk, sizeof(junk), to, out_, sizeof(out_), &n), Resolver::Outcome::kDropped);
+  auto resp = MakeQuery("x.example", dns::kTypeA);
+  resp[2] |= 0x80;
+  EXPECT_EQ(resolver_->HandleQuery(resp.data(), resp.size(), to, out_, sizeof(out_), &n), Resolver::Outcome::kDropped);
+  auto bad = MakeQuery("x.example", dns::kTypeA, {.edns_version = 3});
+  EXPECT_EQ(resolver_->HandleQuery(bad.data(), bad.size(), to, out_, sizeof(out_), &n), Resolver::Outcome::kAnswered);
+  EXPECT_EQ(counters_.dropped_too_short.load(), 1u);
+  EXPECT_EQ(counters_.dropped_is_response.load(), 1u);
+  EXPECT_EQ(counters_.badvers_sent.load(), 1u);
+  EXPECT_TRUE(upstream_.sent.empty());
+}
+
+}  // namespace
+}  // namespace nodedns::resolver
