@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}      # seconds per throughput run
 ROUNDS=${ROUNDS:-2}           # throughput runs per server, alternating
 RATE=${RATE:-10000}           # queries/s for the latency run
-LAT_SECONDS=${LAT_SECONDS:-5}
+LAT_SECONDS=${LAT_SECONDS:-3}
 WARM_NAMES=${WARM_NAMES:-10000}
 MEM_NAMES=${MEM_NAMES:-100000}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -148,18 +148,30 @@ for _ in $(seq "$ROUNDS"); do
 done
 
 declare -A p50 p99 pmax
-latency() {  # name, port
-  local lat
-  perf "$2" -d "$work/warm.txt" -l "$LAT_SECONDS" -Q "$RATE" -v | awk '/^> NOERROR/ {print $5 * 1e6}' | sort -g >"$work/lat.$1"
+latency_run() {  # name, port: appends per-query latencies (us) to $work/lat.name
+  perf "$2" -d "$work/warm.txt" -l "$LAT_SECONDS" -Q "$RATE" -v | awk '/^> NOERROR/ {print $5 * 1e6}' >>"$work/lat.$1"
+}
+percentiles() {  # name
   local n
+  sort -g -o "$work/lat.$1" "$work/lat.$1"
   n=$(wc -l <"$work/lat.$1")
   p50[$1]=$(awk -v n="$n" 'NR == int(n * 0.50) + 1 {print; exit}' "$work/lat.$1")
   p99[$1]=$(awk -v n="$n" 'NR == int(n * 0.99) + 1 {print; exit}' "$work/lat.$1")
   pmax[$1]=$(tail -n 1 "$work/lat.$1")
 }
-echo "latency at $RATE qps for ${LAT_SECONDS}s..."
-latency nodedns "$nd_port"
-latency unbound "$ub_port"
+# Short runs, alternating which server goes first, pooled per server: the
+# tail is sensitive to whatever else the machine does at that moment.
+echo "latency at $RATE qps: $ROUNDS x 2 runs of ${LAT_SECONDS}s per server, alternating..."
+for r in $(seq "$ROUNDS"); do
+  if [ $((r % 2)) -eq 1 ]; then
+    latency_run nodedns "$nd_port"; latency_run unbound "$ub_port"
+  else
+    latency_run unbound "$ub_port"; latency_run nodedns "$nd_port"
+  fi
+  latency_run unbound "$ub_port"; latency_run nodedns "$nd_port"
+done
+percentiles nodedns
+percentiles unbound
 
 declare -A perentry
 memory() {  # name, port, pid

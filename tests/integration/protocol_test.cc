@@ -2,6 +2,7 @@
 // early exits, TCP framing and pipelining, limits, shutdown, start-up errors.
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -32,7 +33,7 @@ class ProtocolTest : public ::testing::Test {
   }
   void StartDaemon(const std::string& extra_config = "") {
     std::string cfg = dir_.Write("c.toml", extra_config);
-    daemon_ = DaemonProcess::Start({"--config", cfg, "--upstream", upstream_->address(), "--log-level", "warn"});
+    daemon_ = DaemonProcess::Start({"--config", cfg, "--upstream", upstream_->address(), "--log-level", "info"});
     ASSERT_NE(daemon_->port(), 0) << daemon_->log();
   }
   void TearDown() override {
@@ -205,6 +206,14 @@ TEST_F(ProtocolTest, GracefulShutdownAnswersQueriesInFlight) {
   dns::Message m = Parse(*answer);
   EXPECT_EQ(m.rcode(), dns::kNoError);
   EXPECT_EQ(m.answers.size(), 1u);
+}
+
+TEST_F(ProtocolTest, SigintStopsCleanlyToo) {
+  StartDaemon();
+  ExpectStillServing();
+  EXPECT_EQ(daemon_->Stop(SIGINT), 0) << daemon_->log();
+  EXPECT_THAT(daemon_->log(), HasSubstr("signal 2 received: shutting down"));
+  EXPECT_THAT(daemon_->log(), HasSubstr("stopped"));
 }
 
 TEST_F(ProtocolTest, ListensOnSeveralAddressesIncludingIpv6) {

@@ -90,9 +90,9 @@ bool DaemonProcess::alive() {
   return false;
 }
 
-int DaemonProcess::Stop() {
+int DaemonProcess::Stop(int signal) {
   if (!alive()) return exit_code_;
-  kill(pid_, SIGTERM);
+  kill(pid_, signal);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!alive()) return exit_code_;

@@ -35,9 +35,9 @@ class DaemonProcess {
   uint16_t port() const { return port_; }
   const std::vector<std::string>& addresses() const { return addresses_; }
   bool alive();
-  // SIGTERM, then waits (up to 20 s); returns the exit code, or -1 on a
-  // signal or timeout (then it is killed).
-  int Stop();
+  // Sends `signal` (SIGTERM by default), then waits (up to 20 s); returns
+  // the exit code, or -1 on a signal or timeout (then it is killed).
+  int Stop(int signal = 15);
   std::string log() const;
 
  private:
