@@ -14,19 +14,7 @@ uint16_t AnswerFlags(uint16_t image_flags, const QueryView& q) {
 }
 
 size_t AppendOpt(uint8_t* out, const QueryView& q, const RenderParams& p) {
-  out[0] = 0;
-  Write16(out + 1, kTypeOPT);
-  Write16(out + 3, p.server_udp_size);
-  Write32(out + 5, q.dnssec_ok ? kEdnsDoBit : 0);
-  if (p.ede_code < 0) {
-    Write16(out + 9, 0);
-    return 11;
-  }
-  Write16(out + 9, 6);
-  Write16(out + 11, kOptionExtendedError);
-  Write16(out + 13, 2);
-  Write16(out + 15, static_cast<uint16_t>(p.ede_code));
-  return 17;
+  return WriteOpt(out, p.server_udp_size, 0, q.dnssec_ok, p.ede_code);
 }
 
 size_t Truncate(uint8_t* out, const QueryView& q, const RenderParams& p) {

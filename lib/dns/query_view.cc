@@ -29,7 +29,9 @@ bool SkipName(const uint8_t* d, size_t len, size_t* pos) {
   }
 }
 
-size_t PutOpt(uint8_t* out, uint16_t udp_size, uint8_t ext_rcode, bool dnssec_ok, int ede_code) {
+}  // namespace
+
+size_t WriteOpt(uint8_t* out, uint16_t udp_size, uint8_t ext_rcode, bool dnssec_ok, int ede_code) {
   out[0] = 0;
   Write16(out + 1, kTypeOPT);
   Write16(out + 3, udp_size);
@@ -44,8 +46,6 @@ size_t PutOpt(uint8_t* out, uint16_t udp_size, uint8_t ext_rcode, bool dnssec_ok
   Write16(out + 15, static_cast<uint16_t>(ede_code));
   return 17;
 }
-
-}  // namespace
 
 QueryCheck InspectQuery(const uint8_t* d, size_t len, QueryView* q) {
   *q = QueryView{};
@@ -130,7 +130,7 @@ size_t WriteErrorAnswer(const uint8_t* query, size_t query_len, const QueryView*
     n += question_len;
   }
   if (edns) {
-    n += PutOpt(out + n, server_udp_size, static_cast<uint8_t>(rcode >> 4), q->dnssec_ok, ede_code);
+    n += WriteOpt(out + n, server_udp_size, static_cast<uint8_t>(rcode >> 4), q->dnssec_ok, ede_code);
   }
   return n;
 }

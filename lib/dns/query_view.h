@@ -66,6 +66,11 @@ inline void MakeCacheKey(const uint8_t* query, const QueryView& q, CacheKey* out
   MakeCacheKey(query + kHeaderSize, q.qname_len, q.qtype, q.qclass, q.dnssec_ok, q.cd(), out);
 }
 
+// Writes an OPT record (RFC 6891) at `out`: our UDP size, the upper rcode
+// bits, DO, and one EDE option when ede_code >= 0. Needs 17 octets; returns
+// the length written (11 or 17).
+size_t WriteOpt(uint8_t* out, uint16_t udp_size, uint8_t extended_rcode, bool dnssec_ok, int ede_code);
+
 // Writes an answer with no records and the given rcode for `query` into out:
 // the client's ID, opcode, RD and CD, RA set, the question when `q` is known
 // to be well-formed (else none), and an OPT record when the query had one

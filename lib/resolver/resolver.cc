@@ -138,12 +138,7 @@ void Resolver::StartUpstream(const dns::CacheKey& key, const dns::QueryView& q) 
   dns::Write16(buf + n, q.qtype);
   dns::Write16(buf + n + 2, q.qclass);
   n += 4;
-  buf[n] = 0;
-  dns::Write16(buf + n + 1, dns::kTypeOPT);
-  dns::Write16(buf + n + 3, dns::kDefaultEdnsPayload);
-  dns::Write32(buf + n + 5, q.dnssec_ok ? dns::kEdnsDoBit : 0);
-  dns::Write16(buf + n + 9, 0);
-  n += 11;
+  n += dns::WriteOpt(buf + n, dns::kDefaultEdnsPayload, 0, q.dnssec_ok, -1);
 
   upstream::Upstream* set = router_->Route(qname);
   Bump(counters_->upstream_queries);

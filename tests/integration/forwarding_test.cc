@@ -105,12 +105,8 @@ TEST_F(ForwardingTest, ConcurrentIdenticalMissesMakeOneUpstreamQuery) {
   constexpr int kClients = 200;
   std::vector<int> fds;
   for (int i = 0; i < kClients; ++i) {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(daemon_->port());
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    int fd = ConnectLoopback(SOCK_DGRAM, daemon_->port());
+    ASSERT_GE(fd, 0);
     QueryOptions o;
     o.id = static_cast<uint16_t>(1000 + i);
     // Every client spells the name its own way; each gets its own case back.

@@ -146,12 +146,8 @@ TEST_F(ProtocolTest, TcpPipelinedQueriesEachGetTheirOwnAnswer) {
 
 TEST_F(ProtocolTest, TcpBadFrameClosesOnlyThatConnection) {
   StartDaemon();
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(daemon_->port());
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  int fd = ConnectLoopback(SOCK_STREAM, daemon_->port());
+  ASSERT_GE(fd, 0);
   uint8_t bad[] = {0, 3, 1, 2, 3};
   ASSERT_EQ(write(fd, bad, sizeof(bad)), 5);
   pollfd p{fd, POLLIN, 0};
@@ -165,12 +161,8 @@ TEST_F(ProtocolTest, TcpBadFrameClosesOnlyThatConnection) {
 TEST_F(ProtocolTest, TcpIdleTimeoutAndConnectionCap) {
   StartDaemon("[server]\ntcp_idle_timeout_ms = 300\nmax_tcp_connections = 2\n");
   auto connect_one = [&]() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(daemon_->port());
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    int fd = ConnectLoopback(SOCK_STREAM, daemon_->port());
+    EXPECT_GE(fd, 0);
     return fd;
   };
   auto closed_within = [](int fd, int ms) {

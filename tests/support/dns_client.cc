@@ -67,6 +67,8 @@ bool ReadFull(int fd, uint8_t* out, size_t n, std::chrono::steady_clock::time_po
 
 }  // namespace
 
+int ConnectLoopback(int type, uint16_t port) { return Connect("127.0.0.1", port, type); }
+
 std::optional<std::vector<uint8_t>> UdpExchange(const std::string& host, uint16_t port,
                                                 const std::vector<uint8_t>& query, int timeout_ms) {
   int fd = Connect(host, port, SOCK_DGRAM);

@@ -24,6 +24,10 @@ struct QueryOptions {
 
 std::vector<uint8_t> MakeQuery(const std::string& name, uint16_t type, const QueryOptions& o = {});
 
+// A socket of `type` (SOCK_DGRAM, SOCK_STREAM) connected to 127.0.0.1:port,
+// or -1.
+int ConnectLoopback(int type, uint16_t port);
+
 // Sends one datagram to host:port and waits for one answer.
 std::optional<std::vector<uint8_t>> UdpExchange(const std::string& host, uint16_t port,
                                                 const std::vector<uint8_t>& query, int timeout_ms = 2000);
