@@ -17,6 +17,7 @@ struct Cache::Entry {
   int64_t inserted_ms = 0;
   int64_t expires_ms = 0;
   int64_t stale_until_ms = 0;
+  int64_t refresh_failed_ms = INT64_MIN;
   uint16_t key_len = 0;
   uint16_t image_len = 0;
   uint16_t num_ttls = 0;
@@ -148,12 +149,15 @@ LookupStatus Cache::Lookup(std::string_view key, absl::Time now, uint8_t* out, s
     inserted_ms = e->inserted_ms;
     expires_ms = e->expires_ms;
     info->stale_until = absl::FromUnixMillis(e->stale_until_ms);
+    info->refresh_failed_at =
+        e->refresh_failed_ms == INT64_MIN ? absl::InfinitePast() : absl::FromUnixMillis(e->refresh_failed_ms);
     if (s.head != e) {
       s.UnlinkLocked(e);
       s.PushFrontLocked(e);
     }
   }
   info->expires_at = absl::FromUnixMillis(expires_ms);
+  info->inserted_at = absl::FromUnixMillis(inserted_ms);
   info->age_seconds = now_ms > inserted_ms ? static_cast<uint32_t>((now_ms - inserted_ms) / 1000) : 0;
   if (now_ms < expires_ms) {
     info->stale_seconds = 0;
@@ -163,12 +167,19 @@ LookupStatus Cache::Lookup(std::string_view key, absl::Time now, uint8_t* out, s
   return LookupStatus::kStale;
 }
 
-bool Cache::Insert(std::string_view key, const dns::CacheImage& image, absl::Time now) {
-  return InsertWithDeadlines(key, image, now, now + absl::Seconds(image.ttl), now);
+bool Cache::Insert(std::string_view key, const dns::CacheImage& image, absl::Time now, absl::Duration max_stale) {
+  return InsertWithDeadlines(key, image, now, now + absl::Seconds(image.ttl), now, max_stale);
+}
+
+void Cache::MarkRefreshFailed(std::string_view key, absl::Time now) {
+  Shard& s = ShardFor(key);
+  absl::MutexLock lock(&s.mu);
+  auto it = s.index.find(key);
+  if (it != s.index.end()) it->second->refresh_failed_ms = ToMs(now);
 }
 
 bool Cache::InsertWithDeadlines(std::string_view key, const dns::CacheImage& image, absl::Time inserted_at,
-                                absl::Time expires_at, absl::Time now) {
+                                absl::Time expires_at, absl::Time now, absl::Duration max_stale) {
   if (!image.cacheable || key.empty() || key.size() > 0xFFFF || image.wire.size() > 0xFFFF ||
       image.ttl_offsets.size() > dns::kMaxImageRecords) {
     return false;
@@ -180,7 +191,7 @@ bool Cache::InsertWithDeadlines(std::string_view key, const dns::CacheImage& ima
     counters_.rejected_too_large.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
-  absl::Time stale_until = expires_at + options_.max_stale;
+  absl::Time stale_until = expires_at + max_stale;
   if (now >= stale_until && now >= expires_at) return false;
   Entry* e = Entry::New(key, image);
   e->inserted_ms = ToMs(inserted_at);

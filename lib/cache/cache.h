@@ -29,9 +29,6 @@ struct CacheOptions {
   size_t max_entries = 100'000;
   size_t max_bytes = 64ull << 20;
   size_t shards = 16;
-  // How long past expiry an entry is kept (and may be served stale by the
-  // resolver). 0 keeps nothing past expiry.
-  absl::Duration max_stale = absl::ZeroDuration();
 };
 
 enum class LookupStatus : uint8_t { kMiss, kFresh, kStale };
@@ -47,8 +44,10 @@ struct HitInfo {
   dns::AnswerKind kind = dns::AnswerKind::kOther;
   uint32_t age_seconds = 0;        // since the answer was stored
   uint32_t stale_seconds = 0;      // since it expired (kStale only)
+  absl::Time inserted_at;
   absl::Time expires_at;
   absl::Time stale_until;
+  absl::Time refresh_failed_at;    // last failed refresh, InfinitePast if none
 };
 
 // A read-only description of an entry, for dump/snapshot/tests.
@@ -69,13 +68,17 @@ class Cache {
   // Copies the entry's image into out[0, cap) when it fits.
   LookupStatus Lookup(std::string_view key, absl::Time now, uint8_t* out, size_t cap, HitInfo* info);
 
-  // Stores (or replaces) the answer for `key`, fresh until now + image.ttl.
+  // Stores (or replaces) the answer for `key`, fresh until now + image.ttl
+  // and kept max_stale longer (RFC 8767: it may be served stale until then).
   // Images that are not cacheable, or larger than a shard may hold, are
   // ignored. Returns true if stored.
-  bool Insert(std::string_view key, const dns::CacheImage& image, absl::Time now);
+  bool Insert(std::string_view key, const dns::CacheImage& image, absl::Time now,
+              absl::Duration max_stale = absl::ZeroDuration());
   // Stores an entry with explicit deadlines (snapshot load).
   bool InsertWithDeadlines(std::string_view key, const dns::CacheImage& image, absl::Time inserted_at,
-                           absl::Time expires_at, absl::Time now);
+                           absl::Time expires_at, absl::Time now, absl::Duration max_stale);
+  // Records that a refresh of `key` failed at `now` (RFC 8767 failure recheck).
+  void MarkRefreshFailed(std::string_view key, absl::Time now);
 
   bool Erase(std::string_view key);
   void Clear();

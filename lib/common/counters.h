@@ -39,6 +39,21 @@
   X(upstream_mismatched, "Upstream answers for another question, rejected")                        \
   X(upstream_servfail, "Upstream answers with rcode SERVFAIL or REFUSED")                          \
   X(cache_inserts, "Answers stored in the cache")                                                  \
+  X(stale_answers_timeout, "Stale answers: the refresh missed the client timeout")                 \
+  X(stale_answers_failure, "Stale answers: the refresh failed, recently failed, or the zone is degraded") \
+  X(stale_answers_breaker, "Stale answers: every server of the zone has its breaker open")          \
+  X(stale_answers_over_cap, "Stale answers: the refresh was refused by the upstream caps")          \
+  X(refreshes, "Refreshes of expired entries sent upstream")                                       \
+  X(refresh_failures, "Refreshes that failed (the entry is kept; recheck after the failure window)") \
+  X(prefetches, "Refreshes of popular entries sent before they expired")                           \
+  X(servfail_cached, "Answers from a briefly cached SERVFAIL (RFC 2308 7)")                        \
+  X(servfail_unreachable, "Misses answered SERVFAIL at once because no server of the zone was usable") \
+  X(last_known_good_kept, "Negative answers not stored over a positive entry while the zone was unhealthy") \
+  X(upstream_refused_cap, "Queries the caps kept from the upstream (max_qps, max_inflight)")        \
+  X(upstream_failovers, "Queries resent to another server of the zone after a failure")            \
+  X(breaker_opened, "Circuit breakers that opened")                                                \
+  X(breaker_closed, "Circuit breakers that closed again")                                          \
+  X(probes_sent, "Probe queries sent to servers with an open breaker")                             \
   X(udp_send_errors, "UDP answers the kernel refused to send")                                     \
   X(tcp_accepted, "TCP connections accepted")                                                      \
   X(tcp_rejected, "TCP connections closed at once because max_tcp_connections were open")          \
@@ -49,10 +64,17 @@
 
 namespace nodedns {
 
+// Age of the stale data served (seconds past expiry), as a cumulative-ready
+// histogram with fixed upper bounds; the last bucket is +Inf.
+inline constexpr double kStaleAgeBounds[] = {1, 5, 30, 60, 300, 1800, 3600, 21600, 86400, 259200};
+inline constexpr size_t kStaleAgeBuckets = sizeof(kStaleAgeBounds) / sizeof(kStaleAgeBounds[0]) + 1;
+
 struct Counters {
 #define NODEDNS_DECLARE_COUNTER(name, help) std::atomic<uint64_t> name{0};
   NODEDNS_COUNTERS(NODEDNS_DECLARE_COUNTER)
 #undef NODEDNS_DECLARE_COUNTER
+  std::atomic<uint64_t> stale_age_buckets[kStaleAgeBuckets] = {};
+  std::atomic<uint64_t> stale_age_sum_seconds{0};
 };
 
 // A plain copy of counter values, for summing workers and for export.
@@ -61,10 +83,17 @@ struct CounterValues {
   NODEDNS_COUNTERS(NODEDNS_DECLARE_VALUE)
 #undef NODEDNS_DECLARE_VALUE
 
+  uint64_t stale_age_buckets[kStaleAgeBuckets] = {};
+  uint64_t stale_age_sum_seconds = 0;
+
   void Add(const Counters& c) {
 #define NODEDNS_ADD_COUNTER(name, help) name += c.name.load(std::memory_order_relaxed);
     NODEDNS_COUNTERS(NODEDNS_ADD_COUNTER)
 #undef NODEDNS_ADD_COUNTER
+    for (size_t i = 0; i < kStaleAgeBuckets; ++i) {
+      stale_age_buckets[i] += c.stale_age_buckets[i].load(std::memory_order_relaxed);
+    }
+    stale_age_sum_seconds += c.stale_age_sum_seconds.load(std::memory_order_relaxed);
   }
   // Calls fn(name, help, value) for every counter, in declaration order.
   template <typename Fn>
@@ -78,6 +107,13 @@ struct CounterValues {
 // Adds one, from the owning thread only.
 inline void Bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+inline void RecordStaleAge(Counters& c, uint32_t seconds) {
+  size_t i = 0;
+  while (i < kStaleAgeBuckets - 1 && seconds > kStaleAgeBounds[i]) ++i;
+  Bump(c.stale_age_buckets[i]);
+  Bump(c.stale_age_sum_seconds, seconds);
 }
 
 }  // namespace nodedns

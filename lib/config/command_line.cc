@@ -100,7 +100,8 @@ absl::Status ApplyOverrides(const CommandLine& cl, Config* c) {
     }
   }
   if (!cl.upstream.empty()) {
-    ZoneConfig root{".", {}, false};
+    ZoneConfig root;
+    root.name = ".";
     for (const std::string& u : cl.upstream) {
       auto a = SocketAddress::Parse(u, 53);
       if (!a.ok()) return absl::InvalidArgumentError("--upstream: " + std::string(a.status().message()));
@@ -109,7 +110,8 @@ absl::Status ApplyOverrides(const CommandLine& cl, Config* c) {
     bool replaced = false;
     for (ZoneConfig& z : c->zones) {
       if (z.name == ".") {
-        z = root;
+        z.servers = root.servers;  // keeps the zone's other settings
+        z.use_resolv_conf = false;
         replaced = true;
       }
     }

@@ -34,6 +34,12 @@ class Reader {
     return x;
   }
 
+  absl::StatusOr<bool> Bool(const toml::node& n, const std::string& key) const {
+    const auto* v = n.as_boolean();
+    if (v == nullptr) return Error(n.source(), "'" + key + "' must be true or false");
+    return v->get();
+  }
+
   absl::StatusOr<std::string> String(const toml::node& n, const std::string& key) const {
     const auto* v = n.as_string();
     if (v == nullptr) return Error(n.source(), "'" + key + "' must be a string");
@@ -91,6 +97,24 @@ Reader::Handler IntInto(const Reader& r, T* dst, int64_t min, int64_t max) {
   };
 }
 
+Reader::Handler BoolInto(const Reader& r, bool* dst) {
+  return [&r, dst](const toml::node& n, const std::string& key) -> absl::Status {
+    auto v = r.Bool(n, key);
+    if (!v.ok()) return v.status();
+    *dst = *v;
+    return absl::OkStatus();
+  };
+}
+
+Reader::Handler SecondsInto(const Reader& r, absl::Duration* dst, int64_t min, int64_t max) {
+  return [&r, dst, min, max](const toml::node& n, const std::string& key) -> absl::Status {
+    auto v = r.Int(n, key, min, max);
+    if (!v.ok()) return v.status();
+    *dst = absl::Seconds(*v);
+    return absl::OkStatus();
+  };
+}
+
 Reader::Handler MillisInto(const Reader& r, absl::Duration* dst, int64_t min, int64_t max) {
   return [&r, dst, min, max](const toml::node& n, const std::string& key) -> absl::Status {
     auto v = r.Int(n, key, min, max);
@@ -134,6 +158,8 @@ absl::Status ParseZone(const Reader& r, const toml::node& node, Config* c) {
          have_servers = true;
          return absl::OkStatus();
        }},
+      {"max_stale", SecondsInto(r, &z.max_stale, 0, 7 * 86400)},
+      {"last_known_good", BoolInto(r, &z.last_known_good)},
   });
   if (!s.ok()) return s;
   if (!have_name) return r.Error(node.source(), "[[zone]] without 'name'");
@@ -179,12 +205,27 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
           {"min_ttl", IntInto(r, &c->ttl.min_ttl, 0, 86400)},
           {"max_ttl", IntInto(r, &c->ttl.max_ttl, 0, 7 * 86400)},
           {"negative_max_ttl", IntInto(r, &c->ttl.negative_max_ttl, 0, 7 * 86400)},
+          {"prefetch", BoolInto(r, &c->prefetch)},
+          {"prefetch_threshold_percent", IntInto(r, &c->prefetch_threshold_percent, 1, 50)},
+      })},
+      {"serve_stale", section("serve_stale", {
+          {"client_timeout_ms", MillisInto(r, &c->client_timeout, 0, 10'000)},
+          {"reply_ttl", IntInto(r, &c->stale_reply_ttl, 0, 3600)},
+          {"failure_recheck_ms", MillisInto(r, &c->failure_recheck, 0, 3'600'000)},
+          {"servfail_ttl", SecondsInto(r, &c->servfail_ttl, 0, 300)},
       })},
       {"upstream", section("upstream", {
           {"timeout_ms", MillisInto(r, &c->upstream_timeout, 10, 60'000)},
           {"attempts", IntInto(r, &c->upstream_attempts, 1, 10)},
           {"max_pending", IntInto(r, &c->max_pending, 1, 1'000'000)},
           {"max_waiters", IntInto(r, &c->max_waiters, 1, 100'000)},
+          {"max_qps", IntInto(r, &c->max_qps, 0, 10'000'000)},
+          {"max_inflight", IntInto(r, &c->max_inflight, 0, 1'000'000)},
+          {"breaker_failures", IntInto(r, &c->breaker_failures, 1, 1000)},
+          {"probe_min_ms", MillisInto(r, &c->probe_min, 10, 60'000)},
+          {"probe_max_ms", MillisInto(r, &c->probe_max, 10, 600'000)},
+          {"probe_timeout_ms", MillisInto(r, &c->probe_timeout, 10, 60'000)},
+          {"degraded_hold_ms", MillisInto(r, &c->degraded_hold, 0, 600'000)},
       })},
       {"zone", [&](const toml::node& n, const std::string&) -> absl::Status {
          const auto* arr = n.as_array();
@@ -318,6 +359,10 @@ absl::Status Validate(const Config& c) {
     return absl::InvalidArgumentError("cache.max_bytes must be at least 4096 * cache.shards");
   }
   if (c.ttl.min_ttl > c.ttl.max_ttl) return absl::InvalidArgumentError("cache.min_ttl exceeds cache.max_ttl");
+  if (c.probe_min > c.probe_max) return absl::InvalidArgumentError("upstream.probe_min_ms exceeds upstream.probe_max_ms");
+  for (const ZoneConfig& z : c.zones) {
+    if (z.servers.size() > 32) return absl::InvalidArgumentError("zone '" + z.name + "' has more than 32 servers");
+  }
   return absl::OkStatus();
 }
 

@@ -24,6 +24,8 @@ struct ZoneConfig {
   std::string name;  // presentation form, always ending in "."
   std::vector<SocketAddress> servers;
   bool use_resolv_conf = false;  // servers come from /etc/resolv.conf
+  absl::Duration max_stale = absl::Hours(24);  // 0: no stale serving for the zone
+  bool last_known_good = false;
 };
 
 struct Config {
@@ -42,6 +44,21 @@ struct Config {
   int upstream_attempts = 2;
   int max_pending = 10000;
   int max_waiters = 1000;
+  int max_qps = 2000;
+  int max_inflight = 1000;
+  int breaker_failures = 3;
+  absl::Duration probe_min = absl::Milliseconds(200);
+  absl::Duration probe_max = absl::Seconds(1);
+  absl::Duration probe_timeout = absl::Milliseconds(500);
+  absl::Duration degraded_hold = absl::Seconds(5);
+  // [serve_stale]
+  absl::Duration client_timeout = absl::ZeroDuration();  // 0: adaptive
+  int stale_reply_ttl = 30;
+  absl::Duration failure_recheck = absl::Seconds(30);
+  absl::Duration servfail_ttl = absl::Seconds(5);
+  // [cache] prefetch
+  bool prefetch = true;
+  int prefetch_threshold_percent = 10;
   // [[zone]]
   std::vector<ZoneConfig> zones;
   // [log]

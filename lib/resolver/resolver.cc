@@ -6,16 +6,37 @@
 
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
-#include "lib/upstream/upstream.h"
 
 namespace nodedns::resolver {
 
 using dns::QueryCheck;
+using upstream::Health;
+using upstream::Priority;
+using upstream::SendResult;
+
+namespace {
+
+std::string_view KeyQname(std::string_view key) { return key.substr(0, key.size() - 5); }
+uint16_t KeyQtype(std::string_view key) { return dns::Read16(reinterpret_cast<const uint8_t*>(key.data()) + key.size() - 5); }
+uint16_t KeyQclass(std::string_view key) { return dns::Read16(reinterpret_cast<const uint8_t*>(key.data()) + key.size() - 3); }
+bool KeyDo(std::string_view key) { return (key.back() & 1) != 0; }
+bool KeyCd(std::string_view key) { return (key.back() & 2) != 0; }
+
+bool IsNegative(dns::AnswerKind k) { return k == dns::AnswerKind::kNxDomain || k == dns::AnswerKind::kNoData; }
+
+}  // namespace
 
 Resolver::Resolver(const ResolverOptions& options, cache::Cache* cache, upstream::Router* router,
-                   const Clock* clock, Counters* counters)
-    : options_(options), cache_(cache), router_(router), clock_(clock), counters_(counters),
-      reply_buf_(kMaxAnswerSize) {}
+                   const Clock* clock, TimerQueue* timers, Counters* counters, uint32_t seed)
+    : options_(options), cache_(cache), router_(router), clock_(clock), timers_(timers), counters_(counters),
+      rng_(seed), reply_buf_(kMaxAnswerSize), entry_buf_(kMaxAnswerSize) {}
+
+Resolver::~Resolver() {
+  for (auto& [key, id] : prefetch_scheduled_) timers_->Cancel(id);
+  for (auto& [key, p] : pending_) {
+    if (p->stale_timer) timers_->Cancel(p->stale_timer);
+  }
+}
 
 void Resolver::CountAnswer(const uint8_t* answer, bool truncated) {
   switch (dns::Read16(answer + 2) & dns::kRcodeMask) {
@@ -27,6 +48,16 @@ void Resolver::CountAnswer(const uint8_t* answer, bool truncated) {
   if (truncated) Bump(counters_->answers_truncated);
 }
 
+void Resolver::CountStale(StaleReason reason, uint32_t stale_seconds) {
+  switch (reason) {
+    case StaleReason::kTimeout: Bump(counters_->stale_answers_timeout); break;
+    case StaleReason::kFailure: Bump(counters_->stale_answers_failure); break;
+    case StaleReason::kBreaker: Bump(counters_->stale_answers_breaker); break;
+    case StaleReason::kOverCap: Bump(counters_->stale_answers_over_cap); break;
+  }
+  RecordStaleAge(*counters_, stale_seconds);
+}
+
 size_t Resolver::Error(const uint8_t* query, size_t len, const dns::QueryView* q, uint16_t rcode, int ede,
                        uint8_t* out, size_t cap) {
   size_t n = dns::WriteErrorAnswer(query, len, q, rcode, ede, options_.max_udp_size, out, cap);
@@ -34,10 +65,13 @@ size_t Resolver::Error(const uint8_t* query, size_t len, const dns::QueryView* q
   return n;
 }
 
-size_t Resolver::AnswerFromImage(const uint8_t* query, const dns::QueryView& q, bool tcp, uint8_t* out,
-                                 size_t cap, uint32_t age) {
+size_t Resolver::AnswerFromHit(const uint8_t* query, const dns::QueryView& q, bool tcp, uint8_t* out, size_t cap,
+                               bool stale, int ede) {
   dns::RenderParams params;
-  params.age_seconds = age;
+  params.age_seconds = hit_.age_seconds;
+  params.stale = stale;
+  params.stale_ttl = options_.stale_reply_ttl;
+  params.ede_code = ede;
   params.size_limit = tcp ? dns::kMaxMessageSize : q.UdpLimit(options_.max_udp_size);
   params.server_udp_size = options_.max_udp_size;
   bool truncated = true;
@@ -49,6 +83,13 @@ size_t Resolver::AnswerFromImage(const uint8_t* query, const dns::QueryView& q, 
   }
   if (n > 0) CountAnswer(out, truncated);
   return n;
+}
+
+size_t Resolver::AnswerStale(const uint8_t* query, const dns::QueryView& q, bool tcp, uint8_t* out, size_t cap,
+                             StaleReason reason) {
+  CountStale(reason, hit_.stale_seconds);
+  return AnswerFromHit(query, q, tcp, out, cap, true,
+                       IsNegative(hit_.kind) ? dns::kEdeStaleNxDomain : dns::kEdeStaleAnswer);
 }
 
 Resolver::Outcome Resolver::HandleQuery(const uint8_t* query, size_t len, const ReplyTarget& to, uint8_t* out,
@@ -84,68 +125,173 @@ Resolver::Outcome Resolver::HandleQuery(const uint8_t* query, size_t len, const 
   absl::Time now = clock_->Now();
   cache::LookupStatus st = cache_->Lookup(key.view(), now, out, cap - dns::kAnswerOverhead, &hit_);
   if (st == cache::LookupStatus::kFresh) {
-    Bump(counters_->cache_hits);
-    *out_len = AnswerFromImage(query, q, to.tcp, out, cap, hit_.age_seconds);
+    if (hit_.kind == dns::AnswerKind::kServFail) {
+      Bump(counters_->servfail_cached);
+      *out_len = AnswerFromHit(query, q, to.tcp, out, cap, false, dns::kEdeCachedError);
+    } else {
+      Bump(counters_->cache_hits);
+      *out_len = AnswerFromHit(query, q, to.tcp, out, cap, false, -1);
+      if (options_.prefetch) MaybePrefetch(key, now);
+    }
     return *out_len ? Outcome::kAnswered : Outcome::kDropped;
   }
-  // A stale entry is not served here yet (the resilience layer decides when
-  // it may be); the query goes upstream like a miss.
   Bump(counters_->cache_misses);
+  if (st == cache::LookupStatus::kStale) return HandleStale(query, len, q, key, to, out, cap, out_len);
+  return HandleMiss(query, len, q, key, to, out, cap, out_len);
+}
+
+Resolver::Outcome Resolver::HandleStale(const uint8_t* query, size_t len, const dns::QueryView& q,
+                                        const dns::CacheKey& key, const ReplyTarget& to, uint8_t* out, size_t cap,
+                                        size_t* out_len) {
+  auto answer_stale = [&](StaleReason reason) {
+    *out_len = AnswerStale(query, q, to.tcp, out, cap, reason);
+    return *out_len ? Outcome::kAnswered : Outcome::kDropped;
+  };
+  absl::Time now = clock_->Now();
+  // RFC 8767 section 5: after a failed refresh, answer stale at once for the
+  // failure recheck time without asking again.
+  if (now - hit_.refresh_failed_at < options_.failure_recheck) return answer_stale(StaleReason::kFailure);
+  const upstream::Zone* zone = router_->Route(key.qname());
+  if (zone == nullptr) return answer_stale(StaleReason::kBreaker);
+  Health health = zone->upstream->health();
+  if (health == Health::kDown) return answer_stale(StaleReason::kBreaker);
 
   auto it = pending_.find(absl::string_view(key.view().data(), key.view().size()));
   if (it != pending_.end()) {
-    if (it->second->waiters.size() >= options_.max_waiters) {
-      Bump(counters_->waiters_overflow);
-      *out_len = Error(query, len, &q, dns::kServFail, dns::kEdeOther, out, cap);
-      return *out_len ? Outcome::kAnswered : Outcome::kDropped;
+    Pending& p = *it->second;
+    if (health == Health::kDegraded || p.waiters.size() >= options_.max_waiters) {
+      return answer_stale(StaleReason::kFailure);
     }
     Bump(counters_->coalesced);
-    it->second->waiters.push_back(
-        Waiter{to, q, std::string(reinterpret_cast<const char*>(query), q.question_end)});
+    p.waiters.push_back(Waiter{to, q, std::string(reinterpret_cast<const char*>(query), q.question_end), true});
+    if (!p.stale_timer) {
+      std::string k(key.view());
+      p.stale_timer = timers_->Add(now + zone->upstream->client_timeout(), [this, k] { OnStaleTimer(k); });
+    }
     return Outcome::kPending;
   }
-  if (pending_.size() >= options_.max_pending) {
-    Bump(counters_->pending_overflow);
-    *out_len = Error(query, len, &q, dns::kServFail, dns::kEdeOther, out, cap);
-    return *out_len ? Outcome::kAnswered : Outcome::kDropped;
-  }
-  if (router_->Route(key.qname()) == nullptr) {
-    Bump(counters_->no_route);
-    *out_len = Error(query, len, &q, dns::kServFail, dns::kEdeNoReachableAuthority, out, cap);
-    return *out_len ? Outcome::kAnswered : Outcome::kDropped;
-  }
-  auto p = std::make_unique<Pending>();
-  p->waiters.push_back(Waiter{to, q, std::string(reinterpret_cast<const char*>(query), q.question_end)});
-  pending_.emplace(std::string(key.view()), std::move(p));
-  StartUpstream(key, q);
+  if (pending_.size() >= options_.max_pending) return answer_stale(StaleReason::kOverCap);
+  Pending* p = nullptr;
+  SendResult sent = StartUpstream(key.view(), zone, Priority::kRefresh, &p);
+  if (sent == SendResult::kOverCap) return answer_stale(StaleReason::kOverCap);
+  if (sent == SendResult::kUnavailable) return answer_stale(StaleReason::kBreaker);
+  if (health == Health::kDegraded) return answer_stale(StaleReason::kFailure);  // refresh runs in the background
+  p->waiters.push_back(Waiter{to, q, std::string(reinterpret_cast<const char*>(query), q.question_end), true});
+  std::string k(key.view());
+  p->stale_timer = timers_->Add(now + zone->upstream->client_timeout(), [this, k] { OnStaleTimer(k); });
   return Outcome::kPending;
 }
 
-void Resolver::StartUpstream(const dns::CacheKey& key, const dns::QueryView& q) {
+Resolver::Outcome Resolver::HandleMiss(const uint8_t* query, size_t len, const dns::QueryView& q,
+                                       const dns::CacheKey& key, const ReplyTarget& to, uint8_t* out, size_t cap,
+                                       size_t* out_len) {
+  auto fail = [&](std::atomic<uint64_t>& counter, int ede) {
+    Bump(counter);
+    *out_len = Error(query, len, &q, dns::kServFail, ede, out, cap);
+    return *out_len ? Outcome::kAnswered : Outcome::kDropped;
+  };
+  auto it = pending_.find(absl::string_view(key.view().data(), key.view().size()));
+  if (it != pending_.end()) {
+    if (it->second->waiters.size() >= options_.max_waiters) return fail(counters_->waiters_overflow, dns::kEdeOther);
+    Bump(counters_->coalesced);
+    it->second->waiters.push_back(Waiter{to, q, std::string(reinterpret_cast<const char*>(query), q.question_end)});
+    return Outcome::kPending;
+  }
+  if (pending_.size() >= options_.max_pending) return fail(counters_->pending_overflow, dns::kEdeOther);
+  const upstream::Zone* zone = router_->Route(key.qname());
+  if (zone == nullptr) return fail(counters_->no_route, dns::kEdeNoReachableAuthority);
+  if (zone->upstream->health() == Health::kDown) {
+    return fail(counters_->servfail_unreachable, dns::kEdeNoReachableAuthority);
+  }
+  Pending* p = nullptr;
+  SendResult sent = StartUpstream(key.view(), zone, Priority::kClient, &p);
+  if (sent != SendResult::kSent) return fail(counters_->servfail_unreachable, dns::kEdeNoReachableAuthority);
+  p->waiters.push_back(Waiter{to, q, std::string(reinterpret_cast<const char*>(query), q.question_end)});
+  return Outcome::kPending;
+}
+
+SendResult Resolver::StartUpstream(std::string_view key, const upstream::Zone* zone, Priority priority,
+                                   Pending** created) {
   // Our own query: RD, the client's CD, the lowercased question, and EDNS with
   // our buffer size and the client's DO bit (DO and CD are part of the key).
   uint8_t buf[dns::kHeaderSize + dns::kMaxNameLength + 4 + 11];
-  std::string_view qname = key.qname();
-  dns::Write16(buf, 0);
-  dns::Write16(buf + 2, static_cast<uint16_t>(dns::kFlagRD | (q.cd() ? dns::kFlagCD : 0)));
+  std::string_view qname = KeyQname(key);
+  std::memset(buf, 0, dns::kHeaderSize);
+  dns::Write16(buf + 2, static_cast<uint16_t>(dns::kFlagRD | (KeyCd(key) ? dns::kFlagCD : 0)));
   dns::Write16(buf + 4, 1);
-  dns::Write16(buf + 6, 0);
-  dns::Write16(buf + 8, 0);
   dns::Write16(buf + 10, 1);
   size_t n = dns::kHeaderSize;
   std::memcpy(buf + n, qname.data(), qname.size());
   n += qname.size();
-  dns::Write16(buf + n, q.qtype);
-  dns::Write16(buf + n + 2, q.qclass);
+  dns::Write16(buf + n, KeyQtype(key));
+  dns::Write16(buf + n + 2, KeyQclass(key));
   n += 4;
-  n += dns::WriteOpt(buf + n, dns::kDefaultEdnsPayload, 0, q.dnssec_ok, -1);
+  n += dns::WriteOpt(buf + n, dns::kDefaultEdnsPayload, 0, KeyDo(key), -1);
 
-  upstream::Upstream* set = router_->Route(qname);
-  Bump(counters_->upstream_queries);
-  std::string k(key.view());
-  set->Send({buf, n}, [this, k](const absl::Status& status, absl::Span<const uint8_t> answer) {
-    OnUpstreamAnswer(k, status, answer);
+  std::string k(key);
+  SendResult sent = zone->upstream->Send({buf, n}, priority,
+                                         [this, k](const absl::Status& status, absl::Span<const uint8_t> answer) {
+                                           OnUpstreamAnswer(k, status, answer);
+                                         });
+  if (sent != SendResult::kSent) return sent;
+  if (priority == Priority::kRefresh) Bump(counters_->refreshes);
+  auto p = std::make_unique<Pending>();
+  p->zone = zone;
+  p->refresh = priority == Priority::kRefresh;
+  *created = p.get();
+  pending_.emplace(std::move(k), std::move(p));
+  return sent;
+}
+
+void Resolver::MaybePrefetch(const dns::CacheKey& key, absl::Time now) {
+  absl::Duration lifetime = hit_.expires_at - hit_.inserted_at;
+  absl::Duration left = hit_.expires_at - now;
+  if (left > lifetime * options_.prefetch_threshold || left <= absl::ZeroDuration()) return;
+  absl::string_view k(key.view().data(), key.view().size());
+  if (pending_.contains(k) || prefetch_scheduled_.contains(k)) return;
+  // A jittered moment in the first half of what is left, so entries cached
+  // together are not refreshed together.
+  std::uniform_real_distribution<double> jitter(0.0, 0.5);
+  absl::Time at = now + left * jitter(rng_);
+  std::string owned(key.view());
+  prefetch_scheduled_[owned] = timers_->Add(at, [this, owned] {
+    prefetch_scheduled_.erase(owned);
+    if (pending_.contains(owned)) return;
+    const upstream::Zone* zone = router_->Route(KeyQname(owned));
+    if (zone == nullptr || zone->upstream->health() != Health::kHealthy) return;
+    Pending* p = nullptr;
+    if (StartUpstream(owned, zone, Priority::kRefresh, &p) == SendResult::kSent) Bump(counters_->prefetches);
   });
+}
+
+void Resolver::OnStaleTimer(const std::string& key) {
+  auto it = pending_.find(key);
+  if (it == pending_.end()) return;
+  Pending& p = *it->second;
+  p.stale_timer = 0;
+  std::vector<Waiter> stale_ok, rest;
+  for (Waiter& w : p.waiters) (w.stale_fallback ? stale_ok : rest).push_back(std::move(w));
+  p.waiters = std::move(rest);
+  if (stale_ok.empty()) return;
+  p.zone->upstream->ReportClientTimeout();
+  if (!AnswerFromCache(key, stale_ok, StaleReason::kTimeout)) {
+    // The entry is gone (evicted): they wait for the upstream like a miss.
+    for (Waiter& w : stale_ok) p.waiters.push_back(std::move(w));
+  }
+}
+
+bool Resolver::AnswerFromCache(std::string_view key, const std::vector<Waiter>& waiters, StaleReason reason) {
+  cache::LookupStatus st = cache_->Lookup(key, clock_->Now(), entry_buf_.data(), entry_buf_.size(), &hit_);
+  if (st == cache::LookupStatus::kMiss || hit_.kind == dns::AnswerKind::kServFail) return false;
+  bool stale = st == cache::LookupStatus::kStale;
+  for (const Waiter& w : waiters) {
+    const uint8_t* query = reinterpret_cast<const uint8_t*>(w.prefix.data());
+    std::memcpy(reply_buf_.data(), entry_buf_.data(), hit_.image_len);
+    size_t n = stale ? AnswerStale(query, w.q, w.to.tcp, reply_buf_.data(), reply_buf_.size(), reason)
+                     : AnswerFromHit(query, w.q, w.to.tcp, reply_buf_.data(), reply_buf_.size(), false, -1);
+    if (n > 0) w.to.sink->SendReply(w.to, {reply_buf_.data(), n});
+  }
+  return true;
 }
 
 void Resolver::OnUpstreamAnswer(const std::string& key, const absl::Status& status,
@@ -153,50 +299,74 @@ void Resolver::OnUpstreamAnswer(const std::string& key, const absl::Status& stat
   auto node = pending_.extract(key);
   if (node.empty()) return;  // cannot happen: one upstream query per key
   Pending& p = *node.mapped();
+  if (p.stale_timer) timers_->Cancel(p.stale_timer);
+  absl::Time now = clock_->Now();
+
+  // Classify: anything but a well-formed NOERROR/NXDOMAIN for our question is
+  // an upstream failure (RFC 8767 section 4).
+  std::optional<dns::CacheImage> image;
+  int ede = dns::kEdeNetworkError;
   if (!status.ok()) {
     if (absl::IsDeadlineExceeded(status)) {
       Bump(counters_->upstream_timeouts);
+      ede = dns::kEdeNoReachableAuthority;
     } else {
       Bump(counters_->upstream_errors);
     }
     spdlog::debug("upstream query failed: {}", status.ToString());
-    AnswerWaiters(p, nullptr,
-                  absl::IsDeadlineExceeded(status) ? dns::kEdeNoReachableAuthority : dns::kEdeNetworkError);
-    return;
-  }
-  auto msg = dns::ParseMessage(answer);
-  if (!msg.ok()) {
+  } else if (auto msg = dns::ParseMessage(answer); !msg.ok()) {
     Bump(counters_->upstream_malformed);
-    AnswerWaiters(p, nullptr, dns::kEdeNetworkError);
-    return;
-  }
-  std::string_view qname(key.data(), key.size() - 5);
-  uint16_t qtype = dns::Read16(reinterpret_cast<const uint8_t*>(key.data()) + key.size() - 5);
-  uint16_t qclass = dns::Read16(reinterpret_cast<const uint8_t*>(key.data()) + key.size() - 3);
-  if (!(msg->flags & dns::kFlagQR) || msg->questions.size() != 1 || !dns::NamesEqual(msg->questions[0].name, qname) ||
-      msg->questions[0].type != qtype || msg->questions[0].klass != qclass) {
+  } else if (!(msg->flags & dns::kFlagQR) || msg->questions.size() != 1 ||
+             !dns::NamesEqual(msg->questions[0].name, KeyQname(key)) || msg->questions[0].type != KeyQtype(key) ||
+             msg->questions[0].klass != KeyQclass(key)) {
     Bump(counters_->upstream_mismatched);
-    AnswerWaiters(p, nullptr, dns::kEdeNetworkError);
-    return;
-  }
-  auto image = dns::BuildCacheImage(*msg, options_.ttl);
-  if (!image.ok()) {
+  } else if (auto built = dns::BuildCacheImage(*msg, options_.ttl); !built.ok()) {
     Bump(counters_->upstream_malformed);
-    AnswerWaiters(p, nullptr, dns::kEdeNetworkError);
+  } else {
+    image = std::move(*built);
+  }
+  bool failed = !image || image->kind == dns::AnswerKind::kServFail || image->kind == dns::AnswerKind::kOther;
+  if (failed) {
+    if (image) Bump(counters_->upstream_servfail);
+    if (p.refresh) Bump(counters_->refresh_failures);
+    cache_->MarkRefreshFailed(key, now);
+    if (AnswerFromCache(key, p.waiters, StaleReason::kFailure)) return;
+    // Nothing to fall back on: relay what upstream said (or SERVFAIL), and
+    // remember a SERVFAIL briefly so a failing upstream is not asked again
+    // for every client query (RFC 2308 section 7).
+    AnswerWaiters(p.waiters, image ? &*image : nullptr, ede);
+    if (options_.servfail_ttl > absl::ZeroDuration()) {
+      dns::Message sf;
+      sf.flags = dns::kFlagQR | dns::kFlagRA | dns::kServFail;
+      sf.questions.push_back({std::string(KeyQname(key)), KeyQtype(key), KeyQclass(key)});
+      auto sf_image = dns::BuildCacheImage(sf, options_.ttl);
+      if (sf_image.ok()) {
+        sf_image->ttl = static_cast<uint32_t>(absl::ToInt64Seconds(options_.servfail_ttl));
+        sf_image->cacheable = true;
+        cache_->Insert(key, *sf_image, now);
+      }
+    }
     return;
   }
-  if (image->kind == dns::AnswerKind::kServFail || msg->rcode() == dns::kRefused) {
-    Bump(counters_->upstream_servfail);
-  } else {
-    Bump(counters_->upstream_answers);
+  Bump(counters_->upstream_answers);
+  // Last known good: while the zone is unhealthy, a negative answer does not
+  // replace a positive entry still within max_stale.
+  if (p.zone->last_known_good && IsNegative(image->kind) && p.zone->upstream->health() != Health::kHealthy) {
+    cache::LookupStatus st = cache_->Lookup(key, now, entry_buf_.data(), entry_buf_.size(), &hit_);
+    if (st != cache::LookupStatus::kMiss && hit_.kind == dns::AnswerKind::kPositive &&
+        now - hit_.inserted_at < p.zone->max_stale) {
+      Bump(counters_->last_known_good_kept);
+      AnswerFromCache(key, p.waiters, StaleReason::kFailure);
+      return;
+    }
   }
-  if (image->cacheable && cache_->Insert(key, *image, clock_->Now())) Bump(counters_->cache_inserts);
-  AnswerWaiters(p, &*image, -1);
+  if (image->cacheable && cache_->Insert(key, *image, now, p.zone->max_stale)) Bump(counters_->cache_inserts);
+  AnswerWaiters(p.waiters, &*image, -1);
 }
 
-void Resolver::AnswerWaiters(Pending& p, const dns::CacheImage* image, int ede_on_failure) {
+void Resolver::AnswerWaiters(const std::vector<Waiter>& waiters, const dns::CacheImage* image, int ede_on_failure) {
   uint8_t* out = reply_buf_.data();
-  for (const Waiter& w : p.waiters) {
+  for (const Waiter& w : waiters) {
     const uint8_t* query = reinterpret_cast<const uint8_t*>(w.prefix.data());
     size_t n;
     if (image == nullptr) {

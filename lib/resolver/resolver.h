@@ -3,27 +3,43 @@
 
 // The query pipeline of one worker, independent of the transport: validate
 // the query, answer it from the cache, or join/start the one upstream query
-// for its key and answer every waiting client when that completes.
+// for its key and answer every waiting client when that completes; serve
+// stale data (RFC 8767, with RFC 8914 Extended DNS Errors) according to the
+// zone's health:
+//   fresh entry            -> answer (and prefetch it, jittered, in the last
+//                             part of its TTL if it is asked for there)
+//   stale, refresh failed in the last failure_recheck -> stale at once
+//   stale, zone down       -> stale at once, nothing sent upstream
+//   stale, zone degraded   -> stale at once, refresh in the background
+//   stale, zone healthy    -> refresh; stale if no answer within the zone's
+//                             client timeout; the refresh still updates the cache
+//   miss, zone down        -> SERVFAIL + EDE 22 at once
+//   miss                   -> forward; a failure with nothing stale to fall
+//                             back on is answered SERVFAIL and cached briefly
 //
 // Threading: a Resolver belongs to one worker thread (its loop); it is not
 // thread-safe. The cache it uses is shared and thread-safe.
 
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "lib/cache/cache.h"
 #include "lib/common/clock.h"
 #include "lib/common/counters.h"
 #include "lib/common/socket_address.h"
+#include "lib/common/timer_queue.h"
 #include "lib/dns/answer.h"
 #include "lib/dns/cache_image.h"
 #include "lib/dns/query_view.h"
 #include "lib/upstream/router.h"
+#include "lib/upstream/upstream.h"
 
 namespace nodedns::resolver {
 
@@ -50,6 +66,11 @@ struct ResolverOptions {
   dns::TtlPolicy ttl;
   size_t max_pending = 10000;  // distinct upstream queries in flight
   size_t max_waiters = 1000;   // clients waiting on one upstream query
+  uint32_t stale_reply_ttl = 30;                          // RFC 8767 section 4
+  absl::Duration failure_recheck = absl::Seconds(30);     // RFC 8767 section 5
+  absl::Duration servfail_ttl = absl::Seconds(5);         // RFC 2308 section 7
+  bool prefetch = true;
+  double prefetch_threshold = 0.1;  // refresh when asked for in the last 10 % of the TTL
 };
 
 class Resolver {
@@ -60,7 +81,8 @@ class Resolver {
 
   // None of the pointers are owned; all must outlive the Resolver.
   Resolver(const ResolverOptions& options, cache::Cache* cache, upstream::Router* router, const Clock* clock,
-           Counters* counters);
+           TimerQueue* timers, Counters* counters, uint32_t seed = 1);
+  ~Resolver();
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
 
@@ -74,32 +96,55 @@ class Resolver {
   size_t pending() const { return pending_.size(); }
 
  private:
+  enum class StaleReason : uint8_t { kTimeout, kFailure, kBreaker, kOverCap };
   struct Waiter {
     ReplyTarget to;
     dns::QueryView q;
     std::string prefix;  // the client's header and question, for ID and case
+    bool stale_fallback = false;  // answered stale when the client timeout passes
   };
   struct Pending {
+    const upstream::Zone* zone = nullptr;
     std::vector<Waiter> waiters;
+    TimerQueue::Id stale_timer = 0;
+    bool refresh = false;
   };
 
-  size_t AnswerFromImage(const uint8_t* query, const dns::QueryView& q, bool tcp, uint8_t* out, size_t cap,
-                         uint32_t age);
+  Outcome HandleStale(const uint8_t* query, size_t len, const dns::QueryView& q, const dns::CacheKey& key,
+                      const ReplyTarget& to, uint8_t* out, size_t cap, size_t* out_len);
+  Outcome HandleMiss(const uint8_t* query, size_t len, const dns::QueryView& q, const dns::CacheKey& key,
+                     const ReplyTarget& to, uint8_t* out, size_t cap, size_t* out_len);
+  // Renders hit_ (already in `out`) for this client.
+  size_t AnswerFromHit(const uint8_t* query, const dns::QueryView& q, bool tcp, uint8_t* out, size_t cap,
+                       bool stale, int ede);
+  size_t AnswerStale(const uint8_t* query, const dns::QueryView& q, bool tcp, uint8_t* out, size_t cap,
+                     StaleReason reason);
   size_t Error(const uint8_t* query, size_t len, const dns::QueryView* q, uint16_t rcode, int ede, uint8_t* out,
                size_t cap);
-  void StartUpstream(const dns::CacheKey& key, const dns::QueryView& q);
+  upstream::SendResult StartUpstream(std::string_view key, const upstream::Zone* zone, upstream::Priority priority,
+                                     Pending** created);
   void OnUpstreamAnswer(const std::string& key, const absl::Status& status, absl::Span<const uint8_t> answer);
-  void AnswerWaiters(Pending& p, const dns::CacheImage* image, int ede_on_failure);
+  void OnStaleTimer(const std::string& key);
+  void MaybePrefetch(const dns::CacheKey& key, absl::Time now);
+  // Answers `waiters` from the cache entry for `key` (stale or fresh). False
+  // if there is no entry.
+  bool AnswerFromCache(std::string_view key, const std::vector<Waiter>& waiters, StaleReason reason);
+  void AnswerWaiters(const std::vector<Waiter>& waiters, const dns::CacheImage* image, int ede_on_failure);
+  void CountStale(StaleReason reason, uint32_t stale_seconds);
   void CountAnswer(const uint8_t* answer, bool truncated);
 
   const ResolverOptions options_;
   cache::Cache* const cache_;
   upstream::Router* const router_;
   const Clock* const clock_;
+  TimerQueue* const timers_;
   Counters* const counters_;
+  std::mt19937 rng_;
   absl::flat_hash_map<std::string, std::unique_ptr<Pending>> pending_;
+  absl::flat_hash_map<std::string, TimerQueue::Id> prefetch_scheduled_;
   cache::HitInfo hit_;                 // scratch for lookups (no per-query allocation)
   std::vector<uint8_t> reply_buf_;     // scratch for asynchronous answers
+  std::vector<uint8_t> entry_buf_;     // scratch: a cache entry re-read for waiters
 };
 
 }  // namespace nodedns::resolver

@@ -4,18 +4,20 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <random>
 
 #include "lib/dns/name.h"
 #include "lib/server/sockets.h"
 
 namespace nodedns::server {
 
-Worker::Worker(int index, const config::Config& config) : index_(index), config_(config) {}
+Worker::Worker(int index, const config::Config& config, const Clock* clock)
+    : index_(index), config_(config), clock_(clock) {}
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::Config& config, cache::Cache* cache,
                                                        const Clock* clock, std::vector<int> udp_fds,
                                                        std::vector<int> tcp_fds) {
-  std::unique_ptr<Worker> w(new Worker(index, config));
+  std::unique_ptr<Worker> w(new Worker(index, config, clock));
   auto fail = [&](absl::Status st) {
     for (int fd : udp_fds) close(fd);
     for (int fd : tcp_fds) close(fd);
@@ -23,25 +25,59 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
   };
   if (int rc = uv_loop_init(&w->loop_); rc != 0) return fail(UvStatus(rc, "uv_loop_init"));
   w->loop_initialized_ = true;
+  uv_timer_init(&w->loop_, &w->tick_);
+  w->tick_.data = w.get();
+  w->timers_.set_wakeup([p = w.get()](absl::Time deadline) { p->ArmTick(deadline); });
+  // Jitter (probes, prefetch) must differ between nodes, or thousands of
+  // them would act in step: seed from the system.
+  std::random_device seeder;
   for (const config::ZoneConfig& z : config.zones) {
-    upstream::UpstreamOptions o;
-    o.name = z.name;
-    o.servers = z.servers;
-    o.timeout = config.upstream_timeout;
-    o.attempts = config.upstream_attempts;
-    auto set = upstream::UpstreamSet::Create(&w->loop_, o);
-    if (!set.ok()) return fail(set.status());
+    std::vector<upstream::UpstreamPool::ServerSpec> specs;
+    for (const SocketAddress& server : z.servers) {
+      upstream::UpstreamOptions o;
+      o.name = z.name + " " + server.ToString();
+      o.servers = {server};
+      o.timeout = config.upstream_timeout;
+      o.attempts = config.upstream_attempts;
+      auto set = upstream::UpstreamSet::Create(&w->loop_, o);
+      if (!set.ok()) return fail(set.status());
+      specs.push_back({server.ToString(), set->get()});
+      w->transports_.push_back(std::move(*set));
+    }
+    upstream::PoolOptions po;
+    po.zone = z.name;
+    po.breaker.failures_to_open = config.breaker_failures;
+    po.breaker.probe_min = config.probe_min;
+    po.breaker.probe_max = config.probe_max;
+    po.probe_timeout = config.probe_timeout;
+    po.max_qps = config.max_qps;
+    po.max_inflight = config.max_inflight;
+    po.degraded_hold = config.degraded_hold;
+    po.client_timeout = config.client_timeout;
+    w->pools_.push_back(std::make_unique<upstream::UpstreamPool>(po, std::move(specs), clock, &w->timers_,
+                                                                 &w->counters_, seeder()));
+    auto zone = std::make_unique<upstream::Zone>();
+    zone->name = z.name;
+    zone->upstream = w->pools_.back().get();
+    zone->max_stale = z.max_stale;
+    zone->last_known_good = z.last_known_good;
     auto wire = dns::NameFromText(z.name);
     if (!wire.ok()) return fail(wire.status());
-    w->router_.AddZone(*wire, set->get());
-    w->upstreams_.push_back(std::move(*set));
+    w->router_.AddZone(*wire, zone.get());
+    w->zones_.push_back(std::move(zone));
   }
   resolver::ResolverOptions ro;
   ro.max_udp_size = static_cast<uint16_t>(config.max_udp_size);
   ro.ttl = config.ttl;
   ro.max_pending = static_cast<size_t>(config.max_pending);
   ro.max_waiters = static_cast<size_t>(config.max_waiters);
-  w->resolver_ = std::make_unique<resolver::Resolver>(ro, cache, &w->router_, clock, &w->counters_);
+  ro.stale_reply_ttl = static_cast<uint32_t>(config.stale_reply_ttl);
+  ro.failure_recheck = config.failure_recheck;
+  ro.servfail_ttl = config.servfail_ttl;
+  ro.prefetch = config.prefetch;
+  ro.prefetch_threshold = config.prefetch_threshold_percent / 100.0;
+  w->resolver_ = std::make_unique<resolver::Resolver>(ro, cache, &w->router_, clock, &w->timers_, &w->counters_,
+                                                      seeder());
   TcpOptions to;
   to.max_connections = config.max_tcp_connections;
   to.idle_timeout = config.tcp_idle_timeout;
@@ -93,6 +129,19 @@ void Worker::Run() {
 
 void Worker::RequestStop() { uv_async_send(&stop_async_); }
 
+void Worker::ArmTick(absl::Time deadline) {
+  if (final_closed_) return;
+  absl::Duration delay = deadline - clock_->Now();
+  uint64_t ms = delay <= absl::ZeroDuration() ? 0 : static_cast<uint64_t>(absl::ToInt64Milliseconds(absl::Ceil(delay, absl::Milliseconds(1))));
+  uv_timer_start(&tick_, &Worker::OnTick, ms, 0);
+}
+
+void Worker::OnTick(uv_timer_t* timer) {
+  auto* self = static_cast<Worker*>(timer->data);
+  self->timers_.RunDue(self->clock_->Now());
+  if (auto next = self->timers_.NextDeadline()) self->ArmTick(*next);
+}
+
 void Worker::Join() {
   if (thread_.joinable()) thread_.join();
 }
@@ -119,9 +168,13 @@ void Worker::FinalClose() {
   final_closed_ = true;
   // Upstreams first: whatever is still pending is answered SERVFAIL while the
   // listeners can still send.
-  for (auto& u : upstreams_) u->Shutdown();
+  for (auto& t : transports_) t->Shutdown();
   for (auto& t : tcp_) t->CloseAll();
   for (auto& u : udp_) u->Close();
+  if (loop_initialized_) {
+    uv_timer_stop(&tick_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  }
   if (async_initialized_) {
     uv_timer_stop(&drain_timer_);
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);

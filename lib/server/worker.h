@@ -19,10 +19,12 @@
 #include "lib/cache/cache.h"
 #include "lib/common/clock.h"
 #include "lib/common/counters.h"
+#include "lib/common/timer_queue.h"
 #include "lib/config/config.h"
 #include "lib/resolver/resolver.h"
 #include "lib/server/tcp_listener.h"
 #include "lib/server/udp_listener.h"
+#include "lib/upstream/pool.h"
 #include "lib/upstream/router.h"
 #include "lib/upstream/upstream_set.h"
 
@@ -47,21 +49,29 @@ class Worker {
   const Counters& counters() const { return counters_; }
 
  private:
-  Worker(int index, const config::Config& config);
+  Worker(int index, const config::Config& config, const Clock* clock);
   void Run();
+  void ArmTick(absl::Time deadline);
+  static void OnTick(uv_timer_t* timer);
   static void OnStop(uv_async_t* handle);
   static void OnDrainTick(uv_timer_t* timer);
   void FinalClose();
 
   const int index_;
   const config::Config config_;
+  const Clock* const clock_;
   uv_loop_t loop_;
+  uv_timer_t tick_;  // fires for timers_.NextDeadline()
   uv_async_t stop_async_;
   uv_timer_t drain_timer_;
   absl::Time drain_deadline_;
   bool final_closed_ = false;
   Counters counters_;
-  std::vector<std::unique_ptr<upstream::UpstreamSet>> upstreams_;
+  TimerQueue timers_;
+  // One c-ares channel per server, so each server has its own breaker.
+  std::vector<std::unique_ptr<upstream::UpstreamSet>> transports_;
+  std::vector<std::unique_ptr<upstream::UpstreamPool>> pools_;
+  std::vector<std::unique_ptr<upstream::Zone>> zones_;
   upstream::Router router_;
   std::unique_ptr<resolver::Resolver> resolver_;
   std::vector<std::unique_ptr<UdpListener>> udp_;

@@ -4,9 +4,9 @@
 
 namespace nodedns::upstream {
 
-void Router::AddZone(std::string_view zone_wire, Upstream* set) { zones_[dns::Lowercase(zone_wire)] = set; }
+void Router::AddZone(std::string_view zone_wire, const Zone* zone) { zones_[dns::Lowercase(zone_wire)] = zone; }
 
-Upstream* Router::Route(std::string_view qname_wire) const {
+const Zone* Router::Route(std::string_view qname_wire) const {
   std::string name = dns::Lowercase(qname_wire);
   // Suffixes from the longest (the name itself) to the root: first hit wins.
   size_t i = 0;

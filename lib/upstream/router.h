@@ -9,21 +9,34 @@
 #include <string_view>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
 
 namespace nodedns::upstream {
 
 class Upstream;
 
+// A configured zone: where its misses go and how its entries age.
+struct Zone {
+  std::string name;  // presentation form, for logs
+  Upstream* upstream = nullptr;  // not owned
+  // RFC 8767: how long past expiry its entries may be served; 0 turns stale
+  // serving off for the zone.
+  absl::Duration max_stale = absl::Hours(24);
+  // While the zone is not healthy, an NXDOMAIN/NODATA does not replace a
+  // positive entry younger than max_stale.
+  bool last_known_good = false;
+};
+
 class Router {
  public:
-  // `zone_wire` is a wire-format name in any case. `set` is not owned.
-  void AddZone(std::string_view zone_wire, Upstream* set);
+  // `zone_wire` is a wire-format name in any case. `zone` is not owned.
+  void AddZone(std::string_view zone_wire, const Zone* zone);
   // `qname_wire` is an uncompressed wire name. nullptr when no zone matches
   // (only possible without a root zone).
-  Upstream* Route(std::string_view qname_wire) const;
+  const Zone* Route(std::string_view qname_wire) const;
 
  private:
-  absl::flat_hash_map<std::string, Upstream*> zones_;  // lowercased wire
+  absl::flat_hash_map<std::string, const Zone*> zones_;  // lowercased wire
 };
 
 }  // namespace nodedns::upstream

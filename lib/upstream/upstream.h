@@ -1,28 +1,55 @@
 #ifndef NODEDNS_LIB_UPSTREAM_UPSTREAM_H_
 #define NODEDNS_LIB_UPSTREAM_UPSTREAM_H_
 
-// What the resolver needs from an upstream: send a query, get one callback.
-// UpstreamSet (c-ares) is the real implementation; tests script their own.
+// Two interfaces:
+//  - Transport: send one query to one server (UpstreamSet, c-ares), get one
+//    callback. Tests script their own.
+//  - Upstream: what the resolver sees of a zone's servers (UpstreamPool):
+//    sending with a priority under caps and circuit breakers, the zone's
+//    health, and the client response timeout to use before serving stale.
 
 #include <cstdint>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 
 namespace nodedns::upstream {
 
-class Upstream {
- public:
-  // Called exactly once per Send, on the owning loop's thread, never from
-  // inside Send(): with the raw answer (OK), or with an error status
-  // (DeadlineExceeded for a timeout, Unavailable, DataLoss, Cancelled on
-  // shutdown). The span is valid only during the call.
-  using Callback = absl::AnyInvocable<void(const absl::Status&, absl::Span<const uint8_t>)>;
+// Called exactly once per Send, on the owning loop's thread, never from
+// inside Send(): with the raw answer (OK), or with an error status
+// (DeadlineExceeded for a timeout, Unavailable, DataLoss, Cancelled on
+// shutdown). The span is valid only during the call.
+using Callback = absl::AnyInvocable<void(const absl::Status&, absl::Span<const uint8_t>)>;
 
-  virtual ~Upstream() = default;
+class Transport {
+ public:
+  virtual ~Transport() = default;
   // Sends a complete DNS query; the ID may be replaced.
   virtual void Send(absl::Span<const uint8_t> query, Callback done) = 0;
+};
+
+// RFC 8767 as nodedns applies it: healthy -> refresh and wait up to the client
+// timeout before serving stale; degraded (recent failures or missed client
+// timeouts) -> serve stale at once, refresh in the background; down (every
+// server's breaker open) -> serve stale at once, send nothing but probes.
+enum class Health : uint8_t { kHealthy, kDegraded, kDown };
+// Client misses go before background refreshes when the caps bind.
+enum class Priority : uint8_t { kClient, kRefresh };
+enum class SendResult : uint8_t { kSent, kOverCap, kUnavailable };
+
+class Upstream {
+ public:
+  virtual ~Upstream() = default;
+  // kSent: `done` will be called once. Otherwise nothing was sent and `done`
+  // is dropped uncalled.
+  virtual SendResult Send(absl::Span<const uint8_t> query, Priority priority, Callback done) = 0;
+  virtual Health health() const = 0;
+  // How long a client waits for a refresh before it is answered stale.
+  virtual absl::Duration client_timeout() const = 0;
+  // A refresh missed the client timeout: the zone counts as degraded.
+  virtual void ReportClientTimeout() = 0;
 };
 
 }  // namespace nodedns::upstream

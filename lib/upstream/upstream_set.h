@@ -34,9 +34,10 @@ struct UpstreamOptions {
   int attempts = 2;
 };
 
-class UpstreamSet final : public Upstream {
+class UpstreamSet final : public Transport {
  public:
   // Only answers to the question asked reach the callback (c-ares checks).
+  using Callback = upstream::Callback;
 
   static absl::StatusOr<std::unique_ptr<UpstreamSet>> Create(uv_loop_t* loop, const UpstreamOptions& options);
   ~UpstreamSet() override;

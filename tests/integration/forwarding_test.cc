@@ -171,7 +171,9 @@ TEST_F(ForwardingTest, AnswerForAnotherQuestionIsNotAccepted) {
 TEST_F(ForwardingTest, OnlyWrongAnswersGiveServfailAndNothingCached) {
   upstream_->set_mode(FakeUpstream::Mode::kWrongQuestion);
   TempDir dir;
-  StartDaemon({"--config", dir.Write("c.toml", "[upstream]\ntimeout_ms = 300\nattempts = 1\n")});
+  // Failure mapping only: no SERVFAIL caching, no breaker (tested elsewhere).
+  StartDaemon({"--config", dir.Write("c.toml", "[upstream]\ntimeout_ms = 300\nattempts = 1\nbreaker_failures = 100\n"
+                                               "[serve_stale]\nservfail_ttl = 0\n")});
   QueryOptions o;
   auto a = UdpExchange("127.0.0.1", daemon_->port(), MakeQuery("right.example", dns::kTypeA, o), 5000);
   ASSERT_TRUE(a.has_value());
@@ -182,7 +184,9 @@ TEST_F(ForwardingTest, OnlyWrongAnswersGiveServfailAndNothingCached) {
 
 TEST_F(ForwardingTest, UpstreamFailuresBecomeServfailWithEde) {
   TempDir dir;
-  std::string cfg = dir.Write("c.toml", "[upstream]\ntimeout_ms = 200\nattempts = 1\n");
+  // Failure mapping only: no SERVFAIL caching, no breaker (tested elsewhere).
+  std::string cfg = dir.Write("c.toml", "[upstream]\ntimeout_ms = 200\nattempts = 1\nbreaker_failures = 100\n"
+                                        "[serve_stale]\nservfail_ttl = 0\n");
   StartDaemon({"--config", cfg});
   for (auto mode : {FakeUpstream::Mode::kServFail, FakeUpstream::Mode::kDrop, FakeUpstream::Mode::kGarbage}) {
     upstream_->set_mode(mode);

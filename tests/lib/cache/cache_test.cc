@@ -68,16 +68,29 @@ TEST_F(CacheTest, AgesAndExpiresWithoutSleeping) {
 }
 
 TEST_F(CacheTest, KeepsStaleWithinMaxStale) {
-  CacheOptions o;
-  o.max_stale = absl::Hours(1);
-  auto c = Make(o);
-  c->Insert(Key("a.example"), Image("a.example", 60), clock_.Now());
+  auto c = Make();
+  c->Insert(Key("a.example"), Image("a.example", 60), clock_.Now(), absl::Hours(1));
   clock_.Advance(absl::Seconds(90));
   ASSERT_EQ(c->Lookup(Key("a.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kStale);
   EXPECT_EQ(info_.stale_seconds, 30u);
   EXPECT_EQ(info_.expires_at, clock_.Now() - absl::Seconds(30));
   clock_.Advance(absl::Hours(1));
   EXPECT_EQ(c->Lookup(Key("a.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kMiss);
+}
+
+TEST_F(CacheTest, RefreshFailureIsRecordedAndClearedByReplace) {
+  auto c = Make();
+  c->Insert(Key("a.example"), Image("a.example", 60), clock_.Now(), absl::Hours(1));
+  ASSERT_EQ(c->Lookup(Key("a.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kFresh);
+  EXPECT_EQ(info_.refresh_failed_at, absl::InfinitePast());
+  clock_.Advance(absl::Seconds(70));
+  c->MarkRefreshFailed(Key("a.example"), clock_.Now());
+  ASSERT_EQ(c->Lookup(Key("a.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kStale);
+  EXPECT_EQ(info_.refresh_failed_at, clock_.Now());
+  EXPECT_EQ(info_.inserted_at, clock_.Now() - absl::Seconds(70));
+  c->Insert(Key("a.example"), Image("a.example", 60), clock_.Now(), absl::Hours(1));
+  ASSERT_EQ(c->Lookup(Key("a.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kFresh);
+  EXPECT_EQ(info_.refresh_failed_at, absl::InfinitePast());
 }
 
 TEST_F(CacheTest, DoAndCdAreSeparateEntries) {

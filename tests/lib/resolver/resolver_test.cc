@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
+#include "lib/upstream/pool.h"
 #include "lib/upstream/upstream.h"
 #include "tests/support/dns_client.h"
 
@@ -31,18 +32,21 @@ namespace {
 using testing::MakeQuery;
 using testing::QueryOptions;
 
-// An upstream whose answers the test decides, one query at a time.
-class ScriptedUpstream : public upstream::Upstream {
+// A transport whose answers the test decides, one query at a time.
+class ScriptedTransport : public upstream::Transport {
  public:
   struct Sent {
     std::vector<uint8_t> query;
-    Callback done;
+    upstream::Callback done;
   };
-  void Send(absl::Span<const uint8_t> query, Callback done) override {
+  void Send(absl::Span<const uint8_t> query, upstream::Callback done) override {
     sent.push_back({std::vector<uint8_t>(query.begin(), query.end()), std::move(done)});
+    ++total;
   }
-  // Answers the oldest query with one A record.
+  // Answers the oldest query: one A record, or the given rcode (NXDOMAIN with
+  // an SOA), or an answer for another name.
   void AnswerOldest(uint32_t ttl, uint16_t rcode = dns::kNoError, const char* other_name = nullptr) {
+    ASSERT_FALSE(sent.empty());
     Sent s = std::move(sent.front());
     sent.pop_front();
     auto q = dns::ParseMessage(s.query);
@@ -51,18 +55,27 @@ class ScriptedUpstream : public upstream::Upstream {
     r.flags |= dns::kFlagQR | dns::kFlagRA;
     r.set_rcode(rcode);
     if (other_name) r.questions[0].name = *dns::NameFromText(other_name);
-    if (rcode == dns::kNoError) {
+    if (rcode == dns::kNoError && q->questions[0].type != dns::kTypeSOA) {
       r.answers.push_back({q->questions[0].name, dns::kTypeA, dns::kClassIN, ttl, "\x0a\x00\x00\x07"});
+    }
+    if (rcode == dns::kNxDomain) {
+      std::string soa = *dns::NameFromText("ns.example") + *dns::NameFromText("h.example");
+      soa.append(16, '\0');
+      soa.append("\x00\x00\x00\x3c", 4);
+      r.authority.push_back({*dns::NameFromText("example"), dns::kTypeSOA, dns::kClassIN, ttl, soa});
     }
     auto wire = dns::WriteMessage(r);
     s.done(absl::OkStatus(), *wire);
   }
   void FailOldest(absl::Status st) {
+    ASSERT_FALSE(sent.empty());
     Sent s = std::move(sent.front());
     sent.pop_front();
     s.done(st, {});
   }
+  uint16_t OldestQtype() const { return dns::ParseMessage(sent.front().query)->questions[0].type; }
   std::deque<Sent> sent;
+  int total = 0;
 };
 
 class RecordingSink : public ReplySink {
@@ -73,15 +86,30 @@ class RecordingSink : public ReplySink {
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> replies;
 };
 
+uint16_t EdeOf(const dns::Message& m) {
+  if (!m.edns || m.edns->options.empty()) return 0xffff;
+  return dns::Read16(reinterpret_cast<const uint8_t*>(m.edns->options[0].data.data()));
+}
+
 class ResolverTest : public ::testing::Test {
  protected:
   void SetUp() override {
     cache_ = *cache::Cache::Create(cache::CacheOptions{});
-    router_.AddZone(*dns::NameFromText("."), &upstream_);
-    Make(ResolverOptions{});
+    pool_options_.client_timeout = absl::Milliseconds(100);
+    pool_options_.max_qps = 0;
+    pool_options_.max_inflight = 0;
+    Make();
   }
-  void Make(const ResolverOptions& o) {
-    resolver_ = std::make_unique<Resolver>(o, cache_.get(), &router_, &clock_, &counters_);
+  // (Re)builds pool, zone and resolver from pool_options_, zone_ and options_.
+  void Make() {
+    resolver_.reset();
+    router_ = upstream::Router();
+    pool_ = std::make_unique<upstream::UpstreamPool>(
+        pool_options_, std::vector<upstream::UpstreamPool::ServerSpec>{{"scripted", &transport_}}, &clock_, &timers_,
+        &counters_, 7);
+    zone_.upstream = pool_.get();
+    router_.AddZone(*dns::NameFromText("."), &zone_);
+    resolver_ = std::make_unique<Resolver>(options_, cache_.get(), &router_, &clock_, &timers_, &counters_);
   }
   // Returns the synchronous answer, or nullopt when the query is pending.
   std::optional<dns::Message> Ask(const std::string& name, uint64_t conn = 1, QueryOptions o = {}) {
@@ -98,12 +126,28 @@ class ResolverTest : public ::testing::Test {
     return *m;
   }
   dns::Message Reply(size_t i) { return *dns::ParseMessage(sink_.replies.at(i).second); }
+  void Advance(absl::Duration d) {
+    clock_.Advance(d);
+    timers_.RunDue(clock_.Now());
+  }
+  // Puts `name` in the cache with `ttl`.
+  void Warm(const std::string& name, uint32_t ttl) {
+    size_t before = sink_.replies.size();
+    ASSERT_FALSE(Ask(name));
+    transport_.AnswerOldest(ttl);
+    ASSERT_EQ(sink_.replies.size(), before + 1);
+  }
 
   FakeClock clock_;
+  TimerQueue timers_;
   Counters counters_;
   std::unique_ptr<cache::Cache> cache_;
-  ScriptedUpstream upstream_;
+  ScriptedTransport transport_;
+  upstream::PoolOptions pool_options_;
+  std::unique_ptr<upstream::UpstreamPool> pool_;
+  upstream::Zone zone_;
   upstream::Router router_;
+  ResolverOptions options_;
   RecordingSink sink_;
   std::unique_ptr<Resolver> resolver_;
   uint8_t out_[Resolver::kMaxAnswerSize];
@@ -111,14 +155,14 @@ class ResolverTest : public ::testing::Test {
 
 TEST_F(ResolverTest, MissGoesUpstreamThenHitsAgeWithTheClock) {
   EXPECT_FALSE(Ask("www.example"));
-  ASSERT_EQ(upstream_.sent.size(), 1u);
+  ASSERT_EQ(transport_.sent.size(), 1u);
   // The upstream query: RD, EDNS, lowercased question.
-  auto uq = dns::ParseMessage(upstream_.sent[0].query);
+  auto uq = dns::ParseMessage(transport_.sent[0].query);
   ASSERT_TRUE(uq.ok());
   EXPECT_TRUE(uq->flags & dns::kFlagRD);
   ASSERT_TRUE(uq->edns);
   EXPECT_EQ(uq->edns->udp_size, dns::kDefaultEdnsPayload);
-  upstream_.AnswerOldest(300);
+  transport_.AnswerOldest(300);
   ASSERT_EQ(sink_.replies.size(), 1u);
   EXPECT_EQ(Reply(0).answers.at(0).ttl, 300u);
 
@@ -130,15 +174,16 @@ TEST_F(ResolverTest, MissGoesUpstreamThenHitsAgeWithTheClock) {
   EXPECT_EQ(counters_.cache_hits.load(), 1u);
   EXPECT_EQ(counters_.upstream_queries.load(), 1u);
 
-  clock_.Advance(absl::Seconds(200));  // expired: back upstream
+  clock_.Advance(absl::Seconds(200));  // expired: refreshed (stale kept meanwhile)
   EXPECT_FALSE(Ask("www.example"));
-  EXPECT_EQ(upstream_.sent.size(), 1u);
+  EXPECT_EQ(transport_.sent.size(), 1u);
   EXPECT_EQ(counters_.upstream_queries.load(), 2u);
+  EXPECT_EQ(counters_.refreshes.load(), 1u);
 }
 
 TEST_F(ResolverTest, CacheHitAllocatesNothing) {
   Ask("hot.example");
-  upstream_.AnswerOldest(300);
+  transport_.AnswerOldest(300);
   auto q = MakeQuery("HOT.example", dns::kTypeA);
   ReplyTarget to;
   to.sink = &sink_;
@@ -165,9 +210,9 @@ TEST_F(ResolverTest, IdenticalMissesShareOneUpstreamQuery) {
     o.id = static_cast<uint16_t>(i);
     EXPECT_FALSE(Ask(i % 2 ? "Same.Example" : "same.example", static_cast<uint64_t>(i), o));
   }
-  EXPECT_EQ(upstream_.sent.size(), 1u);
+  EXPECT_EQ(transport_.sent.size(), 1u);
   EXPECT_EQ(counters_.coalesced.load(), 49u);
-  upstream_.AnswerOldest(60);
+  transport_.AnswerOldest(60);
   ASSERT_EQ(sink_.replies.size(), 50u);
   for (int i = 0; i < 50; ++i) {
     dns::Message m = Reply(static_cast<size_t>(i));
@@ -178,34 +223,53 @@ TEST_F(ResolverTest, IdenticalMissesShareOneUpstreamQuery) {
   }
 }
 
-TEST_F(ResolverTest, UpstreamFailuresAnswerServfailWithEdeAndCacheNothing) {
+TEST_F(ResolverTest, UpstreamFailuresAnswerServfailWithEde) {
+  pool_options_.breaker.failures_to_open = 100;
+  options_.servfail_ttl = absl::ZeroDuration();
+  Make();
   Ask("t.example");
-  upstream_.FailOldest(absl::DeadlineExceededError("timeout"));
+  transport_.FailOldest(absl::DeadlineExceededError("timeout"));
   dns::Message m = Reply(0);
   EXPECT_EQ(m.rcode(), dns::kServFail);
-  ASSERT_TRUE(m.edns);
-  EXPECT_EQ(dns::Read16(reinterpret_cast<const uint8_t*>(m.edns->options.at(0).data.data())),
-            dns::kEdeNoReachableAuthority);
+  EXPECT_EQ(EdeOf(m), dns::kEdeNoReachableAuthority);
   EXPECT_EQ(counters_.upstream_timeouts.load(), 1u);
 
   Ask("t.example");
-  upstream_.AnswerOldest(60, dns::kNoError, "other.example");  // wrong question
+  transport_.AnswerOldest(60, dns::kNoError, "other.example");  // wrong question
   EXPECT_EQ(Reply(1).rcode(), dns::kServFail);
   EXPECT_EQ(counters_.upstream_mismatched.load(), 1u);
 
   Ask("t.example");
-  upstream_.AnswerOldest(60, dns::kServFail);
+  transport_.AnswerOldest(60, dns::kServFail);
   EXPECT_EQ(Reply(2).rcode(), dns::kServFail);
   EXPECT_EQ(counters_.upstream_servfail.load(), 1u);
+
+  Ask("t.example");
+  transport_.AnswerOldest(60, dns::kRefused);  // relayed when nothing is cached
+  EXPECT_EQ(Reply(3).rcode(), dns::kRefused);
   EXPECT_EQ(cache_->entries(), 0u);
   EXPECT_FALSE(Ask("t.example"));  // still a miss
 }
 
+TEST_F(ResolverTest, ServfailIsCachedBriefly) {
+  Ask("sf.example");
+  transport_.AnswerOldest(60, dns::kServFail);
+  EXPECT_EQ(Reply(0).rcode(), dns::kServFail);
+  auto cached = Ask("sf.example");
+  ASSERT_TRUE(cached);
+  EXPECT_EQ(cached->rcode(), dns::kServFail);
+  EXPECT_EQ(EdeOf(*cached), dns::kEdeCachedError);
+  EXPECT_EQ(transport_.total, 1);
+  EXPECT_EQ(counters_.servfail_cached.load(), 1u);
+  Advance(options_.servfail_ttl);
+  EXPECT_FALSE(Ask("sf.example"));  // asked again after servfail_ttl
+  EXPECT_EQ(transport_.total, 2);
+}
+
 TEST_F(ResolverTest, LimitsOnPendingAndWaiters) {
-  ResolverOptions o;
-  o.max_pending = 2;
-  o.max_waiters = 3;
-  Make(o);
+  options_.max_pending = 2;
+  options_.max_waiters = 3;
+  Make();
   EXPECT_FALSE(Ask("a.example"));
   EXPECT_FALSE(Ask("b.example"));
   auto refused = Ask("c.example");
@@ -222,8 +286,8 @@ TEST_F(ResolverTest, LimitsOnPendingAndWaiters) {
 
 TEST_F(ResolverTest, NoZoneMeansServfail) {
   upstream::Router only_cluster;
-  only_cluster.AddZone(*dns::NameFromText("cluster.local"), &upstream_);
-  Resolver r(ResolverOptions{}, cache_.get(), &only_cluster, &clock_, &counters_);
+  only_cluster.AddZone(*dns::NameFromText("cluster.local"), &zone_);
+  Resolver r(ResolverOptions{}, cache_.get(), &only_cluster, &clock_, &timers_, &counters_);
   auto q = MakeQuery("www.example", dns::kTypeA);
   ReplyTarget to;
   to.sink = &sink_;
@@ -231,7 +295,7 @@ TEST_F(ResolverTest, NoZoneMeansServfail) {
   ASSERT_EQ(r.HandleQuery(q.data(), q.size(), to, out_, sizeof(out_), &n), Resolver::Outcome::kAnswered);
   EXPECT_EQ(dns::ParseMessage({out_, n})->rcode(), dns::kServFail);
   EXPECT_EQ(counters_.no_route.load(), 1u);
-  EXPECT_TRUE(upstream_.sent.empty());
+  EXPECT_TRUE(transport_.sent.empty());
 }
 
 TEST_F(ResolverTest, EarlyExitsAreCounted) {
@@ -248,7 +312,7 @@ TEST_F(ResolverTest, EarlyExitsAreCounted) {
   EXPECT_EQ(counters_.dropped_too_short.load(), 1u);
   EXPECT_EQ(counters_.dropped_is_response.load(), 1u);
   EXPECT_EQ(counters_.badvers_sent.load(), 1u);
-  EXPECT_TRUE(upstream_.sent.empty());
+  EXPECT_TRUE(transport_.sent.empty());
 }
 
 }  // namespace

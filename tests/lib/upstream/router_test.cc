@@ -8,10 +8,11 @@ namespace {
 
 TEST(RouterTest, LongestMatchingZoneWins) {
   Router r;
-  auto* root = reinterpret_cast<Upstream*>(0x1);
-  auto* cluster = reinterpret_cast<Upstream*>(0x2);
-  auto* svc = reinterpret_cast<Upstream*>(0x3);
-  auto* reverse = reinterpret_cast<Upstream*>(0x4);
+  Zone zones[4];
+  const Zone* root = &zones[0];
+  const Zone* cluster = &zones[1];
+  const Zone* svc = &zones[2];
+  const Zone* reverse = &zones[3];
   r.AddZone(*dns::NameFromText("."), root);
   r.AddZone(*dns::NameFromText("Cluster.Local"), cluster);
   r.AddZone(*dns::NameFromText("svc.cluster.local"), svc);
@@ -28,7 +29,8 @@ TEST(RouterTest, LongestMatchingZoneWins) {
 
 TEST(RouterTest, NoRootMeansNoRoute) {
   Router r;
-  r.AddZone(*dns::NameFromText("cluster.local"), reinterpret_cast<Upstream*>(0x2));
+  Zone cluster;
+  r.AddZone(*dns::NameFromText("cluster.local"), &cluster);
   EXPECT_EQ(r.Route(*dns::NameFromText("example.com")), nullptr);
 }
 

@@ -1,0 +1,251 @@
+#include "lib/upstream/pool.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "lib/dns/constants.h"
+#include "lib/dns/name.h"
+#include "lib/dns/query_view.h"
+
+namespace nodedns::upstream {
+
+struct UpstreamPool::Server {
+  Server(const ServerSpec& spec, const BreakerOptions& b, uint32_t seed)
+      : name(spec.name), transport(spec.transport), breaker(b, seed) {}
+  std::string name;
+  Transport* transport;
+  CircuitBreaker breaker;
+  TimerQueue::Id probe_timer = 0;
+  uint64_t probe_generation = 0;  // answers to abandoned probes are ignored
+  bool probe_inflight = false;
+};
+
+struct UpstreamPool::Request {
+  std::vector<uint8_t> query;
+  Callback done;
+  uint32_t tried = 0;  // bit per server
+  absl::Time sent_at;
+};
+
+namespace {
+
+// rcodes that count as a server failure (RFC 8767: SERVFAIL, REFUSED, NOTIMP).
+bool IsFailureRcode(absl::Span<const uint8_t> answer) {
+  if (answer.size() < dns::kHeaderSize) return true;
+  uint16_t rcode = answer[3] & 0x0f;
+  return rcode == dns::kServFail || rcode == dns::kRefused || rcode == dns::kNotImp;
+}
+
+std::vector<uint8_t> ProbeQuery(const std::string& zone) {
+  auto wire = dns::NameFromText(zone);
+  std::string name = wire.ok() ? *wire : std::string(1, '\0');
+  std::vector<uint8_t> q(dns::kHeaderSize + name.size() + 4 + 11);
+  dns::Write16(&q[2], dns::kFlagRD);
+  dns::Write16(&q[4], 1);
+  dns::Write16(&q[10], 1);
+  std::copy(name.begin(), name.end(), q.begin() + dns::kHeaderSize);
+  size_t n = dns::kHeaderSize + name.size();
+  dns::Write16(&q[n], dns::kTypeSOA);
+  dns::Write16(&q[n + 2], dns::kClassIN);
+  dns::WriteOpt(&q[n + 4], dns::kDefaultEdnsPayload, 0, false, -1);
+  return q;
+}
+
+}  // namespace
+
+UpstreamPool::UpstreamPool(const PoolOptions& options, std::vector<ServerSpec> servers, const Clock* clock,
+                           TimerQueue* timers, Counters* counters, uint32_t seed)
+    : options_(options), clock_(clock), timers_(timers), counters_(counters),
+      probe_query_(ProbeQuery(options.zone)), tokens_(options.max_qps) {
+  for (size_t i = 0; i < servers.size() && i < 32; ++i) {
+    servers_.push_back(std::make_unique<Server>(servers[i], options.breaker, seed + static_cast<uint32_t>(i)));
+  }
+}
+
+UpstreamPool::~UpstreamPool() {
+  *alive_ = false;
+  for (auto& s : servers_) {
+    if (s->probe_timer) timers_->Cancel(s->probe_timer);
+  }
+}
+
+bool UpstreamPool::Admit(Priority priority, absl::Time now) {
+  double share = priority == Priority::kClient ? 1.0 : options_.refresh_share;
+  if (options_.max_inflight > 0 && static_cast<double>(inflight_) >= options_.max_inflight * share) return false;
+  if (options_.max_qps > 0) {
+    if (tokens_at_ != absl::InfinitePast()) {
+      tokens_ = std::min<double>(options_.max_qps, tokens_ + absl::ToDoubleSeconds(now - tokens_at_) * options_.max_qps);
+    }
+    tokens_at_ = now;
+    // A refresh must leave (1 - share) of the bucket for client misses.
+    double floor = priority == Priority::kClient ? 0.0 : options_.max_qps * (1.0 - share);
+    if (tokens_ < floor + 1.0) return false;
+    tokens_ -= 1.0;
+  }
+  return true;
+}
+
+SendResult UpstreamPool::Send(absl::Span<const uint8_t> query, Priority priority, Callback done) {
+  absl::Time now = clock_->Now();
+  size_t first = servers_.size();
+  for (size_t i = 0; i < servers_.size(); ++i) {
+    if (servers_[i]->breaker.allows_traffic()) {
+      first = i;
+      break;
+    }
+  }
+  if (first == servers_.size()) return SendResult::kUnavailable;
+  if (!Admit(priority, now)) {
+    Bump(counters_->upstream_refused_cap);
+    return SendResult::kOverCap;
+  }
+  auto req = std::make_shared<Request>();
+  req->query.assign(query.begin(), query.end());
+  req->done = std::move(done);
+  ++inflight_;
+  Dispatch(req, first);
+  return SendResult::kSent;
+}
+
+void UpstreamPool::Dispatch(const std::shared_ptr<Request>& req, size_t index) {
+  req->tried |= 1u << index;
+  req->sent_at = clock_->Now();
+  Bump(counters_->upstream_queries);
+  std::weak_ptr<bool> alive = alive_;
+  servers_[index]->transport->Send(req->query, [this, alive, req, index](const absl::Status& st,
+                                                                         absl::Span<const uint8_t> answer) {
+    if (alive.expired()) return;
+    OnResult(req, index, st, answer);
+  });
+}
+
+void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, const absl::Status& status,
+                            absl::Span<const uint8_t> answer) {
+  absl::Time now = clock_->Now();
+  bool cancelled = absl::IsCancelled(status);
+  bool failed = !cancelled && (!status.ok() || IsFailureRcode(answer));
+  if (failed) {
+    OnFailure(index, now);
+    // Fail over to the next server whose breaker is closed and that this
+    // query has not tried yet.
+    for (size_t i = 0; i < servers_.size(); ++i) {
+      if (!(req->tried & (1u << i)) && servers_[i]->breaker.allows_traffic()) {
+        Bump(counters_->upstream_failovers);
+        Dispatch(req, i);
+        return;
+      }
+    }
+  } else if (!cancelled) {
+    Server& s = *servers_[index];
+    if (s.breaker.OnSuccess(now)) {
+      Bump(counters_->breaker_closed);
+      spdlog::warn("upstream {} ({}): breaker closed, answering again", s.name, options_.zone);
+    }
+    absl::Duration rtt = now - req->sent_at;
+    if (latency_.size() < kSamples) {
+      latency_.push_back(rtt);
+    } else {
+      latency_[latency_next_] = rtt;
+      latency_next_ = (latency_next_ + 1) % kSamples;
+    }
+  }
+  --inflight_;
+  req->done(status, answer);
+}
+
+void UpstreamPool::OnFailure(size_t index, absl::Time now) {
+  Server& s = *servers_[index];
+  degraded_until_ = now + options_.degraded_hold;
+  if (s.breaker.OnFailure(now)) {
+    Bump(counters_->breaker_opened);
+    spdlog::warn("upstream {} ({}): breaker open after {} consecutive failures; probing", s.name, options_.zone,
+                 s.breaker.consecutive_failures());
+    ScheduleProbe(index);
+  }
+}
+
+void UpstreamPool::ScheduleProbe(size_t index) {
+  Server& s = *servers_[index];
+  if (s.probe_timer) timers_->Cancel(s.probe_timer);
+  s.probe_timer = timers_->Add(s.breaker.next_probe(), [this, index] {
+    servers_[index]->probe_timer = 0;  // the destructor cancels this timer
+    SendProbe(index);
+  });
+}
+
+void UpstreamPool::SendProbe(size_t index) {
+  Server& s = *servers_[index];
+  if (s.breaker.allows_traffic()) return;
+  absl::Time now = clock_->Now();
+  s.breaker.ProbeSent(now);
+  uint64_t generation = ++s.probe_generation;
+  s.probe_inflight = true;
+  Bump(counters_->probes_sent);
+  // The probe gets its own short deadline, so a blackholed server is probed
+  // again within about probe_max whatever the transport's timeout.
+  std::weak_ptr<bool> alive = alive_;
+  timers_->Add(now + options_.probe_timeout, [this, alive, index, generation] {
+    if (alive.expired()) return;
+    Server& srv = *servers_[index];
+    if (srv.probe_generation != generation || !srv.probe_inflight) return;
+    srv.probe_inflight = false;
+    ++srv.probe_generation;
+    srv.breaker.OnFailure(clock_->Now());
+    ScheduleProbe(index);
+  });
+  s.transport->Send(probe_query_, [this, alive, index, generation](const absl::Status& st,
+                                                                    absl::Span<const uint8_t> answer) {
+    if (alive.expired()) return;
+    Server& srv = *servers_[index];
+    if (srv.probe_generation != generation || absl::IsCancelled(st)) return;
+    srv.probe_inflight = false;
+    absl::Time t = clock_->Now();
+    uint16_t rcode = answer.size() >= dns::kHeaderSize ? (answer[3] & 0x0f) : 0xffff;
+    if (st.ok() && (rcode == dns::kNoError || rcode == dns::kNxDomain)) {
+      if (srv.breaker.OnSuccess(t)) {
+        Bump(counters_->breaker_closed);
+        spdlog::warn("upstream {} ({}): probe answered, breaker closed", srv.name, options_.zone);
+      }
+    } else {
+      srv.breaker.OnFailure(t);
+      ScheduleProbe(index);
+    }
+  });
+}
+
+Health UpstreamPool::health() const {
+  bool any = false;
+  for (const auto& s : servers_) any = any || s->breaker.allows_traffic();
+  if (!any) return Health::kDown;
+  if (clock_->Now() < degraded_until_) return Health::kDegraded;
+  return Health::kHealthy;
+}
+
+void UpstreamPool::ReportClientTimeout() { degraded_until_ = clock_->Now() + options_.degraded_hold; }
+
+absl::Duration UpstreamPool::p99_latency() const {
+  if (latency_.empty()) return absl::ZeroDuration();
+  std::vector<absl::Duration> v = latency_;
+  size_t k = std::min(v.size() - 1, v.size() * 99 / 100);
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
+  return v[k];
+}
+
+absl::Duration UpstreamPool::client_timeout() const {
+  if (options_.client_timeout > absl::ZeroDuration()) return options_.client_timeout;
+  // Too few samples to trust: the RFC 8767 default.
+  if (latency_.size() < 16) return options_.adaptive_max;
+  return std::clamp(p99_latency() * options_.adaptive_factor, options_.adaptive_min, options_.adaptive_max);
+}
+
+std::vector<ServerStatus> UpstreamPool::servers() const {
+  std::vector<ServerStatus> out;
+  for (const auto& s : servers_) {
+    out.push_back({s->name, s->breaker.state(), s->breaker.state_since(), s->breaker.transitions(),
+                   s->breaker.consecutive_failures()});
+  }
+  return out;
+}
+
+}  // namespace nodedns::upstream

@@ -1,0 +1,102 @@
+#ifndef NODEDNS_LIB_UPSTREAM_POOL_H_
+#define NODEDNS_LIB_UPSTREAM_POOL_H_
+
+// The servers of one zone as the resolver sees them: a circuit breaker per
+// server, failover to the next server whose breaker is closed, probes to open
+// ones (a SOA query for the zone, one per probe interval), caps on queries per
+// second and in flight (client misses first, refreshes only within
+// refresh_share of the caps), the zone's health, and a client timeout that
+// adapts to the servers' observed latency.
+//
+// Threading: one loop thread; timers come from that loop's TimerQueue.
+// Lifetime: the transports are not owned and must outlive the pool's use;
+// shut them down (their callbacks run with Cancelled) before destroying it.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "lib/common/clock.h"
+#include "lib/common/counters.h"
+#include "lib/common/timer_queue.h"
+#include "lib/upstream/circuit_breaker.h"
+#include "lib/upstream/upstream.h"
+
+namespace nodedns::upstream {
+
+struct PoolOptions {
+  std::string zone = ".";  // presentation form; the probe asks its SOA
+  BreakerOptions breaker;
+  absl::Duration probe_timeout = absl::Milliseconds(500);
+  int max_qps = 2000;        // 0: no cap
+  int max_inflight = 1000;   // 0: no cap
+  double refresh_share = 0.5;  // refreshes may use at most this share of each cap
+  absl::Duration degraded_hold = absl::Seconds(5);
+  // 0: adaptive, clamp(adaptive_factor x p99 latency, adaptive_min, adaptive_max).
+  absl::Duration client_timeout = absl::ZeroDuration();
+  double adaptive_factor = 4;
+  absl::Duration adaptive_min = absl::Milliseconds(50);
+  absl::Duration adaptive_max = absl::Milliseconds(1800);
+};
+
+struct ServerStatus {
+  std::string name;
+  CircuitBreaker::State state;
+  absl::Time state_since;
+  uint64_t transitions;
+  int consecutive_failures;
+};
+
+class UpstreamPool final : public Upstream {
+ public:
+  struct ServerSpec {
+    std::string name;  // "ADDR:PORT", for logs
+    Transport* transport;
+  };
+  UpstreamPool(const PoolOptions& options, std::vector<ServerSpec> servers, const Clock* clock,
+               TimerQueue* timers, Counters* counters, uint32_t seed);
+  ~UpstreamPool() override;
+
+  SendResult Send(absl::Span<const uint8_t> query, Priority priority, Callback done) override;
+  Health health() const override;
+  absl::Duration client_timeout() const override;
+  void ReportClientTimeout() override;
+
+  std::vector<ServerStatus> servers() const;
+  absl::Duration p99_latency() const;  // ZeroDuration without samples
+  size_t inflight() const { return inflight_; }
+
+ private:
+  struct Server;
+  struct Request;
+  bool Admit(Priority priority, absl::Time now);
+  void Dispatch(const std::shared_ptr<Request>& req, size_t index);
+  void OnResult(const std::shared_ptr<Request>& req, size_t index, const absl::Status& status,
+                absl::Span<const uint8_t> answer);
+  void OnFailure(size_t index, absl::Time now);
+  void ScheduleProbe(size_t index);
+  void SendProbe(size_t index);
+
+  const PoolOptions options_;
+  std::vector<std::unique_ptr<Server>> servers_;
+  const Clock* const clock_;
+  TimerQueue* const timers_;
+  Counters* const counters_;
+  std::vector<uint8_t> probe_query_;
+  // Caps: a token bucket for qps, a count for in flight.
+  double tokens_;
+  absl::Time tokens_at_ = absl::InfinitePast();
+  size_t inflight_ = 0;
+  absl::Time degraded_until_ = absl::InfinitePast();
+  // Latency of good answers, the last kSamples.
+  static constexpr size_t kSamples = 256;
+  std::vector<absl::Duration> latency_;
+  size_t latency_next_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace nodedns::upstream
+
+#endif  // NODEDNS_LIB_UPSTREAM_POOL_H_
