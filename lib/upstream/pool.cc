@@ -24,6 +24,8 @@ struct UpstreamPool::Server {
 struct UpstreamPool::Request {
   std::vector<uint8_t> query;
   Callback done;
+  Priority priority;
+  absl::Duration client_timeout;  // at send time: a slower answer means degraded
   uint32_t tried = 0;  // bit per server
   absl::Time sent_at;
 };
@@ -57,7 +59,7 @@ std::vector<uint8_t> ProbeQuery(const std::string& zone) {
 UpstreamPool::UpstreamPool(const PoolOptions& options, std::vector<ServerSpec> servers, const Clock* clock,
                            TimerQueue* timers, Counters* counters, uint32_t seed)
     : options_(options), clock_(clock), timers_(timers), counters_(counters),
-      probe_query_(ProbeQuery(options.zone)), tokens_(options.max_qps) {
+      probe_query_(ProbeQuery(options.zone)), tokens_(std::max(1.0, options.max_qps / 10.0)) {
   for (size_t i = 0; i < servers.size() && i < 32; ++i) {
     servers_.push_back(std::make_unique<Server>(servers[i], options.breaker, seed + static_cast<uint32_t>(i)));
   }
@@ -73,13 +75,18 @@ UpstreamPool::~UpstreamPool() {
 bool UpstreamPool::Admit(Priority priority, absl::Time now) {
   double share = priority == Priority::kClient ? 1.0 : options_.refresh_share;
   if (options_.max_inflight > 0 && static_cast<double>(inflight_) >= options_.max_inflight * share) return false;
+  if (priority == Priority::kRefresh && now < degraded_until_ &&
+      refresh_inflight_ >= static_cast<size_t>(options_.degraded_max_refreshes)) {
+    return false;
+  }
   if (options_.max_qps > 0) {
+    double capacity = bucket_capacity();
     if (tokens_at_ != absl::InfinitePast()) {
-      tokens_ = std::min<double>(options_.max_qps, tokens_ + absl::ToDoubleSeconds(now - tokens_at_) * options_.max_qps);
+      tokens_ = std::min(capacity, tokens_ + absl::ToDoubleSeconds(now - tokens_at_) * options_.max_qps);
     }
     tokens_at_ = now;
     // A refresh must leave (1 - share) of the bucket for client misses.
-    double floor = priority == Priority::kClient ? 0.0 : options_.max_qps * (1.0 - share);
+    double floor = priority == Priority::kClient ? 0.0 : capacity * (1.0 - share);
     if (tokens_ < floor + 1.0) return false;
     tokens_ -= 1.0;
   }
@@ -103,7 +110,10 @@ SendResult UpstreamPool::Send(absl::Span<const uint8_t> query, Priority priority
   auto req = std::make_shared<Request>();
   req->query.assign(query.begin(), query.end());
   req->done = std::move(done);
+  req->priority = priority;
+  req->client_timeout = client_timeout();
   ++inflight_;
+  if (priority == Priority::kRefresh) ++refresh_inflight_;
   Dispatch(req, first);
   return SendResult::kSent;
 }
@@ -143,6 +153,9 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
       spdlog::warn("upstream {} ({}): breaker closed, answering again", s.name, options_.zone);
     }
     absl::Duration rtt = now - req->sent_at;
+    // Good but later than a client would wait: RFC 8767's client response
+    // timer was missed, so the zone is degraded (stale goes out at once).
+    if (rtt > req->client_timeout) degraded_until_ = now + options_.degraded_hold;
     if (latency_.size() < kSamples) {
       latency_.push_back(rtt);
     } else {
@@ -151,6 +164,7 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
     }
   }
   --inflight_;
+  if (req->priority == Priority::kRefresh) --refresh_inflight_;
   req->done(status, answer);
 }
 

@@ -12,6 +12,7 @@
 // Lifetime: the transports are not owned and must outlive the pool's use;
 // shut them down (their callbacks run with Cancelled) before destroying it.
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,6 +34,9 @@ struct PoolOptions {
   int max_qps = 2000;        // 0: no cap
   int max_inflight = 1000;   // 0: no cap
   double refresh_share = 0.5;  // refreshes may use at most this share of each cap
+  // While degraded, at most this many refreshes in flight: a suspect upstream
+  // gets a trickle, not one refresh per stale name, until its breaker decides.
+  int degraded_max_refreshes = 8;
   absl::Duration degraded_hold = absl::Seconds(5);
   // 0: adaptive, clamp(adaptive_factor x p99 latency, adaptive_min, adaptive_max).
   absl::Duration client_timeout = absl::ZeroDuration();
@@ -67,6 +71,8 @@ class UpstreamPool final : public Upstream {
   std::vector<ServerStatus> servers() const;
   absl::Duration p99_latency() const;  // ZeroDuration without samples
   size_t inflight() const { return inflight_; }
+  // Burst size of the qps cap: a tenth of a second's worth.
+  double bucket_capacity() const { return std::max(1.0, options_.max_qps / 10.0); }
 
  private:
   struct Server;
@@ -89,6 +95,7 @@ class UpstreamPool final : public Upstream {
   double tokens_;
   absl::Time tokens_at_ = absl::InfinitePast();
   size_t inflight_ = 0;
+  size_t refresh_inflight_ = 0;
   absl::Time degraded_until_ = absl::InfinitePast();
   // Latency of good answers, the last kSamples.
   static constexpr size_t kSamples = 256;

@@ -317,3 +317,255 @@ TEST_F(ResolverTest, EarlyExitsAreCounted) {
 
 }  // namespace
 }  // namespace nodedns::resolver
+
+namespace nodedns::resolver {
+namespace {
+
+// ---- RFC 8767 state machine, on the fake clock --------------------------
+
+TEST_F(ResolverTest, HealthyRefreshAnsweredInTimeIsFresh) {
+  Warm("a.example", 2);
+  Advance(absl::Seconds(3));  // expired, within max_stale
+  EXPECT_FALSE(Ask("a.example"));  // waits for the refresh
+  ASSERT_EQ(transport_.sent.size(), 1u);
+  Advance(absl::Milliseconds(50));  // within the 100 ms client timeout
+  transport_.AnswerOldest(300);
+  dns::Message m = Reply(1);
+  EXPECT_EQ(m.answers.at(0).ttl, 300u);
+  EXPECT_EQ(EdeOf(m), 0xffff);
+  EXPECT_EQ(counters_.refreshes.load(), 1u);
+  EXPECT_EQ(counters_.stale_answers_timeout.load(), 0u);
+}
+
+TEST_F(ResolverTest, StaleAfterClientTimeoutThenLateRefreshUpdatesCache) {
+  Warm("a.example", 2);
+  Advance(absl::Seconds(3));
+  EXPECT_FALSE(Ask("a.example"));
+  Advance(absl::Milliseconds(99));
+  EXPECT_EQ(sink_.replies.size(), 1u);  // still waiting
+  Advance(absl::Milliseconds(1));
+  ASSERT_EQ(sink_.replies.size(), 2u);
+  dns::Message stale = Reply(1);
+  EXPECT_EQ(stale.rcode(), dns::kNoError);
+  EXPECT_EQ(stale.answers.at(0).ttl, 30u);  // stale_reply_ttl
+  EXPECT_EQ(EdeOf(stale), dns::kEdeStaleAnswer);
+  EXPECT_EQ(counters_.stale_answers_timeout.load(), 1u);
+  EXPECT_EQ(upstream::Health::kDegraded, pool_->health());  // it missed the client timeout
+  transport_.AnswerOldest(600);  // the refresh arrives late: cache updated
+  EXPECT_EQ(sink_.replies.size(), 2u);
+  auto fresh = Ask("a.example");
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->answers.at(0).ttl, 600u);
+  EXPECT_EQ(EdeOf(*fresh), 0xffff);
+}
+
+TEST_F(ResolverTest, FailedRefreshServesStaleAndRechecksOnlyAfterTheWindow) {
+  Warm("a.example", 2);
+  Advance(absl::Seconds(3));
+  EXPECT_FALSE(Ask("a.example"));
+  transport_.AnswerOldest(0, dns::kServFail);
+  dns::Message m = Reply(1);
+  EXPECT_EQ(m.rcode(), dns::kNoError);
+  EXPECT_EQ(EdeOf(m), dns::kEdeStaleAnswer);
+  EXPECT_EQ(counters_.refresh_failures.load(), 1u);
+  // Within failure_recheck: stale at once, nothing sent, whatever the health.
+  Advance(absl::Seconds(10));
+  for (int i = 0; i < 5; ++i) {
+    auto s = Ask("a.example");
+    ASSERT_TRUE(s);
+    EXPECT_EQ(EdeOf(*s), dns::kEdeStaleAnswer);
+  }
+  EXPECT_EQ(transport_.total, 2);  // the warm-up and the one refresh
+  Advance(absl::Seconds(21));  // failure_recheck (30 s) has passed
+  EXPECT_FALSE(Ask("a.example"));
+  EXPECT_EQ(transport_.total, 3);
+}
+
+TEST_F(ResolverTest, DegradedServesStaleAtOnceAndRefreshesInBackground) {
+  Warm("a.example", 2);
+  Warm("b.example", 2);
+  Advance(absl::Seconds(3));
+  EXPECT_FALSE(Ask("a.example"));
+  transport_.FailOldest(absl::UnavailableError("refused"));  // -> degraded
+  ASSERT_EQ(pool_->health(), upstream::Health::kDegraded);
+  auto b = Ask("b.example");  // answered at once, stale
+  ASSERT_TRUE(b);
+  EXPECT_EQ(EdeOf(*b), dns::kEdeStaleAnswer);
+  ASSERT_EQ(transport_.sent.size(), 1u);  // ... and refreshed in the background
+  transport_.AnswerOldest(120);
+  auto fresh = Ask("b.example");
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->answers.at(0).ttl, 120u);
+}
+
+TEST_F(ResolverTest, BreakerOpenServesStaleWithoutUpstreamAndMissesFailFast) {
+  for (const char* n : {"a.example", "b.example", "c.example", "d.example"}) Warm(n, 2);
+  Advance(absl::Seconds(3));
+  // Three failed refreshes open the breaker (failures_to_open = 3).
+  for (const char* n : {"a.example", "b.example", "c.example"}) {
+    Ask(n);
+    ASSERT_FALSE(transport_.sent.empty());
+    transport_.FailOldest(absl::DeadlineExceededError("timeout"));
+  }
+  ASSERT_EQ(pool_->health(), upstream::Health::kDown);
+  EXPECT_EQ(counters_.breaker_opened.load(), 1u);
+  int sent_before = transport_.total;
+  auto d = Ask("d.example");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(EdeOf(*d), dns::kEdeStaleAnswer);
+  EXPECT_EQ(counters_.stale_answers_breaker.load(), 1u);
+  auto miss = Ask("never-seen.example");
+  ASSERT_TRUE(miss);
+  EXPECT_EQ(miss->rcode(), dns::kServFail);
+  EXPECT_EQ(EdeOf(*miss), dns::kEdeNoReachableAuthority);
+  EXPECT_EQ(transport_.total, sent_before);  // nothing went upstream
+  // Probes: at most one per interval, a SOA query for the zone.
+  Advance(absl::Seconds(1));
+  ASSERT_EQ(transport_.sent.size(), 1u);
+  EXPECT_EQ(transport_.OldestQtype(), dns::kTypeSOA);
+  EXPECT_EQ(counters_.probes_sent.load(), 1u);
+  transport_.AnswerOldest(60);  // the probe is answered: breaker closes
+  EXPECT_EQ(pool_->health(), upstream::Health::kDegraded);  // recent failures still count
+  EXPECT_EQ(counters_.breaker_closed.load(), 1u);
+  Advance(absl::Seconds(31));  // past the failure window and the degraded hold
+  EXPECT_EQ(pool_->health(), upstream::Health::kHealthy);
+  EXPECT_FALSE(Ask("d.example"));  // refreshed again
+  transport_.AnswerOldest(60);
+  EXPECT_EQ(Reply(sink_.replies.size() - 1).answers.at(0).ttl, 60u);
+}
+
+TEST_F(ResolverTest, StaleNegativeAnswerCarriesEde19) {
+  ASSERT_FALSE(Ask("nx.example"));
+  transport_.AnswerOldest(2, dns::kNxDomain);
+  EXPECT_EQ(Reply(0).rcode(), dns::kNxDomain);
+  Advance(absl::Seconds(3));
+  EXPECT_FALSE(Ask("nx.example"));
+  Advance(absl::Milliseconds(100));
+  dns::Message m = Reply(1);
+  EXPECT_EQ(m.rcode(), dns::kNxDomain);
+  EXPECT_EQ(EdeOf(m), dns::kEdeStaleNxDomain);
+  EXPECT_EQ(m.authority.at(0).ttl, 30u);
+}
+
+TEST_F(ResolverTest, MaxStaleBoundaryAndZero) {
+  zone_.max_stale = absl::Seconds(60);
+  Warm("a.example", 2);
+  // Expired 59 s ago: still stale data (the refresh is waited for).
+  Advance(absl::Seconds(61));
+  EXPECT_FALSE(Ask("a.example"));
+  transport_.FailOldest(absl::UnavailableError("down"));
+  EXPECT_EQ(EdeOf(Reply(1)), dns::kEdeStaleAnswer);
+  // Past expiry + max_stale: gone, a plain miss.
+  Advance(absl::Seconds(2));
+  EXPECT_FALSE(Ask("a.example"));
+  transport_.FailOldest(absl::UnavailableError("down"));
+  EXPECT_EQ(Reply(2).rcode(), dns::kServFail);
+
+  zone_.max_stale = absl::ZeroDuration();  // stale serving off for the zone
+  Advance(absl::Seconds(10));
+  Warm("b.example", 2);
+  Advance(absl::Seconds(3));
+  EXPECT_FALSE(Ask("b.example"));
+  EXPECT_EQ(counters_.refreshes.load(), 1u);  // only a.example's; b is a miss now
+}
+
+TEST_F(ResolverTest, CapsRefuseRefreshesBeforeClientMisses) {
+  pool_options_.max_inflight = 2;
+  pool_options_.refresh_share = 0.5;  // refreshes may fill 1 of the 2 slots
+  Make();
+  Warm("a.example", 2);
+  Warm("b.example", 2);
+  Advance(absl::Seconds(3));
+  EXPECT_FALSE(Ask("a.example"));  // refresh takes the refresh slot
+  auto b = Ask("b.example");       // over the refresh share: stale at once
+  ASSERT_TRUE(b);
+  EXPECT_EQ(EdeOf(*b), dns::kEdeStaleAnswer);
+  EXPECT_EQ(counters_.stale_answers_over_cap.load(), 1u);
+  EXPECT_FALSE(Ask("miss.example"));  // a client miss still gets the last slot
+  auto refused = Ask("miss2.example");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->rcode(), dns::kServFail);
+  EXPECT_EQ(EdeOf(*refused), dns::kEdeNoReachableAuthority);
+  EXPECT_EQ(counters_.upstream_refused_cap.load(), 2u);
+}
+
+TEST_F(ResolverTest, QpsCapLimitsUpstreamRate) {
+  pool_options_.max_qps = 100;
+  Make();
+  int sent = 0;
+  for (int i = 0; i < 50; ++i) {
+    if (!Ask("n" + std::to_string(i) + ".example")) ++sent;
+  }
+  EXPECT_EQ(sent, 10);  // the bucket holds a tenth of a second's worth
+  // Spread out over a second, 100 get through, no more.
+  for (int i = 0; i < 200; ++i) {
+    Advance(absl::Milliseconds(5));
+    if (!Ask("m" + std::to_string(i) + ".example")) ++sent;
+  }
+  EXPECT_GE(sent, 10 + 99);
+  EXPECT_LE(sent, 10 + 101);
+}
+
+TEST_F(ResolverTest, DegradedZoneGetsOnlyATrickleOfRefreshes) {
+  pool_options_.breaker.failures_to_open = 1000;
+  Make();
+  for (int i = 0; i < 40; ++i) Warm("s" + std::to_string(i) + ".example", 2);
+  Advance(absl::Seconds(3));
+  EXPECT_FALSE(Ask("s0.example"));
+  transport_.FailOldest(absl::DeadlineExceededError("blackhole"));  // degraded
+  for (int i = 1; i < 40; ++i) {
+    auto m = Ask("s" + std::to_string(i) + ".example");
+    ASSERT_TRUE(m) << i;  // every one answered at once, stale
+    EXPECT_EQ(EdeOf(*m), dns::kEdeStaleAnswer);
+  }
+  EXPECT_EQ(transport_.sent.size(), 8u);  // degraded_max_refreshes
+}
+
+TEST_F(ResolverTest, SlowButGoodAnswersMakeTheZoneDegraded) {
+  Warm("a.example", 2);
+  Advance(absl::Seconds(3));
+  EXPECT_FALSE(Ask("a.example"));
+  Advance(absl::Milliseconds(100));  // stale to the client after its timeout
+  Advance(absl::Seconds(6));          // past the degraded hold ...
+  transport_.AnswerOldest(2);         // ... the answer finally comes, 6 s late
+  EXPECT_EQ(pool_->health(), upstream::Health::kDegraded);
+}
+
+TEST_F(ResolverTest, PrefetchRefreshesPopularEntryBeforeExpiryWithJitter) {
+  Warm("p.example", 100);
+  Advance(absl::Seconds(50));
+  ASSERT_TRUE(Ask("p.example"));  // not in the last 10 %: nothing scheduled
+  Advance(absl::Seconds(45));     // 5 s left
+  ASSERT_TRUE(Ask("p.example"));  // schedules a prefetch within the next 2.5 s
+  EXPECT_TRUE(transport_.sent.empty());
+  Advance(absl::Milliseconds(2500));
+  ASSERT_EQ(transport_.sent.size(), 1u);
+  EXPECT_EQ(counters_.prefetches.load(), 1u);
+  transport_.AnswerOldest(100);
+  Advance(absl::Seconds(10));  // the old entry would have expired by now
+  auto m = Ask("p.example");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(EdeOf(*m), 0xffff);
+  EXPECT_GT(m->answers.at(0).ttl, 80u);
+}
+
+TEST_F(ResolverTest, LastKnownGoodKeepsPositiveWhileUnhealthy) {
+  zone_.last_known_good = true;
+  Warm("svc.example", 2);
+  Warm("other.example", 2);
+  Advance(absl::Seconds(3));
+  EXPECT_FALSE(Ask("other.example"));
+  transport_.FailOldest(absl::UnavailableError("flapping"));  // degraded now
+  auto m = Ask("svc.example");  // degraded: stale now, refresh in background
+  ASSERT_TRUE(m);
+  transport_.AnswerOldest(60, dns::kNxDomain);  // the recovering control plane lies
+  EXPECT_EQ(counters_.last_known_good_kept.load(), 1u);
+  Advance(absl::Seconds(31));
+  // Healthy again: the NXDOMAIN is believed.
+  EXPECT_FALSE(Ask("svc.example"));
+  transport_.AnswerOldest(60, dns::kNxDomain);
+  EXPECT_EQ(Reply(sink_.replies.size() - 1).rcode(), dns::kNxDomain);
+}
+
+}  // namespace
+}  // namespace nodedns::resolver

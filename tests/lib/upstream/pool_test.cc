@@ -1,0 +1,165 @@
+#include "lib/upstream/pool.h"
+
+#include <deque>
+
+#include "gtest/gtest.h"
+#include "lib/dns/constants.h"
+
+namespace nodedns::upstream {
+namespace {
+
+TEST(CircuitBreakerTest, OpensAfterConsecutiveFailuresAndClosesOnSuccess) {
+  CircuitBreaker b(BreakerOptions{.failures_to_open = 3}, 1);
+  absl::Time t = absl::FromUnixSeconds(100);
+  EXPECT_FALSE(b.OnFailure(t));
+  EXPECT_FALSE(b.OnFailure(t));
+  EXPECT_FALSE(b.OnSuccess(t));  // resets the count
+  EXPECT_FALSE(b.OnFailure(t));
+  EXPECT_FALSE(b.OnFailure(t));
+  EXPECT_TRUE(b.OnFailure(t));
+  EXPECT_EQ(b.state(), CircuitBreaker::State::kOpen);
+  EXPECT_FALSE(b.allows_traffic());
+  EXPECT_TRUE(b.OnSuccess(t + absl::Seconds(1)));
+  EXPECT_TRUE(b.allows_traffic());
+  EXPECT_EQ(b.transitions(), 2u);
+}
+
+TEST(CircuitBreakerTest, ProbeIntervalBacksOffWithJitterUpToTheCap) {
+  BreakerOptions o{.failures_to_open = 1, .probe_min = absl::Milliseconds(200), .probe_max = absl::Seconds(1)};
+  CircuitBreaker b(o, 42);
+  EXPECT_EQ(b.Interval(0), absl::Milliseconds(200));
+  EXPECT_EQ(b.Interval(1), absl::Milliseconds(400));
+  EXPECT_EQ(b.Interval(2), absl::Milliseconds(800));
+  EXPECT_EQ(b.Interval(3), absl::Seconds(1));
+  EXPECT_EQ(b.Interval(10), absl::Seconds(1));
+  absl::Time t = absl::FromUnixSeconds(100);
+  b.OnFailure(t);  // opens; first probe within [100, 200] ms
+  absl::Duration first = b.next_probe() - t;
+  EXPECT_GE(first, absl::Milliseconds(100));
+  EXPECT_LE(first, absl::Milliseconds(200));
+  EXPECT_FALSE(b.ProbeDue(t));
+  EXPECT_TRUE(b.ProbeDue(b.next_probe()));
+  for (int i = 0; i < 8; ++i) b.OnFailure(t);  // failed probes: capped at 1 s
+  absl::Duration later = b.next_probe() - t;
+  EXPECT_GE(later, absl::Milliseconds(500));
+  EXPECT_LE(later, absl::Seconds(1));
+  // Two nodes' breakers with different seeds do not probe in step.
+  CircuitBreaker c(o, 43);
+  c.OnFailure(t);
+  for (int i = 0; i < 8; ++i) c.OnFailure(t);
+  EXPECT_NE(b.next_probe(), c.next_probe());
+}
+
+class FakeTransport : public Transport {
+ public:
+  void Send(absl::Span<const uint8_t> q, Callback done) override {
+    sent.push_back({std::vector<uint8_t>(q.begin(), q.end()), std::move(done)});
+  }
+  void Reply(uint8_t rcode) {
+    auto s = std::move(sent.front());
+    sent.pop_front();
+    std::vector<uint8_t> a = s.first;
+    a[2] |= 0x80;
+    a[3] = rcode;
+    s.second(absl::OkStatus(), a);
+  }
+  void Fail() {
+    auto s = std::move(sent.front());
+    sent.pop_front();
+    s.second(absl::DeadlineExceededError("t"), {});
+  }
+  std::deque<std::pair<std::vector<uint8_t>, Callback>> sent;
+};
+
+class PoolTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<UpstreamPool> Make(PoolOptions o) {
+    return std::make_unique<UpstreamPool>(
+        o, std::vector<UpstreamPool::ServerSpec>{{"a", &a_}, {"b", &b_}}, &clock_, &timers_, &counters_, 3);
+  }
+  SendResult Send(UpstreamPool& p, Priority prio = Priority::kClient) {
+    static const std::vector<uint8_t> q(17, 0);
+    return p.Send(q, prio, [this](const absl::Status& s, absl::Span<const uint8_t> answer) {
+      results.push_back(s.ok() && answer.size() >= 4 ? answer[3] & 0x0f : -1);
+    });
+  }
+  FakeClock clock_;
+  TimerQueue timers_;
+  Counters counters_;
+  FakeTransport a_, b_;
+  std::vector<int> results;
+};
+
+TEST_F(PoolTest, FailsOverToTheNextServerAndSkipsOpenBreakers) {
+  auto p = Make(PoolOptions{});
+  ASSERT_EQ(Send(*p), SendResult::kSent);
+  ASSERT_EQ(a_.sent.size(), 1u);  // the first server first
+  a_.Reply(dns::kServFail);       // a failure: resent to b
+  ASSERT_EQ(b_.sent.size(), 1u);
+  b_.Reply(dns::kNoError);
+  EXPECT_EQ(results, (std::vector<int>{0}));
+  EXPECT_EQ(counters_.upstream_failovers.load(), 1u);
+  // Two more failures open a's breaker; then everything goes to b.
+  for (int i = 0; i < 2; ++i) {
+    Send(*p);
+    a_.Fail();
+    b_.Reply(dns::kNoError);
+  }
+  EXPECT_EQ(p->servers()[0].state, CircuitBreaker::State::kOpen);
+  EXPECT_EQ(p->health(), Health::kDegraded);
+  Send(*p);
+  EXPECT_TRUE(a_.sent.empty());
+  EXPECT_EQ(b_.sent.size(), 1u);
+}
+
+TEST_F(PoolTest, DownWhenEveryBreakerIsOpenAndProbesClose) {
+  PoolOptions o;
+  o.breaker.failures_to_open = 1;
+  auto p = Make(o);
+  Send(*p);
+  a_.Fail();
+  b_.Fail();
+  EXPECT_EQ(results, (std::vector<int>{-1}));
+  EXPECT_EQ(p->health(), Health::kDown);
+  EXPECT_EQ(Send(*p), SendResult::kUnavailable);
+  // Probes go out after the jittered interval (<= 200 ms here).
+  clock_.Advance(absl::Milliseconds(200));
+  timers_.RunDue(clock_.Now());
+  ASSERT_EQ(a_.sent.size(), 1u);
+  ASSERT_EQ(b_.sent.size(), 1u);
+  b_.Reply(dns::kNxDomain);  // any real answer closes the breaker
+  EXPECT_NE(p->health(), Health::kDown);
+  // A probe that is never answered counts as failed after probe_timeout and
+  // the next one follows within the backed-off interval.
+  clock_.Advance(o.probe_timeout);
+  timers_.RunDue(clock_.Now());
+  clock_.Advance(absl::Milliseconds(400));
+  timers_.RunDue(clock_.Now());
+  EXPECT_EQ(a_.sent.size(), 2u);
+  EXPECT_EQ(counters_.probes_sent.load(), 3u);
+}
+
+TEST_F(PoolTest, ClientTimeoutAdaptsToLatency) {
+  auto p = Make(PoolOptions{});
+  EXPECT_EQ(p->client_timeout(), absl::Milliseconds(1800));  // no samples yet
+  for (int i = 0; i < 100; ++i) {
+    Send(*p);
+    clock_.Advance(absl::Milliseconds(i < 98 ? 1 : 100));  // p99 ~ 100 ms
+    a_.Reply(dns::kNoError);
+  }
+  EXPECT_EQ(p->p99_latency(), absl::Milliseconds(100));
+  EXPECT_EQ(p->client_timeout(), absl::Milliseconds(400));
+  auto fast = Make(PoolOptions{});
+  for (int i = 0; i < 100; ++i) {
+    Send(*fast);
+    clock_.Advance(absl::Microseconds(300));
+    a_.Reply(dns::kNoError);
+  }
+  EXPECT_EQ(fast->client_timeout(), absl::Milliseconds(50));  // the floor
+  PoolOptions fixed;
+  fixed.client_timeout = absl::Milliseconds(250);
+  EXPECT_EQ(Make(fixed)->client_timeout(), absl::Milliseconds(250));
+}
+
+}  // namespace
+}  // namespace nodedns::upstream
