@@ -148,11 +148,15 @@ Resolver::Outcome Resolver::HandleStale(const uint8_t* query, size_t len, const 
     return *out_len ? Outcome::kAnswered : Outcome::kDropped;
   };
   absl::Time now = clock_->Now();
-  // RFC 8767 section 5: after a failed refresh, answer stale at once for the
-  // failure recheck time without asking again.
-  if (now - hit_.refresh_failed_at < options_.failure_recheck) return answer_stale(StaleReason::kFailure);
   const upstream::Zone* zone = router_->Route(key.qname());
   if (zone == nullptr) return answer_stale(StaleReason::kBreaker);
+  // RFC 8767 section 5: after a failed refresh, answer stale at once for the
+  // failure recheck time without asking again, unless a probe has since found
+  // the upstream answering.
+  if (now - hit_.refresh_failed_at < options_.failure_recheck &&
+      hit_.refresh_failed_at >= zone->upstream->last_recovery()) {
+    return answer_stale(StaleReason::kFailure);
+  }
   Health health = zone->upstream->health();
   if (health == Health::kDown) return answer_stale(StaleReason::kBreaker);
 

@@ -14,6 +14,7 @@ struct UpstreamPool::Server {
   Server(const ServerSpec& spec, const BreakerOptions& b, uint32_t seed)
       : name(spec.name), transport(spec.transport), breaker(b, seed) {}
   std::string name;
+  absl::Time last_good_sent = absl::InfinitePast();
   Transport* transport;
   CircuitBreaker breaker;
   TimerQueue::Id probe_timer = 0;
@@ -135,8 +136,13 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
   absl::Time now = clock_->Now();
   bool cancelled = absl::IsCancelled(status);
   bool failed = !cancelled && (!status.ok() || IsFailureRcode(answer));
+  // Newer evidence wins: a failure (or slow answer) for a query sent before
+  // the newest good answer says nothing about the server now. Without this,
+  // queries sent during an outage that time out after recovery would degrade
+  // the zone again, or even reopen the breaker.
+  bool outdated = req->sent_at < servers_[index]->last_good_sent;
   if (failed) {
-    OnFailure(index, now);
+    if (!outdated) OnFailure(index, now);
     // Fail over to the next server whose breaker is closed and that this
     // query has not tried yet.
     for (size_t i = 0; i < servers_.size(); ++i) {
@@ -146,21 +152,30 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
         return;
       }
     }
-  } else if (!cancelled) {
+  } else if (!failed && !cancelled) {
     Server& s = *servers_[index];
     if (s.breaker.OnSuccess(now)) {
       Bump(counters_->breaker_closed);
       spdlog::warn("upstream {} ({}): breaker closed, answering again", s.name, options_.zone);
     }
     absl::Duration rtt = now - req->sent_at;
-    // Good but later than a client would wait: RFC 8767's client response
-    // timer was missed, so the zone is degraded (stale goes out at once).
-    if (rtt > req->client_timeout) degraded_until_ = now + options_.degraded_hold;
-    if (latency_.size() < kSamples) {
-      latency_.push_back(rtt);
+    if (rtt > req->client_timeout) {
+      // Good but later than a client would wait: RFC 8767's client response
+      // timer was missed, so the zone is degraded (stale goes out at once).
+      // Not a latency sample: slow answers (c-ares retries, an overloaded
+      // upstream) would raise the adaptive timeout and make clients wait.
+      if (!outdated) MarkBad(now);
     } else {
-      latency_[latency_next_] = rtt;
-      latency_next_ = (latency_next_ + 1) % kSamples;
+      s.last_good_sent = std::max(s.last_good_sent, req->sent_at);
+      // A prompt good answer to a query sent after the last bad event: the
+      // zone is healthy again now, not when the hold runs out.
+      if (req->sent_at > last_bad_at_) degraded_until_ = absl::InfinitePast();
+      if (latency_.size() < kSamples) {
+        latency_.push_back(rtt);
+      } else {
+        latency_[latency_next_] = rtt;
+        latency_next_ = (latency_next_ + 1) % kSamples;
+      }
     }
   }
   --inflight_;
@@ -168,9 +183,14 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
   req->done(status, answer);
 }
 
+void UpstreamPool::MarkBad(absl::Time now) {
+  last_bad_at_ = now;
+  degraded_until_ = now + options_.degraded_hold;
+}
+
 void UpstreamPool::OnFailure(size_t index, absl::Time now) {
   Server& s = *servers_[index];
-  degraded_until_ = now + options_.degraded_hold;
+  MarkBad(now);
   if (s.breaker.OnFailure(now)) {
     Bump(counters_->breaker_opened);
     spdlog::warn("upstream {} ({}): breaker open after {} consecutive failures; probing", s.name, options_.zone,
@@ -196,6 +216,7 @@ void UpstreamPool::SendProbe(size_t index) {
   uint64_t generation = ++s.probe_generation;
   s.probe_inflight = true;
   Bump(counters_->probes_sent);
+  spdlog::debug("upstream {} ({}): probe sent", s.name, options_.zone);
   // The probe gets its own short deadline, so a blackholed server is probed
   // again within about probe_max whatever the transport's timeout.
   std::weak_ptr<bool> alive = alive_;
@@ -205,6 +226,7 @@ void UpstreamPool::SendProbe(size_t index) {
     if (srv.probe_generation != generation || !srv.probe_inflight) return;
     srv.probe_inflight = false;
     ++srv.probe_generation;
+    spdlog::debug("upstream {} ({}): probe timed out", srv.name, options_.zone);
     srv.breaker.OnFailure(clock_->Now());
     ScheduleProbe(index);
   });
@@ -212,7 +234,11 @@ void UpstreamPool::SendProbe(size_t index) {
                                                                     absl::Span<const uint8_t> answer) {
     if (alive.expired()) return;
     Server& srv = *servers_[index];
-    if (srv.probe_generation != generation || absl::IsCancelled(st)) return;
+    if (srv.probe_generation != generation || absl::IsCancelled(st)) {
+      spdlog::trace("upstream {}: probe answer ignored (generation {} now {})", srv.name, generation,
+                    srv.probe_generation);
+      return;
+    }
     srv.probe_inflight = false;
     absl::Time t = clock_->Now();
     uint16_t rcode = answer.size() >= dns::kHeaderSize ? (answer[3] & 0x0f) : 0xffff;
@@ -220,8 +246,14 @@ void UpstreamPool::SendProbe(size_t index) {
       if (srv.breaker.OnSuccess(t)) {
         Bump(counters_->breaker_closed);
         spdlog::warn("upstream {} ({}): probe answered, breaker closed", srv.name, options_.zone);
+        // The server answers again: stale entries are refreshed on demand at
+        // once (under the caps), so fresh answers flow within a probe interval.
+        last_recovery_ = t;
+        srv.last_good_sent = t;
+        degraded_until_ = absl::InfinitePast();
       }
     } else {
+      spdlog::debug("upstream {} ({}): probe failed: {} rcode {}", srv.name, options_.zone, st.ToString(), rcode);
       srv.breaker.OnFailure(t);
       ScheduleProbe(index);
     }
@@ -236,7 +268,7 @@ Health UpstreamPool::health() const {
   return Health::kHealthy;
 }
 
-void UpstreamPool::ReportClientTimeout() { degraded_until_ = clock_->Now() + options_.degraded_hold; }
+void UpstreamPool::ReportClientTimeout() { MarkBad(clock_->Now()); }
 
 absl::Duration UpstreamPool::p99_latency() const {
   if (latency_.empty()) return absl::ZeroDuration();

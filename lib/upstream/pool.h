@@ -67,6 +67,7 @@ class UpstreamPool final : public Upstream {
   Health health() const override;
   absl::Duration client_timeout() const override;
   void ReportClientTimeout() override;
+  absl::Time last_recovery() const override { return last_recovery_; }
 
   std::vector<ServerStatus> servers() const;
   absl::Duration p99_latency() const;  // ZeroDuration without samples
@@ -82,6 +83,7 @@ class UpstreamPool final : public Upstream {
   void OnResult(const std::shared_ptr<Request>& req, size_t index, const absl::Status& status,
                 absl::Span<const uint8_t> answer);
   void OnFailure(size_t index, absl::Time now);
+  void MarkBad(absl::Time now);
   void ScheduleProbe(size_t index);
   void SendProbe(size_t index);
 
@@ -97,6 +99,9 @@ class UpstreamPool final : public Upstream {
   size_t inflight_ = 0;
   size_t refresh_inflight_ = 0;
   absl::Time degraded_until_ = absl::InfinitePast();
+  absl::Time last_bad_at_ = absl::InfinitePast();  // last failure or slow answer
+  absl::Time last_good_sent_ = absl::InfinitePast();  // send time of the newest good answer
+  absl::Time last_recovery_ = absl::InfinitePast();
   // Latency of good answers, the last kSamples.
   static constexpr size_t kSamples = 256;
   std::vector<absl::Duration> latency_;

@@ -50,6 +50,9 @@ class Upstream {
   virtual absl::Duration client_timeout() const = 0;
   // A refresh missed the client timeout: the zone counts as degraded.
   virtual void ReportClientTimeout() = 0;
+  // When a probe last found a server answering again (InfinitePast if never).
+  // Refresh failures before it need not wait out the failure-recheck time.
+  virtual absl::Time last_recovery() const = 0;
 };
 
 }  // namespace nodedns::upstream

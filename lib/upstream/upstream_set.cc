@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/random.h>
+
 #include <mutex>
+#include <random>
 
 #include "absl/status/status.h"
 #include "lib/dns/constants.h"
@@ -21,6 +24,7 @@ namespace {
 struct PendingSend {
   UpstreamSet* owner;
   UpstreamSet::Callback done;
+  uint16_t id;
 };
 
 void InitAresOnce() {
@@ -81,12 +85,41 @@ void UpstreamSet::Send(absl::Span<const uint8_t> query, Callback done) {
     done(absl::CancelledError("upstream set is shut down"), {});
     return;
   }
+  if (query.size() < 12 || query.size() > 0xFFFF) {
+    done(absl::InvalidArgumentError("query size"), {});
+    return;
+  }
   ++inflight_;
-  auto* pending = new PendingSend{this, std::move(done)};
+  // Our own random ID: c-ares 1.18's ares_send keeps the caller's, and an
+  // unpredictable ID is the first defence against spoofed answers.
+  uint16_t id = NewQueryId();
+  ids_in_flight_.insert(id);
+  std::vector<uint8_t> q(query.begin(), query.end());
+  q[0] = static_cast<uint8_t>(id >> 8);
+  q[1] = static_cast<uint8_t>(id);
+  auto* pending = new PendingSend{this, std::move(done), id};
   in_send_ = true;
-  ares_send(channel_, query.data(), static_cast<int>(query.size()), &UpstreamSet::OnAnswer, pending);
+  ares_send(channel_, q.data(), static_cast<int>(q.size()), &UpstreamSet::OnAnswer, pending);
   in_send_ = false;
   ArmTimer();
+}
+
+uint16_t UpstreamSet::NewQueryId() {
+  while (true) {
+    if (random_left_ == 0) {
+      ssize_t n = getrandom(random_ids_, sizeof(random_ids_), 0);
+      if (n != static_cast<ssize_t>(sizeof(random_ids_))) {
+        // getrandom on Linux >= 3.17 does not fail for this size once the
+        // pool is initialised; if it ever does, fall back to a weaker source
+        // rather than stop resolving.
+        std::random_device rd;
+        for (auto& v : random_ids_) v = static_cast<uint16_t>(rd());
+      }
+      random_left_ = sizeof(random_ids_) / sizeof(random_ids_[0]);
+    }
+    uint16_t id = random_ids_[--random_left_];
+    if (!ids_in_flight_.contains(id)) return id;
+  }
 }
 
 void UpstreamSet::OnDeferred(uv_timer_t* timer) {
@@ -100,6 +133,8 @@ void UpstreamSet::OnAnswer(void* arg, int status, int timeouts, unsigned char* a
   std::unique_ptr<PendingSend> pending(static_cast<PendingSend*>(arg));
   UpstreamSet* self = pending->owner;
   --self->inflight_;
+  self->ids_in_flight_.erase(pending->id);
+  spdlog::trace("upstream {}: answer status {} timeouts {} len {}", self->options_.name, status, timeouts, alen);
   absl::Span<const uint8_t> answer;
   if (status == ARES_SUCCESS && abuf != nullptr && alen > 0) answer = {abuf, static_cast<size_t>(alen)};
   if (self->in_send_) {
@@ -113,6 +148,7 @@ void UpstreamSet::OnAnswer(void* arg, int status, int timeouts, unsigned char* a
 
 void UpstreamSet::OnSocketState(void* data, ares_socket_t fd, int readable, int writable) {
   auto* self = static_cast<UpstreamSet*>(data);
+  spdlog::trace("upstream {}: socket {} readable={} writable={}", self->options_.name, fd, readable, writable);
   auto it = self->polls_.find(fd);
   if (!readable && !writable) {
     // c-ares is about to close fd: stop watching it now.

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -44,7 +45,8 @@ class UpstreamSet final : public Transport {
   UpstreamSet(const UpstreamSet&) = delete;
   UpstreamSet& operator=(const UpstreamSet&) = delete;
 
-  // Sends a complete DNS query (c-ares replaces its ID). Retries over TCP
+  // Sends a complete DNS query under a fresh random ID (c-ares 1.18 sends the
+  // caller's ID as it is and matches answers by ID and question). Retries over TCP
   // when the UDP answer is truncated. `done` never runs inside Send(): an
   // immediate failure is delivered from the loop, so callers need not be
   // re-entrant. After Shutdown() it fails with Cancelled.
@@ -64,6 +66,8 @@ class UpstreamSet final : public Transport {
   static void OnAnswer(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
   void ArmTimer();
   static void OnDeferred(uv_timer_t* timer);
+  // A random query ID not in flight on this channel (getrandom(2), buffered).
+  uint16_t NewQueryId();
 
   struct Deferred {
     absl::Status status;
@@ -82,6 +86,9 @@ class UpstreamSet final : public Transport {
   std::vector<Deferred> deferred_;
   size_t inflight_ = 0;
   absl::flat_hash_map<ares_socket_t, Poll*> polls_;
+  absl::flat_hash_set<uint16_t> ids_in_flight_;
+  uint16_t random_ids_[256];
+  size_t random_left_ = 0;
 };
 
 }  // namespace nodedns::upstream

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -243,6 +244,17 @@ TEST_F(ForwardingTest, PerZoneForwardingReachesTheRightUpstream) {
   EXPECT_EQ(ext.answers[0].rdata, std::string("\xc0\x00\x02\x01", 4));
   EXPECT_EQ(upstream_->queries_for("www.example.com."), 1);
   EXPECT_EQ(cluster->queries(), 2);
+}
+
+TEST_F(ForwardingTest, UpstreamQueriesCarryRandomIds) {
+  StartDaemon();
+  for (int i = 0; i < 50; ++i) Ask("id" + std::to_string(i) + ".example");
+  std::set<uint16_t> ids;
+  for (const auto& q : upstream_->log()) ids.insert(q.id);
+  ASSERT_EQ(upstream_->log().size(), 50u);
+  // c-ares 1.18 sends the ID it is given: ours must be unpredictable.
+  EXPECT_GE(ids.size(), 45u);
+  EXPECT_FALSE(ids.count(0) && ids.size() == 1);
 }
 
 TEST_F(ForwardingTest, DoAndCdArePassedUpstreamAndKeyedSeparately) {

@@ -102,9 +102,15 @@ int FakeUpstream::queries_for(const std::string& name) const {
   return it == per_name_.end() ? 0 : it->second;
 }
 
+std::vector<FakeUpstream::LoggedQuery> FakeUpstream::log() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return log_;
+}
+
 void FakeUpstream::ResetCounts() {
   std::lock_guard<std::mutex> lock(mu_);
   per_name_.clear();
+  log_.clear();
   queries_ = udp_queries_ = tcp_queries_ = 0;
 }
 
@@ -122,6 +128,7 @@ std::vector<uint8_t> FakeUpstream::Respond(const std::vector<uint8_t>& query, bo
     ++(tcp ? tcp_queries_ : udp_queries_);
     std::lock_guard<std::mutex> lock(mu_);
     per_name_[Lower(qname_text)]++;
+    log_.push_back({Clock::now(), Lower(qname_text), q->questions[0].type, q->id});
   }
   if (mode == Mode::kDrop) {
     *drop = true;

@@ -10,6 +10,7 @@
 // and misbehaves on demand (mode, delay).
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -52,6 +53,15 @@ class FakeUpstream {
   int queries_for(const std::string& name) const;
   void ResetCounts();
 
+  struct LoggedQuery {
+    std::chrono::steady_clock::time_point at;
+    std::string name;  // lowercased presentation form
+    uint16_t type;
+    uint16_t id;
+  };
+  // Every query received, in order.
+  std::vector<LoggedQuery> log() const;
+
  private:
   FakeUpstream() = default;
   void Run();
@@ -68,6 +78,7 @@ class FakeUpstream {
   std::atomic<int> queries_{0}, udp_queries_{0}, tcp_queries_{0};
   mutable std::mutex mu_;
   std::map<std::string, int> per_name_;
+  std::vector<LoggedQuery> log_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -112,6 +112,23 @@ TEST_F(PoolTest, FailsOverToTheNextServerAndSkipsOpenBreakers) {
   EXPECT_EQ(b_.sent.size(), 1u);
 }
 
+TEST_F(PoolTest, FailuresOlderThanTheNewestGoodAnswerAreIgnored) {
+  auto p = Make(PoolOptions{});
+  for (int i = 0; i < 3; ++i) Send(*p);  // sent during an outage ...
+  clock_.Advance(absl::Milliseconds(10));
+  Send(*p);                              // ... and one after it ended
+  ASSERT_EQ(a_.sent.size(), 4u);
+  std::swap(a_.sent.front(), a_.sent.back());
+  a_.Reply(dns::kNoError);  // the newest query is answered first
+  for (int i = 0; i < 3; ++i) {
+    a_.Fail();  // the old ones time out afterwards
+    b_.Reply(dns::kNoError);  // (their failover)
+  }
+  EXPECT_EQ(p->servers()[0].state, CircuitBreaker::State::kClosed);
+  EXPECT_EQ(p->servers()[0].consecutive_failures, 0);
+  EXPECT_EQ(p->health(), Health::kHealthy);
+}
+
 TEST_F(PoolTest, DownWhenEveryBreakerIsOpenAndProbesClose) {
   PoolOptions o;
   o.breaker.failures_to_open = 1;
@@ -142,13 +159,27 @@ TEST_F(PoolTest, DownWhenEveryBreakerIsOpenAndProbesClose) {
 TEST_F(PoolTest, ClientTimeoutAdaptsToLatency) {
   auto p = Make(PoolOptions{});
   EXPECT_EQ(p->client_timeout(), absl::Milliseconds(1800));  // no samples yet
-  for (int i = 0; i < 100; ++i) {
+  auto answer_after = [&](absl::Duration d) {
     Send(*p);
-    clock_.Advance(absl::Milliseconds(i < 98 ? 1 : 100));  // p99 ~ 100 ms
+    clock_.Advance(d);
     a_.Reply(dns::kNoError);
-  }
+  };
+  for (int i = 0; i < 50; ++i) answer_after(absl::Milliseconds(30));
+  EXPECT_EQ(p->client_timeout(), absl::Milliseconds(120));  // 4 x p99
+  // Latency that rises within the current timeout is followed...
+  for (int i = 0; i < 100; ++i) answer_after(absl::Milliseconds(100));
   EXPECT_EQ(p->p99_latency(), absl::Milliseconds(100));
   EXPECT_EQ(p->client_timeout(), absl::Milliseconds(400));
+  EXPECT_EQ(p->health(), Health::kHealthy);
+  // ... but an answer slower than a client would wait is no sample (retries
+  // and overload must not stretch the timeout); it degrades the zone.
+  answer_after(absl::Seconds(1));
+  EXPECT_EQ(p->client_timeout(), absl::Milliseconds(400));
+  EXPECT_EQ(p->health(), Health::kDegraded);
+  // A prompt answer to a query sent after that ends the degraded state.
+  clock_.Advance(absl::Milliseconds(1));
+  answer_after(absl::Milliseconds(100));
+  EXPECT_EQ(p->health(), Health::kHealthy);
   auto fast = Make(PoolOptions{});
   for (int i = 0; i < 100; ++i) {
     Send(*fast);

@@ -1,0 +1,202 @@
+// Serving through upstream outages (RFC 8767): the real binary, a fake
+// upstream that breaks in one way per test, and a steady client load.
+//
+// Each test warms 1,000 names with a 2 s TTL, lets them expire, breaks the
+// upstream, queries the cached names at a steady 500 qps for
+// NODEDNS_OUTAGE_SECONDS (default 15), then restores the upstream and keeps
+// querying. It asserts: every query answered NOERROR with the cached record;
+// during the outage TTL 30 and EDE 3; no client waits beyond the start of the
+// outage; the upstream sees about one query per name per failure-recheck
+// period plus probes (not one per client query) and never more than max_qps;
+// fresh answers resume within 2 s of the upstream's return.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "lib/dns/constants.h"
+#include "tests/support/daemon_process.h"
+#include "tests/support/fake_upstream.h"
+#include "tests/support/load_client.h"
+
+namespace nodedns::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using Mode = FakeUpstream::Mode;
+
+constexpr int kNames = 1000;
+constexpr int kQps = 500;
+constexpr int kMaxUpstreamQps = 500;
+
+struct Case {
+  const char* name;
+  Mode mode;
+  int delay_ms;       // slow upstream
+  bool flapping;      // alternate working and broken every 700 ms
+  bool only_stale;    // every outage answer must be stale (TTL 30, EDE 3)
+};
+
+int OutageSeconds() {
+  const char* env = std::getenv("NODEDNS_OUTAGE_SECONDS");
+  return env ? std::max(3, std::atoi(env)) : 15;
+}
+
+class OutageTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(OutageTest, KeepsAnsweringFromStaleAndProtectsTheUpstream) {
+  const Case& c = GetParam();
+  auto upstream = FakeUpstream::Start();
+  ASSERT_NE(upstream, nullptr);
+  upstream->set_ttl(2);
+  TempDir dir;
+  std::string cfg = dir.Write("outage.toml", "[upstream]\nmax_qps = " + std::to_string(kMaxUpstreamQps) +
+                                                 "\n[log]\nlevel = \"warn\"\n");
+  auto daemon = DaemonProcess::Start({"--config", cfg, "--upstream", upstream->address()});
+  ASSERT_NE(daemon->port(), 0) << daemon->log();
+
+  std::vector<std::string> names;
+  for (int i = 0; i < kNames; ++i) names.push_back("h" + std::to_string(i) + ".outage.example");
+  {
+    LoadClient warm(daemon->port(), names, 400, milliseconds(kNames * 1000 / 400));
+    warm.Join();
+    for (const auto& r : warm.results()) ASSERT_EQ(r.rcode, dns::kNoError) << "warm-up failed";
+  }
+  std::this_thread::sleep_for(milliseconds(2200));  // every entry has expired
+
+  // Break the upstream.
+  auto outage_start = Clock::now();
+  upstream->set_delay_ms(c.delay_ms);
+  upstream->set_mode(c.mode);
+  std::atomic<bool> stop_flapping{false};
+  std::thread flapper;
+  if (c.flapping) {
+    flapper = std::thread([&] {
+      bool broken = true;
+      while (!stop_flapping) {
+        std::this_thread::sleep_for(milliseconds(700));
+        broken = !broken;
+        upstream->set_mode(broken ? c.mode : Mode::kAnswer);
+      }
+    });
+  }
+  const int outage_ms = OutageSeconds() * 1000;
+  LoadClient during(daemon->port(), names, kQps, milliseconds(outage_ms));
+  during.Join();
+  if (c.flapping) {
+    stop_flapping = true;
+    flapper.join();
+  }
+  auto outage_end = Clock::now();
+
+  // Restore it, with a TTL that tells fresh answers apart.
+  upstream->set_ttl(300);
+  upstream->set_delay_ms(0);
+  upstream->set_mode(Mode::kAnswer);
+  auto restored = Clock::now();
+  auto restored_wall = std::chrono::system_clock::now();
+  LoadClient after(daemon->port(), names, kQps, milliseconds(5000));
+  after.Join();
+
+  // 1. Every outage query answered NOERROR with the cached record; stale ones
+  //    carry TTL 30 and EDE 3.
+  int stale = 0, waited = 0;
+  auto max_latency = std::chrono::microseconds(0);
+  for (const auto& r : during.results()) {
+    ASSERT_TRUE(r.answered) << "a query went unanswered during the outage";
+    ASSERT_EQ(r.rcode, dns::kNoError);
+    ASSERT_EQ(r.rdata, std::string("\xc0\x00\x02\x01", 4));
+    bool is_stale = r.ttl == 30 && r.ede == dns::kEdeStaleAnswer;
+    if (c.only_stale) {
+      ASSERT_TRUE(is_stale) << "ttl " << r.ttl << " ede " << r.ede;
+    } else {
+      ASSERT_TRUE(is_stale || (r.ede == -1 && r.ttl <= 300));
+    }
+    stale += is_stale;
+    // 2. Nobody waits beyond the first moments of the outage.
+    // Flapping starts a new outage every other 700 ms: each start may make a
+    // client wait the client timeout (50 ms with this fast upstream), no more.
+    if (c.flapping) {
+      EXPECT_LT(r.latency(), milliseconds(90)) << "waited longer than the client timeout";
+    } else if (r.sent > outage_start + milliseconds(300)) {
+      EXPECT_LT(r.latency(), milliseconds(40)) << "waited after the start of the outage";
+    }
+    if (r.latency() > milliseconds(10)) ++waited;
+    max_latency = std::max(max_latency, r.latency());
+  }
+  EXPECT_GT(stale, 0);
+  EXPECT_LT(max_latency, milliseconds(250));  // at most the client timeout
+  if (!c.flapping) EXPECT_LE(waited, 60) << "queries waited on the upstream at the start of the outage";
+
+  // 3. Upstream load during the outage: about one query per name per
+  //    failure-recheck period (c-ares may retry once), plus probes.
+  std::map<std::string, int> per_name;
+  int probes = 0, total = 0;
+  std::map<int64_t, int> per_second;
+  for (const auto& q : upstream->log()) {
+    if (q.at >= outage_start && q.at <= outage_end) {
+      ++total;
+      if (q.type == dns::kTypeSOA) {
+        ++probes;
+      } else {
+        ++per_name[q.name];
+      }
+    }
+    per_second[std::chrono::duration_cast<std::chrono::seconds>(q.at.time_since_epoch()).count()]++;
+  }
+  int client_queries = static_cast<int>(during.results().size());
+  int worst = 0;
+  for (auto& [name, n] : per_name) worst = std::max(worst, n);
+  if (!c.flapping) {  // flapping: good phases legitimately refresh names again
+    EXPECT_LE(worst, 2 * (OutageSeconds() / 30 + 1)) << "a name was asked again within the failure-recheck period";
+    EXPECT_LT(total, client_queries / 20) << "upstream load above 5 % of the client rate";
+    EXPECT_LE(probes, 2 * (OutageSeconds() + 1)) << "more than one probe per ~0.5 s";
+  }
+  // 4. Never more than the cap per second (a 0.1 s burst on top).
+  for (auto& [sec, n] : per_second) EXPECT_LE(n, kMaxUpstreamQps * 11 / 10 + 5) << "second " << sec;
+
+  // 5. Fresh answers resume within 2 s of the upstream's return, and then
+  //    (nearly) everything is fresh.
+  auto first_fresh = Clock::time_point::max();
+  int late_total = 0, late_fresh = 0;
+  for (const auto& r : after.results()) {
+    ASSERT_TRUE(r.answered);
+    ASSERT_EQ(r.rcode, dns::kNoError);
+    bool fresh = r.ede == -1 && r.ttl > 30;
+    if (fresh) first_fresh = std::min(first_fresh, r.received);
+    if (r.sent > restored + milliseconds(3000)) {
+      ++late_total;
+      late_fresh += fresh;
+    }
+  }
+  std::string probe_times;
+  for (const auto& q : upstream->log()) {
+    if (q.type == dns::kTypeSOA && q.at > restored - std::chrono::seconds(3)) {
+      probe_times += " " + std::to_string(std::chrono::duration_cast<milliseconds>(q.at - restored).count());
+    }
+  }
+  EXPECT_LE(first_fresh - restored, milliseconds(2000))
+      << "probes received (ms after restore):" << probe_times << "\n"
+      << "fresh answers did not resume within 2 s; restored at "
+      << std::chrono::duration_cast<milliseconds>(restored_wall.time_since_epoch()).count() % 100000 << " ms\n"
+      << daemon->log();
+  EXPECT_GE(late_fresh * 100, late_total * 95) << late_fresh << " of " << late_total << " fresh";
+  EXPECT_EQ(daemon->Stop(), 0) << daemon->log();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    FailureModes, OutageTest,
+    ::testing::Values(Case{"Blackhole", Mode::kDrop, 0, false, true},
+                      Case{"Servfail", Mode::kServFail, 0, false, true},
+                      Case{"Refused", Mode::kRefused, 0, false, true},
+                      Case{"Slow3s", Mode::kAnswer, 3000, false, false},
+                      Case{"Garbage", Mode::kGarbage, 0, false, true},
+                      Case{"Flapping", Mode::kDrop, 0, true, false}),
+    [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace nodedns::testing
