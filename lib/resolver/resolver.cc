@@ -355,7 +355,7 @@ void Resolver::OnUpstreamAnswer(const std::string& key, const absl::Status& stat
   Bump(counters_->upstream_answers);
   // Last known good: while the zone is unhealthy, a negative answer does not
   // replace a positive entry still within max_stale.
-  if (p.zone->last_known_good && IsNegative(image->kind) && p.zone->upstream->health() != Health::kHealthy) {
+  if (p.zone->last_known_good && IsNegative(image->kind) && p.zone->upstream->recently_unhealthy()) {
     cache::LookupStatus st = cache_->Lookup(key, now, entry_buf_.data(), entry_buf_.size(), &hit_);
     if (st != cache::LookupStatus::kMiss && hit_.kind == dns::AnswerKind::kPositive &&
         now - hit_.inserted_at < p.zone->max_stale) {

@@ -68,6 +68,9 @@ class UpstreamPool final : public Upstream {
   absl::Duration client_timeout() const override;
   void ReportClientTimeout() override;
   absl::Time last_recovery() const override { return last_recovery_; }
+  bool recently_unhealthy() const override {
+    return health() != Health::kHealthy || clock_->Now() < last_bad_at_ + options_.degraded_hold;
+  }
 
   std::vector<ServerStatus> servers() const;
   absl::Duration p99_latency() const;  // ZeroDuration without samples

@@ -53,6 +53,10 @@ class Upstream {
   // When a probe last found a server answering again (InfinitePast if never).
   // Refresh failures before it need not wait out the failure-recheck time.
   virtual absl::Time last_recovery() const = 0;
+  // Unhealthy now, or a failure or slow answer within the degraded hold, even
+  // if a good answer has since ended the degraded state. "Last known good"
+  // uses it: the answers that end an outage are the ones it must distrust.
+  virtual bool recently_unhealthy() const = 0;
 };
 
 }  // namespace nodedns::upstream

@@ -103,7 +103,7 @@ TEST_F(ForwardingTest, NxdomainIsCachedWithSoa) {
 TEST_F(ForwardingTest, ConcurrentIdenticalMissesMakeOneUpstreamQuery) {
   upstream_->set_delay_ms(300);
   StartDaemon();
-  constexpr int kClients = 200;
+  constexpr int kClients = 500;
   std::vector<int> fds;
   for (int i = 0; i < kClients; ++i) {
     int fd = ConnectLoopback(SOCK_DGRAM, daemon_->port());
@@ -244,6 +244,44 @@ TEST_F(ForwardingTest, PerZoneForwardingReachesTheRightUpstream) {
   EXPECT_EQ(ext.answers[0].rdata, std::string("\xc0\x00\x02\x01", 4));
   EXPECT_EQ(upstream_->queries_for("www.example.com."), 1);
   EXPECT_EQ(cluster->queries(), 2);
+}
+
+// "Last known good" (off by default): while the zone is unhealthy, an
+// NXDOMAIN does not replace a positive entry.
+TEST_F(ForwardingTest, LastKnownGoodKeepsPositiveAnswersWhileTheZoneIsUnhealthy) {
+  upstream_->set_ttl(1);
+  TempDir dir;
+  auto config = [&](bool lkg) {
+    return dir.Write(lkg ? "lkg.toml" : "plain.toml",
+                     std::string("[upstream]\ndegraded_hold_ms = 3000\nbreaker_failures = 100\n"
+                                 "[serve_stale]\nfailure_recheck_ms = 0\nservfail_ttl = 0\n"
+                                 "[[zone]]\nname = \".\"\nservers = [\"") +
+                         upstream_->address() + "\"]\nlast_known_good = " + (lkg ? "true" : "false") + "\n");
+  };
+  for (bool lkg : {true, false}) {
+    SCOPED_TRACE(lkg ? "last_known_good = true" : "last_known_good = false");
+    upstream_->set_mode(FakeUpstream::Mode::kAnswer);
+    daemon_ = DaemonProcess::Start({"--config", config(lkg)});
+    ASSERT_NE(daemon_->port(), 0) << daemon_->log();
+    ASSERT_EQ(Ask("svc.example").answers.size(), 1u);
+    ASSERT_EQ(Ask("other.example").answers.size(), 1u);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // both expired
+    upstream_->set_mode(FakeUpstream::Mode::kServFail);
+    Ask("other.example");  // a failed refresh: the zone is degraded for 3 s
+    upstream_->set_mode(FakeUpstream::Mode::kNxAll);  // the control plane now lies
+    dns::Message m = Ask("svc.example");  // stale at once; refreshed in the background
+    EXPECT_EQ(m.rcode(), dns::kNoError);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    dns::Message after = Ask("svc.example");
+    if (lkg) {
+      EXPECT_EQ(after.rcode(), dns::kNoError);  // the positive entry was kept
+      EXPECT_EQ(after.answers.size(), 1u);
+    } else {
+      EXPECT_EQ(after.rcode(), dns::kNxDomain);  // replaced by the NXDOMAIN
+    }
+    EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();
+    daemon_.reset();
+  }
 }
 
 TEST_F(ForwardingTest, UpstreamQueriesCarryRandomIds) {

@@ -157,7 +157,7 @@ std::vector<uint8_t> FakeUpstream::Respond(const std::vector<uint8_t>& query, bo
     r.questions[0].name = *dns::NameFromText("wrong.example.");
   } else if (mode == Mode::kTruncateUdp && !tcp) {
     r.flags |= dns::kFlagTC;
-  } else if (first.rfind("nx", 0) == 0) {
+  } else if (first.rfind("nx", 0) == 0 || mode == Mode::kNxAll) {
     r.set_rcode(dns::kNxDomain);
     r.authority.push_back(Soa(*zone));
   } else if (first.rfind("nodata", 0) == 0 ||

@@ -32,6 +32,7 @@ class FakeUpstream {
     kWrongQuestion,   // an answer for another name
     kWrongThenRight,  // an answer for another name, then the right one 100 ms later
     kTruncateUdp,     // TC=1 and no records over UDP; full answer over TCP
+    kNxAll,           // NXDOMAIN for every name: a control plane that answers, but wrongly
   };
 
   static std::unique_ptr<FakeUpstream> Start();
