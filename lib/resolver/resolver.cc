@@ -271,13 +271,27 @@ void Resolver::MaybePrefetch(const dns::CacheKey& key, absl::Time now) {
 void Resolver::OnStaleTimer(const std::string& key) {
   auto it = pending_.find(key);
   if (it == pending_.end()) return;
+  const upstream::Zone* zone = it->second->zone;
+  zone->upstream->ReportClientTimeout();
+  // The zone is degraded now: nobody waiting on any of its refreshes should
+  // wait out a timer of their own. Answer them all stale at once.
+  std::vector<std::string> keys;
+  for (auto& [k, p] : pending_) {
+    if (p->zone == zone && (p->stale_timer || k == key)) keys.push_back(k);
+  }
+  for (const std::string& k : keys) FlushStaleWaiters(k);
+}
+
+void Resolver::FlushStaleWaiters(const std::string& key) {
+  auto it = pending_.find(key);
+  if (it == pending_.end()) return;
   Pending& p = *it->second;
+  if (p.stale_timer) timers_->Cancel(p.stale_timer);
   p.stale_timer = 0;
   std::vector<Waiter> stale_ok, rest;
   for (Waiter& w : p.waiters) (w.stale_fallback ? stale_ok : rest).push_back(std::move(w));
   p.waiters = std::move(rest);
   if (stale_ok.empty()) return;
-  p.zone->upstream->ReportClientTimeout();
   if (!AnswerFromCache(key, stale_ok, StaleReason::kTimeout)) {
     // The entry is gone (evicted): they wait for the upstream like a miss.
     for (Waiter& w : stale_ok) p.waiters.push_back(std::move(w));

@@ -125,6 +125,7 @@ class Resolver {
                                      Pending** created);
   void OnUpstreamAnswer(const std::string& key, const absl::Status& status, absl::Span<const uint8_t> answer);
   void OnStaleTimer(const std::string& key);
+  void FlushStaleWaiters(const std::string& key);
   void MaybePrefetch(const dns::CacheKey& key, absl::Time now);
   // Answers `waiters` from the cache entry for `key` (stale or fresh). False
   // if there is no entry.

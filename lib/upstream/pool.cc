@@ -169,13 +169,11 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
       s.last_good_sent = std::max(s.last_good_sent, req->sent_at);
       // A prompt good answer to a query sent after the last bad event: the
       // zone is healthy again now, not when the hold runs out.
-      if (req->sent_at > last_bad_at_) degraded_until_ = absl::InfinitePast();
-      if (latency_.size() < kSamples) {
-        latency_.push_back(rtt);
-      } else {
-        latency_[latency_next_] = rtt;
-        latency_next_ = (latency_next_ + 1) % kSamples;
+      if (req->sent_at > last_bad_at_ && degraded_until_ > now) {
+        spdlog::debug("upstream {} ({}): prompt answer, no longer degraded", s.name, options_.zone);
+        degraded_until_ = absl::InfinitePast();
       }
+      RecordLatency(rtt);
     }
   }
   --inflight_;
@@ -184,6 +182,7 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
 }
 
 void UpstreamPool::MarkBad(absl::Time now) {
+  if (degraded_until_ <= now) spdlog::debug("upstream ({}): degraded", options_.zone);
   last_bad_at_ = now;
   degraded_until_ = now + options_.degraded_hold;
 }
@@ -278,11 +277,25 @@ absl::Duration UpstreamPool::p99_latency() const {
   return v[k];
 }
 
+void UpstreamPool::RecordLatency(absl::Duration rtt) {
+  if (latency_.size() < kSamples) {
+    latency_.push_back(rtt);
+  } else {
+    latency_[latency_next_] = rtt;
+    latency_next_ = (latency_next_ + 1) % kSamples;
+  }
+  if (++samples_since_recompute_ >= kRecomputeEvery || latency_.size() == 16) {
+    samples_since_recompute_ = 0;
+    adaptive_timeout_ =
+        std::clamp(p99_latency() * options_.adaptive_factor, options_.adaptive_min, options_.adaptive_max);
+  }
+}
+
 absl::Duration UpstreamPool::client_timeout() const {
   if (options_.client_timeout > absl::ZeroDuration()) return options_.client_timeout;
   // Too few samples to trust: the RFC 8767 default.
   if (latency_.size() < 16) return options_.adaptive_max;
-  return std::clamp(p99_latency() * options_.adaptive_factor, options_.adaptive_min, options_.adaptive_max);
+  return adaptive_timeout_;
 }
 
 std::vector<ServerStatus> UpstreamPool::servers() const {

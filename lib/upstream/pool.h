@@ -109,6 +109,12 @@ class UpstreamPool final : public Upstream {
   static constexpr size_t kSamples = 256;
   std::vector<absl::Duration> latency_;
   size_t latency_next_ = 0;
+  // client_timeout() is asked for on every upstream query: recomputed from
+  // the samples every kRecomputeEvery new samples, not every time.
+  static constexpr int kRecomputeEvery = 32;
+  int samples_since_recompute_ = kRecomputeEvery;
+  mutable absl::Duration adaptive_timeout_;
+  void RecordLatency(absl::Duration rtt);
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -207,7 +207,13 @@ void UpstreamSet::ArmTimer() {
     return;
   }
   uint64_t ms = static_cast<uint64_t>(tv.tv_sec) * 1000 + static_cast<uint64_t>(tv.tv_usec + 999) / 1000;
-  uv_timer_start(&timer_, &UpstreamSet::OnTimer, ms, 0);
+  // At least 1 ms: ares_timeout() truncates to whole milliseconds and says 0
+  // up to a millisecond before a deadline that process_timeouts() (which
+  // compares microseconds) does not yet see as passed. A 0 ms libuv timer
+  // re-armed from its own callback runs again in the same loop pass, so this
+  // spun the worker for up to 1 ms per upstream deadline: measured as 4-20 ms
+  // stalls when an outage's first queries timed out together.
+  uv_timer_start(&timer_, &UpstreamSet::OnTimer, ms == 0 ? 1 : ms, 0);
 }
 
 void UpstreamSet::Shutdown() {

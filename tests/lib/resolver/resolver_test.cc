@@ -359,6 +359,20 @@ TEST_F(ResolverTest, StaleAfterClientTimeoutThenLateRefreshUpdatesCache) {
   EXPECT_EQ(EdeOf(*fresh), 0xffff);
 }
 
+TEST_F(ResolverTest, FirstMissedClientTimeoutReleasesEveryWaiterOfTheZone) {
+  Warm("a.example", 2);
+  Warm("b.example", 2);
+  Advance(absl::Seconds(3));
+  EXPECT_FALSE(Ask("a.example"));
+  Advance(absl::Milliseconds(60));
+  EXPECT_FALSE(Ask("b.example"));  // its own timer would fire at 160 ms
+  Advance(absl::Milliseconds(40));  // a's timer: the zone is degraded ...
+  ASSERT_EQ(sink_.replies.size(), 4u);  // ... and b is answered stale too
+  EXPECT_EQ(EdeOf(Reply(2)), dns::kEdeStaleAnswer);
+  EXPECT_EQ(EdeOf(Reply(3)), dns::kEdeStaleAnswer);
+  EXPECT_EQ(counters_.stale_answers_timeout.load(), 2u);
+}
+
 TEST_F(ResolverTest, FailedRefreshServesStaleAndRechecksOnlyAfterTheWindow) {
   Warm("a.example", 2);
   Advance(absl::Seconds(3));

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Outage benchmark: nodedns and Unbound (serve-expired, client timeout 0,
+# reply TTL 30, EDE on stale answers) behind the same fake upstream, through
+# the same blackhole and SERVFAIL outages, one after the other. The driver
+# (bench_outage.cc) prints answered share, latency, upstream load during the
+# outage relative to the client load, and seconds until fresh answers resume.
+# Loopback only; bounded: about 2 x 2 x (OUTAGE_SECONDS + 10) seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NAMES=${NAMES:-1000}
+QPS=${QPS:-1000}
+OUTAGE_SECONDS=${OUTAGE_SECONDS:-15}
+RECOVERY_SECONDS=${RECOVERY_SECONDS:-5}
+
+bash scripts/deps.sh bench
+cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-release --target nodedns nodedns_bench_outage >/dev/null
+
+work=$(mktemp -d /tmp/nodedns-outage-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    if kill -0 "$p" 2>/dev/null; then wait "$p" 2>/dev/null || true; fi
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$((20000 + RANDOM % 20000))
+    if [ -z "$(ss -Hlnu "sport = :$p")" ] && [ -z "$(ss -Hlnt "sport = :$p")" ]; then echo "$p"; return; fi
+  done
+  echo "no free port" >&2; exit 1
+}
+
+nd_port=$(free_port)
+ub_port=$(free_port)
+targets=(--target "nodedns=$nd_port" --target "unbound=$ub_port")
+if [ "${UNBOUND_FIRST:-0}" = 1 ]; then targets=(--target "unbound=$ub_port" --target "nodedns=$nd_port"); fi
+./build-release/bench/nodedns_bench_outage --port-file "$work/up.port" "${targets[@]}" --names "$NAMES" --qps "$QPS" --outage-seconds "$OUTAGE_SECONDS" \
+  --recovery-seconds "$RECOVERY_SECONDS" &
+driver=$!
+for _ in $(seq 100); do [ -s "$work/up.port" ] && break; sleep 0.05; done
+up_port=$(cat "$work/up.port")
+
+cat >"$work/nodedns.toml" <<EOC
+[server]
+listen = ["127.0.0.1:$nd_port"]
+[upstream]
+attempts = ${ND_ATTEMPTS:-2}
+[[zone]]
+name = "."
+servers = ["127.0.0.1:$up_port"]
+[log]
+level = "${ND_LOG_LEVEL:-error}"
+EOC
+./build-release/daemon/nodedns --config "$work/nodedns.toml" 2>"$work/nodedns.log" &
+pids+=($!)
+
+cat >"$work/unbound.conf" <<EOC
+server:
+  interface: 127.0.0.1@$ub_port
+  port: $ub_port
+  do-ip6: no
+  num-threads: 1
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  module-config: "iterator"
+  chroot: ""
+  username: ""
+  directory: "$work"
+  pidfile: ""
+  use-syslog: no
+  logfile: ""
+  verbosity: 0
+  qname-minimisation: no
+  serve-expired: yes
+  serve-expired-client-timeout: 0
+  serve-expired-reply-ttl: 30
+  ede: yes
+  ede-serve-expired: yes
+forward-zone:
+  name: "."
+  forward-addr: 127.0.0.1@$up_port
+EOC
+unbound-checkconf "$work/unbound.conf" >/dev/null
+unbound -d -c "$work/unbound.conf" 2>"$work/unbound.log" &
+pids+=($!)
+
+wait "$driver"
+if [ -n "${ND_LOG_LEVEL:-}" ]; then cat "$work/nodedns.log" >&2; fi
