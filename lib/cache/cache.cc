@@ -41,7 +41,9 @@ struct Cache::Entry {
     e->image_len = static_cast<uint16_t>(image.wire.size());
     e->num_ttls = static_cast<uint16_t>(image.ttl_offsets.size());
     e->kind = image.kind;
-    std::memcpy(e->ttls(), image.ttl_offsets.data(), image.ttl_offsets.size() * sizeof(uint16_t));
+    if (!image.ttl_offsets.empty()) {  // an empty vector's data() may be null
+      std::memcpy(e->ttls(), image.ttl_offsets.data(), image.ttl_offsets.size() * sizeof(uint16_t));
+    }
     std::memcpy(e->key_data(), key.data(), key.size());
     std::memcpy(e->image(), image.wire.data(), image.wire.size());
     return e;

@@ -130,7 +130,9 @@ TEST_P(OutageTest, KeepsAnsweringFromStaleAndProtectsTheUpstream) {
   }
   EXPECT_GT(stale, 0);
   EXPECT_LT(max_latency, milliseconds(250));  // at most the client timeout
-  if (!c.flapping) EXPECT_LE(waited, 60) << "queries waited on the upstream at the start of the outage";
+  if (!c.flapping) {
+    EXPECT_LE(waited, 60) << "queries waited on the upstream at the start of the outage";
+  }
 
   // 3. Upstream load during the outage: about one query per name per
   //    failure-recheck period (c-ares may retry once), plus probes.
@@ -151,8 +153,13 @@ TEST_P(OutageTest, KeepsAnsweringFromStaleAndProtectsTheUpstream) {
   int client_queries = static_cast<int>(during.results().size());
   int worst = 0;
   for (auto& [name, n] : per_name) worst = std::max(worst, n);
-  if (!c.flapping) {  // flapping: good phases legitimately refresh names again
+  // Where refreshes only fail, a name is asked about once per failure-recheck
+  // period (c-ares may send it twice). Slow or flapping upstreams answer some
+  // refreshes, and a refreshed name with a 2 s TTL is legitimately asked again.
+  if (c.only_stale) {
     EXPECT_LE(worst, 2 * (OutageSeconds() / 30 + 1)) << "a name was asked again within the failure-recheck period";
+  }
+  if (!c.flapping) {
     EXPECT_LT(total, client_queries / 20) << "upstream load above 5 % of the client rate";
     EXPECT_LE(probes, 2 * (OutageSeconds() + 1)) << "more than one probe per ~0.5 s";
   }
