@@ -21,29 +21,8 @@ MEM_NAMES=${MEM_NAMES:-100000}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 
-bash scripts/deps.sh bench
-cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-release --target nodedns nodedns_bench_upstream >/dev/null
-
-work=$(mktemp -d /tmp/nodedns-bench-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    if kill -0 "$p" 2>/dev/null; then wait "$p" 2>/dev/null || true; fi
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-  local p
-  for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 20000))
-    if [ -z "$(ss -Hlnu "sport = :$p")" ] && [ -z "$(ss -Hlnt "sport = :$p")" ]; then echo "$p"; return; fi
-  done
-  echo "no free port" >&2; exit 1
-}
+source bench/common.sh
+bench_setup nodedns nodedns_bench_upstream
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 clk_tck=$(getconf CLK_TCK)

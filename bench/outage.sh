@@ -13,28 +13,8 @@ QPS=${QPS:-1000}
 OUTAGE_SECONDS=${OUTAGE_SECONDS:-15}
 RECOVERY_SECONDS=${RECOVERY_SECONDS:-5}
 
-bash scripts/deps.sh bench
-cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-release --target nodedns nodedns_bench_outage >/dev/null
-
-work=$(mktemp -d /tmp/nodedns-outage-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    if kill -0 "$p" 2>/dev/null; then wait "$p" 2>/dev/null || true; fi
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() {
-  local p
-  for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 20000))
-    if [ -z "$(ss -Hlnu "sport = :$p")" ] && [ -z "$(ss -Hlnt "sport = :$p")" ]; then echo "$p"; return; fi
-  done
-  echo "no free port" >&2; exit 1
-}
+source bench/common.sh
+bench_setup nodedns nodedns_bench_outage
 
 nd_port=$(free_port)
 ub_port=$(free_port)
@@ -43,6 +23,7 @@ if [ "${UNBOUND_FIRST:-0}" = 1 ]; then targets=(--target "unbound=$ub_port" --ta
 ./build-release/bench/nodedns_bench_outage --port-file "$work/up.port" "${targets[@]}" --names "$NAMES" --qps "$QPS" --outage-seconds "$OUTAGE_SECONDS" \
   --recovery-seconds "$RECOVERY_SECONDS" &
 driver=$!
+pids+=($driver)
 for _ in $(seq 100); do [ -s "$work/up.port" ] && break; sleep 0.05; done
 up_port=$(cat "$work/up.port")
 

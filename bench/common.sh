@@ -1,0 +1,30 @@
+# Shared by the bench/ scripts (sourced, not run): build the Release targets
+# given as arguments, a scratch directory, processes stopped by PID on exit,
+# and free loopback ports.
+
+bench_setup() {  # targets to build...
+  bash scripts/deps.sh bench
+  cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build-release --target "$@" >/dev/null
+  work=$(mktemp -d /tmp/nodedns-bench-XXXXXX)
+  pids=()  # add every process started, by PID; they are stopped on exit
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    if kill -0 "$p" 2>/dev/null; then wait "$p" 2>/dev/null || true; fi
+  done
+  rm -rf "$work"
+}
+
+free_port() {  # a port free for both UDP and TCP on this machine
+  local p
+  for _ in $(seq 200); do
+    p=$((20000 + RANDOM % 20000))
+    if [ -z "$(ss -Hlnu "sport = :$p")" ] && [ -z "$(ss -Hlnt "sport = :$p")" ]; then echo "$p"; return; fi
+  done
+  echo "no free port" >&2
+  exit 1
+}
