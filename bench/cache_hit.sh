@@ -60,34 +60,19 @@ pids+=($nd_pid)
 
 # --- unbound: the same job, a forwarding cache with one thread ----------
 ub_port=$(free_port)
-cat >"$work/unbound.conf" <<EOC
+{
+  unbound_base_config "$ub_port" "$up_port"
+  cat <<EOC
 server:
-  interface: 127.0.0.1@$ub_port
-  port: $ub_port
-  do-ip6: no
-  num-threads: 1
   so-reuseport: no
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  module-config: "iterator"
-  chroot: ""
-  username: ""
-  directory: "$work"
-  pidfile: ""
-  use-syslog: no
-  logfile: ""
-  verbosity: 0
   msg-cache-size: 512m
   rrset-cache-size: 512m
   msg-cache-slabs: 1
   rrset-cache-slabs: 1
-  qname-minimisation: no
   prefetch: no
   minimal-responses: yes
-forward-zone:
-  name: "."
-  forward-addr: 127.0.0.1@$up_port
 EOC
+} >"$work/unbound.conf"
 unbound-checkconf "$work/unbound.conf" >/dev/null
 taskset -c "$SERVER_CPU" unbound -d -c "$work/unbound.conf" 2>"$work/unbound.log" &
 ub_pid=$!

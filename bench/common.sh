@@ -28,3 +28,27 @@ free_port() {  # a port free for both UDP and TCP on this machine
   echo "no free port" >&2
   exit 1
 }
+
+unbound_base_config() {  # port, upstream port: a one-thread forwarding cache on 127.0.0.1
+  cat <<EOC
+server:
+  interface: 127.0.0.1@$1
+  port: $1
+  do-ip6: no
+  num-threads: 1
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  module-config: "iterator"
+  chroot: ""
+  username: ""
+  directory: "$work"
+  pidfile: ""
+  use-syslog: no
+  logfile: ""
+  verbosity: 0
+  qname-minimisation: no
+forward-zone:
+  name: "."
+  forward-addr: 127.0.0.1@$2
+EOC
+}

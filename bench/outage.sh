@@ -41,32 +41,17 @@ EOC
 ./build-release/daemon/nodedns --config "$work/nodedns.toml" 2>"$work/nodedns.log" &
 pids+=($!)
 
-cat >"$work/unbound.conf" <<EOC
+{
+  unbound_base_config "$ub_port" "$up_port"
+  cat <<EOC
 server:
-  interface: 127.0.0.1@$ub_port
-  port: $ub_port
-  do-ip6: no
-  num-threads: 1
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  module-config: "iterator"
-  chroot: ""
-  username: ""
-  directory: "$work"
-  pidfile: ""
-  use-syslog: no
-  logfile: ""
-  verbosity: 0
-  qname-minimisation: no
   serve-expired: yes
   serve-expired-client-timeout: 0
   serve-expired-reply-ttl: 30
   ede: yes
   ede-serve-expired: yes
-forward-zone:
-  name: "."
-  forward-addr: 127.0.0.1@$up_port
 EOC
+} >"$work/unbound.conf"
 unbound-checkconf "$work/unbound.conf" >/dev/null
 unbound -d -c "$work/unbound.conf" 2>"$work/unbound.log" &
 pids+=($!)

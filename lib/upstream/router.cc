@@ -1,5 +1,8 @@
 #include "lib/upstream/router.h"
 
+#include <cstring>
+
+#include "lib/dns/constants.h"
 #include "lib/dns/name.h"
 
 namespace nodedns::upstream {
@@ -7,7 +10,13 @@ namespace nodedns::upstream {
 void Router::AddZone(std::string_view zone_wire, const Zone* zone) { zones_[dns::Lowercase(zone_wire)] = zone; }
 
 const Zone* Router::Route(std::string_view qname_wire) const {
-  std::string name = dns::Lowercase(qname_wire);
+  // Lowercased on the stack: this runs for every stale answer, so during an
+  // outage for nearly every query.
+  char buf[dns::kMaxNameLength];
+  if (qname_wire.size() > sizeof(buf)) return nullptr;
+  std::memcpy(buf, qname_wire.data(), qname_wire.size());
+  dns::LowercaseInPlace(reinterpret_cast<uint8_t*>(buf), qname_wire.size());
+  std::string_view name(buf, qname_wire.size());
   // Suffixes from the longest (the name itself) to the root: first hit wins.
   size_t i = 0;
   while (i < name.size()) {
