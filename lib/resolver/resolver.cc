@@ -65,15 +65,31 @@ size_t Resolver::Error(const uint8_t* query, size_t len, const dns::QueryView* q
   return n;
 }
 
+Resolver::Waiter Resolver::MakeWaiter(const ReplyTarget& to, const dns::QueryView& q, const uint8_t* query,
+                                      bool stale_fallback) {
+  return Waiter{to, q, std::string(reinterpret_cast<const char*>(query), q.question_end), stale_fallback};
+}
+
+void Resolver::ArmStaleTimer(Pending& p, std::string_view key, const upstream::Zone* zone, absl::Time now) {
+  if (p.stale_timer) return;
+  std::string k(key);
+  p.stale_timer = timers_->Add(now + zone->upstream->client_timeout(), [this, k] { OnStaleTimer(k); });
+}
+
+dns::RenderParams Resolver::ParamsFor(const dns::QueryView& q, bool tcp) const {
+  dns::RenderParams params;
+  params.size_limit = tcp ? dns::kMaxMessageSize : q.UdpLimit(options_.max_udp_size);
+  params.server_udp_size = options_.max_udp_size;
+  return params;
+}
+
 size_t Resolver::AnswerFromHit(const uint8_t* query, const dns::QueryView& q, bool tcp, uint8_t* out, size_t cap,
                                bool stale, int ede) {
-  dns::RenderParams params;
+  dns::RenderParams params = ParamsFor(q, tcp);
   params.age_seconds = hit_.age_seconds;
   params.stale = stale;
   params.stale_ttl = options_.stale_reply_ttl;
   params.ede_code = ede;
-  params.size_limit = tcp ? dns::kMaxMessageSize : q.UdpLimit(options_.max_udp_size);
-  params.server_udp_size = options_.max_udp_size;
   bool truncated = true;
   size_t n;
   if (hit_.copied) {
@@ -167,11 +183,8 @@ Resolver::Outcome Resolver::HandleStale(const uint8_t* query, size_t len, const 
       return answer_stale(StaleReason::kFailure);
     }
     Bump(counters_->coalesced);
-    p.waiters.push_back(Waiter{to, q, std::string(reinterpret_cast<const char*>(query), q.question_end), true});
-    if (!p.stale_timer) {
-      std::string k(key.view());
-      p.stale_timer = timers_->Add(now + zone->upstream->client_timeout(), [this, k] { OnStaleTimer(k); });
-    }
+    p.waiters.push_back(MakeWaiter(to, q, query, true));
+    ArmStaleTimer(p, key.view(), zone, now);
     return Outcome::kPending;
   }
   if (pending_.size() >= options_.max_pending) return answer_stale(StaleReason::kOverCap);
@@ -180,9 +193,8 @@ Resolver::Outcome Resolver::HandleStale(const uint8_t* query, size_t len, const 
   if (sent == SendResult::kOverCap) return answer_stale(StaleReason::kOverCap);
   if (sent == SendResult::kUnavailable) return answer_stale(StaleReason::kBreaker);
   if (health == Health::kDegraded) return answer_stale(StaleReason::kFailure);  // refresh runs in the background
-  p->waiters.push_back(Waiter{to, q, std::string(reinterpret_cast<const char*>(query), q.question_end), true});
-  std::string k(key.view());
-  p->stale_timer = timers_->Add(now + zone->upstream->client_timeout(), [this, k] { OnStaleTimer(k); });
+  p->waiters.push_back(MakeWaiter(to, q, query, true));
+  ArmStaleTimer(*p, key.view(), zone, now);
   return Outcome::kPending;
 }
 
@@ -198,7 +210,7 @@ Resolver::Outcome Resolver::HandleMiss(const uint8_t* query, size_t len, const d
   if (it != pending_.end()) {
     if (it->second->waiters.size() >= options_.max_waiters) return fail(counters_->waiters_overflow, dns::kEdeOther);
     Bump(counters_->coalesced);
-    it->second->waiters.push_back(Waiter{to, q, std::string(reinterpret_cast<const char*>(query), q.question_end)});
+    it->second->waiters.push_back(MakeWaiter(to, q, query, false));
     return Outcome::kPending;
   }
   if (pending_.size() >= options_.max_pending) return fail(counters_->pending_overflow, dns::kEdeOther);
@@ -210,7 +222,7 @@ Resolver::Outcome Resolver::HandleMiss(const uint8_t* query, size_t len, const d
   Pending* p = nullptr;
   SendResult sent = StartUpstream(key.view(), zone, Priority::kClient, &p);
   if (sent != SendResult::kSent) return fail(counters_->servfail_unreachable, dns::kEdeNoReachableAuthority);
-  p->waiters.push_back(Waiter{to, q, std::string(reinterpret_cast<const char*>(query), q.question_end)});
+  p->waiters.push_back(MakeWaiter(to, q, query, false));
   return Outcome::kPending;
 }
 
@@ -331,7 +343,7 @@ void Resolver::OnUpstreamAnswer(const std::string& key, const absl::Status& stat
     } else {
       Bump(counters_->upstream_errors);
     }
-    spdlog::debug("upstream query failed: {}", status.ToString());
+    if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("upstream query failed: {}", status.ToString());
   } else if (auto msg = dns::ParseMessage(answer); !msg.ok()) {
     Bump(counters_->upstream_malformed);
   } else if (!(msg->flags & dns::kFlagQR) || msg->questions.size() != 1 ||
@@ -390,9 +402,7 @@ void Resolver::AnswerWaiters(const std::vector<Waiter>& waiters, const dns::Cach
     if (image == nullptr) {
       n = Error(query, w.prefix.size(), &w.q, dns::kServFail, ede_on_failure, out, reply_buf_.size());
     } else {
-      dns::RenderParams params;
-      params.size_limit = w.to.tcp ? dns::kMaxMessageSize : w.q.UdpLimit(options_.max_udp_size);
-      params.server_udp_size = options_.max_udp_size;
+      dns::RenderParams params = ParamsFor(w.q, w.to.tcp);
       bool truncated = false;
       std::memcpy(out, image->wire.data(), image->wire.size());
       n = dns::FinishAnswer(out, image->wire.size(), image->ttl_offsets, query, w.q, params, &truncated);

@@ -114,6 +114,12 @@ class Resolver {
                       const ReplyTarget& to, uint8_t* out, size_t cap, size_t* out_len);
   Outcome HandleMiss(const uint8_t* query, size_t len, const dns::QueryView& q, const dns::CacheKey& key,
                      const ReplyTarget& to, uint8_t* out, size_t cap, size_t* out_len);
+  static Waiter MakeWaiter(const ReplyTarget& to, const dns::QueryView& q, const uint8_t* query,
+                           bool stale_fallback);
+  // Answered stale for the waiters with a fallback after the zone's client timeout.
+  void ArmStaleTimer(Pending& p, std::string_view key, const upstream::Zone* zone, absl::Time now);
+  // The size limit and advertised size of an answer to this client.
+  dns::RenderParams ParamsFor(const dns::QueryView& q, bool tcp) const;
   // Renders hit_ (already in `out`) for this client.
   size_t AnswerFromHit(const uint8_t* query, const dns::QueryView& q, bool tcp, uint8_t* out, size_t cap,
                        bool stale, int ede);

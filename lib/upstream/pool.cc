@@ -94,15 +94,16 @@ bool UpstreamPool::Admit(Priority priority, absl::Time now) {
   return true;
 }
 
+size_t UpstreamPool::NextServer(uint32_t tried) const {
+  for (size_t i = 0; i < servers_.size(); ++i) {
+    if (!(tried & (1u << i)) && servers_[i]->breaker.allows_traffic()) return i;
+  }
+  return servers_.size();
+}
+
 SendResult UpstreamPool::Send(absl::Span<const uint8_t> query, Priority priority, Callback done) {
   absl::Time now = clock_->Now();
-  size_t first = servers_.size();
-  for (size_t i = 0; i < servers_.size(); ++i) {
-    if (servers_[i]->breaker.allows_traffic()) {
-      first = i;
-      break;
-    }
-  }
+  size_t first = NextServer(0);
   if (first == servers_.size()) return SendResult::kUnavailable;
   if (!Admit(priority, now)) {
     Bump(counters_->upstream_refused_cap);
@@ -145,14 +146,12 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
     if (!outdated) OnFailure(index, now);
     // Fail over to the next server whose breaker is closed and that this
     // query has not tried yet.
-    for (size_t i = 0; i < servers_.size(); ++i) {
-      if (!(req->tried & (1u << i)) && servers_[i]->breaker.allows_traffic()) {
-        Bump(counters_->upstream_failovers);
-        Dispatch(req, i);
-        return;
-      }
+    if (size_t next = NextServer(req->tried); next < servers_.size()) {
+      Bump(counters_->upstream_failovers);
+      Dispatch(req, next);
+      return;
     }
-  } else if (!failed && !cancelled) {
+  } else if (!cancelled) {
     Server& s = *servers_[index];
     if (s.breaker.OnSuccess(now)) {
       Bump(counters_->breaker_closed);
@@ -260,9 +259,7 @@ void UpstreamPool::SendProbe(size_t index) {
 }
 
 Health UpstreamPool::health() const {
-  bool any = false;
-  for (const auto& s : servers_) any = any || s->breaker.allows_traffic();
-  if (!any) return Health::kDown;
+  if (NextServer(0) == servers_.size()) return Health::kDown;
   if (clock_->Now() < degraded_until_) return Health::kDegraded;
   return Health::kHealthy;
 }

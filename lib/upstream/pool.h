@@ -82,6 +82,9 @@ class UpstreamPool final : public Upstream {
   struct Server;
   struct Request;
   bool Admit(Priority priority, absl::Time now);
+  // The first server whose breaker is closed and whose bit is not in `tried`;
+  // servers_.size() if there is none.
+  size_t NextServer(uint32_t tried) const;
   void Dispatch(const std::shared_ptr<Request>& req, size_t index);
   void OnResult(const std::shared_ptr<Request>& req, size_t index, const absl::Status& status,
                 absl::Span<const uint8_t> answer);
