@@ -109,6 +109,21 @@ void MakeCacheKey(const uint8_t* qname, size_t qname_len, uint16_t qtype, uint16
   out->len = static_cast<uint16_t>(qname_len + 5);
 }
 
+size_t WriteQuery(std::string_view qname, uint16_t qtype, uint16_t qclass, bool checking_disabled, bool dnssec_ok,
+                  uint8_t* out) {
+  std::memset(out, 0, kHeaderSize);
+  Write16(out + 2, static_cast<uint16_t>(kFlagRD | (checking_disabled ? kFlagCD : 0)));
+  Write16(out + 4, 1);
+  Write16(out + 10, 1);
+  size_t n = kHeaderSize;
+  std::memcpy(out + n, qname.data(), qname.size());
+  n += qname.size();
+  Write16(out + n, qtype);
+  Write16(out + n + 2, qclass);
+  n += 4;
+  return n + WriteOpt(out + n, kDefaultEdnsPayload, 0, dnssec_ok, -1);
+}
+
 size_t WriteErrorAnswer(const uint8_t* query, size_t query_len, const QueryView* q, uint16_t rcode,
                         int ede_code, uint16_t server_udp_size, uint8_t* out, size_t cap) {
   size_t question_len = q != nullptr ? q->question_end - kHeaderSize : 0;

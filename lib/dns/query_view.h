@@ -71,6 +71,16 @@ inline void MakeCacheKey(const uint8_t* query, const QueryView& q, CacheKey* out
 // the length written (11 or 17).
 size_t WriteOpt(uint8_t* out, uint16_t udp_size, uint8_t extended_rcode, bool dnssec_ok, int ede_code);
 
+// Room WriteQuery needs.
+inline constexpr size_t kMaxQuerySize = kHeaderSize + kMaxNameLength + 4 + 11;
+
+// Writes the query nodedns sends upstream: ID 0 (the transport sets it), RD
+// (and CD if asked), one question, and an OPT record with our buffer size and
+// the DO bit. `qname` is uncompressed wire format. `out` has kMaxQuerySize
+// octets; returns the length.
+size_t WriteQuery(std::string_view qname, uint16_t qtype, uint16_t qclass, bool checking_disabled, bool dnssec_ok,
+                  uint8_t* out);
+
 // Writes an answer with no records and the given rcode for `query` into out:
 // the client's ID, opcode, RD and CD, RA set, the question when `q` is known
 // to be well-formed (else none), and an OPT record when the query had one

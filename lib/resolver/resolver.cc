@@ -228,21 +228,9 @@ Resolver::Outcome Resolver::HandleMiss(const uint8_t* query, size_t len, const d
 
 SendResult Resolver::StartUpstream(std::string_view key, const upstream::Zone* zone, Priority priority,
                                    Pending** created) {
-  // Our own query: RD, the client's CD, the lowercased question, and EDNS with
-  // our buffer size and the client's DO bit (DO and CD are part of the key).
-  uint8_t buf[dns::kHeaderSize + dns::kMaxNameLength + 4 + 11];
-  std::string_view qname = KeyQname(key);
-  std::memset(buf, 0, dns::kHeaderSize);
-  dns::Write16(buf + 2, static_cast<uint16_t>(dns::kFlagRD | (KeyCd(key) ? dns::kFlagCD : 0)));
-  dns::Write16(buf + 4, 1);
-  dns::Write16(buf + 10, 1);
-  size_t n = dns::kHeaderSize;
-  std::memcpy(buf + n, qname.data(), qname.size());
-  n += qname.size();
-  dns::Write16(buf + n, KeyQtype(key));
-  dns::Write16(buf + n + 2, KeyQclass(key));
-  n += 4;
-  n += dns::WriteOpt(buf + n, dns::kDefaultEdnsPayload, 0, KeyDo(key), -1);
+  // The client's CD and DO go upstream (both are part of the key).
+  uint8_t buf[dns::kMaxQuerySize];
+  size_t n = dns::WriteQuery(KeyQname(key), KeyQtype(key), KeyQclass(key), KeyCd(key), KeyDo(key), buf);
 
   std::string k(key);
   SendResult sent = zone->upstream->Send({buf, n}, priority,

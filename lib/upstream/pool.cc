@@ -43,15 +43,8 @@ bool IsFailureRcode(absl::Span<const uint8_t> answer) {
 std::vector<uint8_t> ProbeQuery(const std::string& zone) {
   auto wire = dns::NameFromText(zone);
   std::string name = wire.ok() ? *wire : std::string(1, '\0');
-  std::vector<uint8_t> q(dns::kHeaderSize + name.size() + 4 + 11);
-  dns::Write16(&q[2], dns::kFlagRD);
-  dns::Write16(&q[4], 1);
-  dns::Write16(&q[10], 1);
-  std::copy(name.begin(), name.end(), q.begin() + dns::kHeaderSize);
-  size_t n = dns::kHeaderSize + name.size();
-  dns::Write16(&q[n], dns::kTypeSOA);
-  dns::Write16(&q[n + 2], dns::kClassIN);
-  dns::WriteOpt(&q[n + 4], dns::kDefaultEdnsPayload, 0, false, -1);
+  std::vector<uint8_t> q(dns::kMaxQuerySize);
+  q.resize(dns::WriteQuery(name, dns::kTypeSOA, dns::kClassIN, false, false, q.data()));
   return q;
 }
 

@@ -176,3 +176,35 @@ TEST(ErrorAnswerTest, FormErrWithoutQuestionAndWithEde) {
 
 }  // namespace
 }  // namespace nodedns::dns
+
+namespace nodedns::dns {
+namespace {
+
+TEST(WriteQueryTest, RdCdDoAndEdnsAsAsked) {
+  uint8_t out[kMaxQuerySize];
+  std::string name = *NameFromText("svc.cluster.local");
+  size_t n = WriteQuery(name, kTypeAAAA, kClassIN, /*checking_disabled=*/true, /*dnssec_ok=*/true, out);
+  auto m = ParseMessage({out, n});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->id, 0);
+  EXPECT_EQ(m->flags, kFlagRD | kFlagCD);
+  ASSERT_EQ(m->questions.size(), 1u);
+  EXPECT_EQ(m->questions[0].name, name);
+  EXPECT_EQ(m->questions[0].type, kTypeAAAA);
+  ASSERT_TRUE(m->edns);
+  EXPECT_TRUE(m->edns->dnssec_ok);
+  EXPECT_EQ(m->edns->udp_size, kDefaultEdnsPayload);
+  // The OPT record is the last 11 octets: c-ares strips exactly those when an
+  // upstream answers FORMERR to EDNS.
+  EXPECT_EQ(out[n - 11], 0);
+  EXPECT_EQ(Read16(out + n - 10), kTypeOPT);
+
+  n = WriteQuery(name, kTypeA, kClassIN, false, false, out);
+  m = ParseMessage({out, n});
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->flags, kFlagRD);
+  EXPECT_FALSE(m->edns->dnssec_ok);
+}
+
+}  // namespace
+}  // namespace nodedns::dns
