@@ -253,15 +253,37 @@ size_t Cache::bytes() const {
 
 std::vector<EntrySummary> Cache::Summaries() const {
   std::vector<EntrySummary> out;
+  ForEach([&](const EntryView& e) {
+    out.push_back(EntrySummary{std::string(e.key), e.kind, e.inserted_at, e.expires_at, e.stale_until, e.image.size()});
+  });
+  return out;
+}
+
+void Cache::ForEach(absl::FunctionRef<void(const EntryView&)> fn) const {
   for (const auto& s : shards_) {
     absl::MutexLock lock(&s->mu);
     for (Entry* e = s->head; e; e = e->next) {
-      out.push_back(EntrySummary{std::string(e->key()), e->kind, absl::FromUnixMillis(e->inserted_ms),
-                                 absl::FromUnixMillis(e->expires_ms), absl::FromUnixMillis(e->stale_until_ms),
-                                 e->image_len});
+      fn(EntryView{e->key(), e->kind, absl::FromUnixMillis(e->inserted_ms), absl::FromUnixMillis(e->expires_ms),
+                   absl::FromUnixMillis(e->stale_until_ms), {e->ttls(), e->num_ttls}, {e->image(), e->image_len}});
     }
   }
-  return out;
+}
+
+size_t Cache::EraseName(std::string_view qname) {
+  size_t n = 0;
+  for (auto& s : shards_) {
+    absl::MutexLock lock(&s->mu);
+    for (Entry* e = s->head; e;) {
+      Entry* next = e->next;
+      std::string_view key = e->key();
+      if (key.size() == qname.size() + 5 && key.substr(0, qname.size()) == qname) {
+        s->RemoveLocked(e);
+        ++n;
+      }
+      e = next;
+    }
+  }
+  return n;
 }
 
 }  // namespace nodedns::cache

@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
+#include "absl/types/span.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -58,6 +60,15 @@ struct EntrySummary {
   size_t image_len;
 };
 
+// An entry as ForEach shows it: views into the cache, valid during the call.
+struct EntryView {
+  std::string_view key;
+  dns::AnswerKind kind;
+  absl::Time inserted_at, expires_at, stale_until;
+  absl::Span<const uint16_t> ttl_offsets;
+  absl::Span<const uint8_t> image;
+};
+
 class Cache {
  public:
   static absl::StatusOr<std::unique_ptr<Cache>> Create(const CacheOptions& options);
@@ -81,11 +92,17 @@ class Cache {
   void MarkRefreshFailed(std::string_view key, absl::Time now);
 
   bool Erase(std::string_view key);
+  // Removes every entry for `qname` (lowercased uncompressed wire name), all
+  // types and flags. Returns how many.
+  size_t EraseName(std::string_view qname);
   void Clear();
 
   size_t entries() const;
   size_t bytes() const;
   std::vector<EntrySummary> Summaries() const;
+  // Calls fn for every entry, one shard at a time under that shard's lock
+  // (lookups of that shard wait): fn must be quick and must not use the cache.
+  void ForEach(absl::FunctionRef<void(const EntryView&)> fn) const;
 
   struct Counters {
     std::atomic<uint64_t> inserts{0};

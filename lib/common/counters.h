@@ -2,14 +2,19 @@
 #define NODEDNS_LIB_COMMON_COUNTERS_H_
 
 // Every counter nodedns keeps, declared once. Each outcome and each early
-// exit of the data path has its own. The same list feeds the log summary
-// and, later, dnsctl and the Prometheus endpoint.
+// exit of the data path has its own. The same list feeds the log summary,
+// `dnsctl stats` and the Prometheus endpoint (lib/control/stats.h).
 //
 // Threading: one Counters per worker, written only by that worker's thread
 // (relaxed atomics, so other threads may read a consistent-enough value).
 
+#include <time.h>
+
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <vector>
 
 #define NODEDNS_COUNTERS(X)                                                                        \
   X(queries_udp, "Queries received over UDP")                                                      \
@@ -64,17 +69,63 @@
 
 namespace nodedns {
 
-// Age of the stale data served (seconds past expiry), as a cumulative-ready
-// histogram with fixed upper bounds; the last bucket is +Inf.
+// A histogram with fixed upper bounds (the last bucket is +Inf), written by
+// one thread, read by any. Bounds are in the unit of the recorded values.
+template <const double* kBounds, size_t kNumBounds>
+struct Histogram {
+  static constexpr size_t kBuckets = kNumBounds + 1;
+  static const double* bounds() { return kBounds; }
+  std::atomic<uint64_t> buckets[kBuckets] = {};
+  std::atomic<double> sum{0};
+
+  void Record(double value) {
+    size_t i = 0;
+    while (i < kNumBounds && value > kBounds[i]) ++i;
+    buckets[i].store(buckets[i].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    sum.store(sum.load(std::memory_order_relaxed) + value, std::memory_order_relaxed);
+  }
+};
+
+// A plain copy of a histogram, for summing workers and for export.
+struct HistogramValues {
+  std::vector<double> bounds;     // upper bounds, without +Inf
+  std::vector<uint64_t> buckets;  // per bucket (not cumulative), bounds.size() + 1
+  double sum = 0;
+
+  template <typename H>
+  void Add(const H& h) {
+    if (buckets.empty()) {
+      bounds.assign(H::bounds(), H::bounds() + H::kBuckets - 1);
+      buckets.assign(H::kBuckets, 0);
+    }
+    for (size_t i = 0; i < H::kBuckets; ++i) buckets[i] += h.buckets[i].load(std::memory_order_relaxed);
+    sum += h.sum.load(std::memory_order_relaxed);
+  }
+  uint64_t count() const {
+    uint64_t n = 0;
+    for (uint64_t b : buckets) n += b;
+    return n;
+  }
+  // The q-quantile (0 < q < 1), interpolated linearly inside its bucket as
+  // Prometheus's histogram_quantile() does; the +Inf bucket reports the last
+  // finite bound. 0 without samples.
+  double Quantile(double q) const;
+};
+
+// Age of the stale data served, in seconds past expiry.
 inline constexpr double kStaleAgeBounds[] = {1, 5, 30, 60, 300, 1800, 3600, 21600, 86400, 259200};
-inline constexpr size_t kStaleAgeBuckets = sizeof(kStaleAgeBounds) / sizeof(kStaleAgeBounds[0]) + 1;
+// Time from receiving a query to sending its answer, in seconds.
+inline constexpr double kLatencyBounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                            0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5};
+using StaleAgeHistogram = Histogram<kStaleAgeBounds, std::size(kStaleAgeBounds)>;
+using LatencyHistogram = Histogram<kLatencyBounds, std::size(kLatencyBounds)>;
 
 struct Counters {
 #define NODEDNS_DECLARE_COUNTER(name, help) std::atomic<uint64_t> name{0};
   NODEDNS_COUNTERS(NODEDNS_DECLARE_COUNTER)
 #undef NODEDNS_DECLARE_COUNTER
-  std::atomic<uint64_t> stale_age_buckets[kStaleAgeBuckets] = {};
-  std::atomic<uint64_t> stale_age_sum_seconds{0};
+  StaleAgeHistogram stale_age;
+  LatencyHistogram latency;
 };
 
 // A plain copy of counter values, for summing workers and for export.
@@ -83,17 +134,15 @@ struct CounterValues {
   NODEDNS_COUNTERS(NODEDNS_DECLARE_VALUE)
 #undef NODEDNS_DECLARE_VALUE
 
-  uint64_t stale_age_buckets[kStaleAgeBuckets] = {};
-  uint64_t stale_age_sum_seconds = 0;
+  HistogramValues stale_age;
+  HistogramValues latency;
 
   void Add(const Counters& c) {
 #define NODEDNS_ADD_COUNTER(name, help) name += c.name.load(std::memory_order_relaxed);
     NODEDNS_COUNTERS(NODEDNS_ADD_COUNTER)
 #undef NODEDNS_ADD_COUNTER
-    for (size_t i = 0; i < kStaleAgeBuckets; ++i) {
-      stale_age_buckets[i] += c.stale_age_buckets[i].load(std::memory_order_relaxed);
-    }
-    stale_age_sum_seconds += c.stale_age_sum_seconds.load(std::memory_order_relaxed);
+    stale_age.Add(c.stale_age);
+    latency.Add(c.latency);
   }
   // Calls fn(name, help, value) for every counter, in declaration order.
   template <typename Fn>
@@ -109,11 +158,19 @@ inline void Bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
-inline void RecordStaleAge(Counters& c, uint32_t seconds) {
-  size_t i = 0;
-  while (i < kStaleAgeBuckets - 1 && seconds > kStaleAgeBounds[i]) ++i;
-  Bump(c.stale_age_buckets[i]);
-  Bump(c.stale_age_sum_seconds, seconds);
+inline void RecordStaleAge(Counters& c, uint32_t seconds) { c.stale_age.Record(seconds); }
+
+// Nanoseconds on the monotonic clock, for latency measurements (never for
+// deadlines that must survive a restart; those use Clock).
+inline int64_t MonotonicNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Records the time since `received_ns` (MonotonicNanos) in c.latency.
+inline void RecordLatency(Counters& c, int64_t received_ns, int64_t now_ns) {
+  c.latency.Record(static_cast<double>(now_ns - received_ns) * 1e-9);
 }
 
 }  // namespace nodedns

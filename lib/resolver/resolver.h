@@ -51,6 +51,7 @@ struct ReplyTarget {
   SocketAddress peer;       // UDP client
   uint64_t connection = 0;  // TCP connection id
   bool tcp = false;
+  int64_t received_ns = 0;  // MonotonicNanos() when the query was read (latency histogram)
 };
 
 // Implemented by the listeners. Called on the worker thread; the answer span

@@ -3,12 +3,18 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <map>
+
 #include "lib/server/sockets.h"
 
 namespace nodedns::server {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(const config::Config& config, const Clock* clock) {
   std::unique_ptr<Server> s(new Server());
+  {
+    absl::MutexLock lock(&s->config_mu_);
+    s->config_ = config;
+  }
   cache::CacheOptions co = config.cache;
   auto cache = cache::Cache::Create(co);
   if (!cache.ok()) return cache.status();
@@ -53,6 +59,147 @@ CounterValues Server::Counters() const {
   CounterValues v;
   for (const auto& w : workers_) v.Add(w->counters());
   return v;
+}
+
+config::Config Server::config() const {
+  absl::MutexLock lock(&config_mu_);
+  return config_;
+}
+
+bool Server::RunOnWorkers(const std::function<void(Worker&, size_t)>& fn, absl::Duration timeout) {
+  struct State {
+    absl::Mutex mu;
+    size_t remaining ABSL_GUARDED_BY(mu);
+  };
+  auto state = std::make_shared<State>();
+  {
+    absl::MutexLock lock(&state->mu);
+    state->remaining = workers_.size();
+  }
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    Worker* w = workers_[i].get();
+    workers_[i]->Post([state, fn, w, i] {
+      fn(*w, i);
+      absl::MutexLock lock(&state->mu);
+      --state->remaining;
+    });
+  }
+  absl::MutexLock lock(&state->mu);
+  auto done = [&state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) { return state->remaining == 0; };
+  return state->mu.AwaitWithTimeout(absl::Condition(&done), timeout);
+}
+
+absl::StatusOr<std::vector<UpstreamSummary>> Server::Upstreams(absl::Duration timeout) {
+  // Filled on the worker threads; shared so a late worker writes into live memory.
+  auto per_worker = std::make_shared<std::vector<std::vector<WorkerUpstream>>>(workers_.size());
+  auto mu = std::make_shared<absl::Mutex>();
+  bool all = RunOnWorkers(
+      [per_worker, mu](Worker& w, size_t i) {
+        auto ups = w.Upstreams();
+        absl::MutexLock lock(mu.get());
+        (*per_worker)[i] = std::move(ups);
+      },
+      timeout);
+  if (!all) return absl::DeadlineExceededError("a worker loop did not answer in time");
+  std::vector<UpstreamSummary> out;
+  std::map<std::pair<std::string, std::string>, size_t> index;
+  std::vector<int> srtt_samples;
+  absl::MutexLock lock(mu.get());
+  for (const auto& ups : *per_worker) {
+    for (const WorkerUpstream& u : ups) {
+      auto [it, inserted] = index.try_emplace({u.zone, u.status.name}, out.size());
+      if (inserted) {
+        UpstreamSummary fresh;
+        fresh.zone = u.zone;
+        fresh.server = u.status.name;
+        fresh.state_since = u.status.state_since;
+        out.push_back(fresh);
+        srtt_samples.push_back(0);
+      }
+      UpstreamSummary& s = out[it->second];
+      bool open = u.status.state == upstream::CircuitBreaker::State::kOpen;
+      if (open) {
+        if (!s.open) s.state_since = u.status.state_since;
+        s.open = true;
+        ++s.workers_open;
+      }
+      if (open == s.open) s.state_since = std::min(s.state_since, u.status.state_since);
+      s.transitions += u.status.transitions;
+      s.consecutive_failures = std::max(s.consecutive_failures, u.status.consecutive_failures);
+      s.queries += u.status.queries;
+      s.failures += u.status.failures;
+      if (u.status.srtt > absl::ZeroDuration()) {
+        s.srtt += u.status.srtt;
+        ++srtt_samples[it->second];
+      }
+      s.zone_p99 = std::max(s.zone_p99, u.zone_p99);
+    }
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (srtt_samples[i] > 1) out[i].srtt /= srtt_samples[i];
+  }
+  return out;
+}
+
+bool Server::LoopsResponsive(absl::Duration max_silence, std::string* why) const {
+  int64_t now = MonotonicNanos();
+  bool ok = true;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    int64_t silent_ns = now - workers_[i]->last_heartbeat_ns();
+    if (silent_ns > absl::ToInt64Nanoseconds(max_silence)) {
+      ok = false;
+      if (why) *why += "worker " + std::to_string(i) + " silent for " + std::to_string(silent_ns / 1'000'000) + " ms; ";
+    }
+  }
+  return ok;
+}
+
+absl::StatusOr<std::vector<std::string>> Server::Reload(const config::Config& next) {
+  config::Config running = config();
+  std::vector<std::string> notes;
+  config::Config effective = next;
+  // Settings bound to sockets or to the cache's layout keep running values.
+  auto keep = [&](bool changed, const char* what, auto& field, const auto& value) {
+    if (!changed) return;
+    notes.push_back(std::string(what) + " changed: needs a restart; keeping the running value");
+    field = value;
+  };
+  keep(next.listen != running.listen, "server.listen", effective.listen, running.listen);
+  keep(next.workers != running.workers, "server.workers", effective.workers, running.workers);
+  keep(next.max_udp_size != running.max_udp_size, "server.max_udp_size", effective.max_udp_size,
+       running.max_udp_size);
+  if (next.tcp_idle_timeout != running.tcp_idle_timeout || next.max_tcp_connections != running.max_tcp_connections ||
+      next.max_tcp_pipeline != running.max_tcp_pipeline) {
+    notes.push_back("server.tcp_idle_timeout_ms/max_tcp_connections/max_tcp_pipeline changed: needs a restart; "
+                    "keeping the running values");
+    effective.tcp_idle_timeout = running.tcp_idle_timeout;
+    effective.max_tcp_connections = running.max_tcp_connections;
+    effective.max_tcp_pipeline = running.max_tcp_pipeline;
+  }
+  bool cache_changed = next.cache.max_entries != running.cache.max_entries ||
+                       next.cache.max_bytes != running.cache.max_bytes || next.cache.shards != running.cache.shards;
+  keep(cache_changed, "cache.max_entries/max_bytes/shards", effective.cache, running.cache);
+
+  auto errors = std::make_shared<std::vector<absl::Status>>(workers_.size());
+  auto mu = std::make_shared<absl::Mutex>();
+  auto shared_config = std::make_shared<const config::Config>(effective);
+  bool all = RunOnWorkers(
+      [errors, mu, shared_config](Worker& w, size_t i) {
+        absl::Status st = w.Reconfigure(*shared_config);
+        absl::MutexLock lock(mu.get());
+        (*errors)[i] = st;
+      },
+      absl::Seconds(5));
+  if (!all) return absl::DeadlineExceededError("reload: a worker loop did not answer within 5 s");
+  {
+    absl::MutexLock lock(mu.get());
+    for (const absl::Status& st : *errors) {
+      if (!st.ok()) return absl::Status(st.code(), "reload: " + std::string(st.message()));
+    }
+  }
+  absl::MutexLock lock(&config_mu_);
+  config_ = effective;
+  return notes;
 }
 
 }  // namespace nodedns::server

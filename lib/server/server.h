@@ -2,15 +2,18 @@
 #define NODEDNS_LIB_SERVER_SERVER_H_
 
 // The whole data plane: the shared cache, the bound sockets and the workers.
-// The daemon's main() is a thin shell around it.
+// The daemon's main() is a thin shell around it (through app::App).
 //
-// Threading: Create/Start/Stop from one control thread (main). Counters() and
-// cache() may be read from any thread.
+// Threading: Create/Start/Stop/Reload from one control thread. Counters(),
+// cache(), Upstreams() and LoopsResponsive() may be called from any thread;
+// Upstreams() and Reload() wait (bounded) for every worker's loop.
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "lib/cache/cache.h"
 #include "lib/common/clock.h"
 #include "lib/common/counters.h"
@@ -18,6 +21,22 @@
 #include "lib/server/worker.h"
 
 namespace nodedns::server {
+
+// One upstream server over all workers: the breaker state is "open" if it is
+// open on any worker; counts are sums.
+struct UpstreamSummary {
+  std::string zone;
+  std::string server;
+  bool open = false;
+  int workers_open = 0;
+  absl::Time state_since;  // of the reported state: the earliest worker's
+  uint64_t transitions = 0;
+  int consecutive_failures = 0;  // the highest over workers
+  uint64_t queries = 0;
+  uint64_t failures = 0;
+  absl::Duration srtt;      // mean over workers with samples
+  absl::Duration zone_p99;  // the zone's highest p99 over workers
+};
 
 class Server {
  public:
@@ -30,17 +49,41 @@ class Server {
   // and closed its sockets.
   void Stop();
 
+  // Applies a new configuration: zones, servers and every [upstream],
+  // [serve_stale] and TTL knob take effect for new queries at once; queries
+  // in flight finish with the old settings; the cache is kept. Settings that
+  // need new sockets or a new cache (listen, workers, max_udp_size, tcp_*,
+  // cache sizes) keep their running values: each is named in the returned
+  // notes. An error leaves the running configuration in force.
+  absl::StatusOr<std::vector<std::string>> Reload(const config::Config& config);
+
   // The listen addresses with their real ports.
   const std::vector<SocketAddress>& bound_addresses() const { return bound_; }
   CounterValues Counters() const;
   cache::Cache& cache() { return *cache_; }
+  // The configuration in force (after reloads).
+  config::Config config() const;
+
+  // Per upstream server, merged over workers. Error if a worker's loop does
+  // not answer within `timeout`.
+  absl::StatusOr<std::vector<UpstreamSummary>> Upstreams(absl::Duration timeout);
+  // True if every worker loop has run within `max_silence`; otherwise lists
+  // the silent ones in *why.
+  bool LoopsResponsive(absl::Duration max_silence, std::string* why) const;
+  int workers() const { return static_cast<int>(workers_.size()); }
 
  private:
   Server() = default;
+  // Runs fn(worker index) on every worker's loop; false if not all finished
+  // within `timeout`. `fn` must only touch state it owns (shared_ptr).
+  bool RunOnWorkers(const std::function<void(Worker&, size_t)>& fn, absl::Duration timeout);
+
   std::unique_ptr<cache::Cache> cache_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<SocketAddress> bound_;
   bool stopped_ = false;
+  mutable absl::Mutex config_mu_;
+  config::Config config_ ABSL_GUARDED_BY(config_mu_);
 };
 
 }  // namespace nodedns::server

@@ -18,6 +18,7 @@ struct TcpListener::Connection {
   std::vector<uint8_t> in;  // received, not yet processed; grows to one frame
   size_t in_used = 0;
   int inflight = 0;         // queries waiting for an upstream answer
+  int64_t read_ns = 0;      // MonotonicNanos() of the last read (latency histogram)
   bool reading = false;
   bool eof = false;         // the client finished sending
   bool closing = false;
@@ -116,6 +117,7 @@ void TcpListener::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
     return;
   }
   c->in_used += static_cast<size_t>(nread);
+  c->read_ns = MonotonicNanos();
   uv_timer_start(&c->idle, &TcpListener::OnIdle, absl::ToInt64Milliseconds(self->options_.idle_timeout), 0);
   self->ProcessFrames(c);
 }
@@ -136,11 +138,13 @@ void TcpListener::ProcessFrames(Connection* c) {
     to.sink = this;
     to.connection = c->id;
     to.tcp = true;
+    to.received_ns = c->read_ns;
     size_t n = 0;
     auto outcome = resolver_->HandleQuery(c->in.data() + pos + 2, len, to, out_.data(), out_.size(), &n);
     pos += 2 + len;
     if (outcome == resolver::Resolver::Outcome::kAnswered) {
       Write(c, {out_.data(), n});
+      RecordLatency(*counters_, to.received_ns, MonotonicNanos());
     } else if (outcome == resolver::Resolver::Outcome::kPending) {
       ++c->inflight;
     }
@@ -185,6 +189,7 @@ void TcpListener::SendReply(const resolver::ReplyTarget& to, absl::Span<const ui
   Connection* c = it->second;
   --c->inflight;
   Write(c, answer);
+  RecordLatency(*counters_, to.received_ns, MonotonicNanos());
   if (c->closing) return;
   // Frames that waited for the pipeline to drain.
   ProcessFrames(c);

@@ -45,6 +45,9 @@ class TcpListener final : public resolver::ReplySink {
   size_t connections() const { return conns_.size(); }
 
   void SendReply(const resolver::ReplyTarget& to, absl::Span<const uint8_t> answer) override;
+  // New queries go to `resolver` (configuration reload); answers of queries
+  // the previous one still has in flight keep arriving through SendReply.
+  void set_resolver(resolver::Resolver* resolver) { resolver_ = resolver; }
 
  private:
   struct Connection;
@@ -60,7 +63,7 @@ class TcpListener final : public resolver::ReplySink {
 
   uv_loop_t* const loop_;
   const int fd_;
-  resolver::Resolver* const resolver_;
+  resolver::Resolver* resolver_;
   Counters* const counters_;
   const TcpOptions options_;
   uv_tcp_t server_;

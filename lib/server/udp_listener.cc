@@ -67,6 +67,7 @@ void UdpListener::ReadBatches() {
     }
     int n = recvmmsg(fd_, in_msgs_, kBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) return;  // EAGAIN (drained) or a transient error: wait for the next event
+    const int64_t received = MonotonicNanos();
     int answers = 0;
     for (int i = 0; i < n; ++i) {
       if (in_msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -76,6 +77,7 @@ void UdpListener::ReadBatches() {
       resolver::ReplyTarget to;
       to.sink = this;
       to.peer = SocketAddress::FromSockaddr(reinterpret_cast<const sockaddr*>(&peers_[i]));
+      to.received_ns = received;
       uint8_t* slot = out_.data() + answers * slot_size_;
       size_t len = 0;
       auto outcome = resolver_->HandleQuery(static_cast<const uint8_t*>(in_iov_[i].iov_base), in_msgs_[i].msg_len, to,
@@ -87,6 +89,11 @@ void UdpListener::ReadBatches() {
       ++answers;
     }
     Flush(answers);
+    // One clock read per batch: every answer in it counts the batch's time.
+    if (answers > 0) {
+      const int64_t sent = MonotonicNanos();
+      for (int i = 0; i < answers; ++i) RecordLatency(*counters_, received, sent);
+    }
     if (n < kBatch) return;
   }
 }
@@ -112,7 +119,11 @@ void UdpListener::SendReply(const resolver::ReplyTarget& to, absl::Span<const ui
   do {
     n = sendto(fd_, answer.data(), answer.size(), MSG_DONTWAIT, to.peer.sockaddr_ptr(), to.peer.length());
   } while (n < 0 && errno == EINTR);
-  if (n < 0) Bump(counters_->udp_send_errors);
+  if (n < 0) {
+    Bump(counters_->udp_send_errors);
+    return;
+  }
+  RecordLatency(*counters_, to.received_ns, MonotonicNanos());
 }
 
 }  // namespace nodedns::server

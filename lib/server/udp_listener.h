@@ -36,6 +36,9 @@ class UdpListener final : public resolver::ReplySink {
   void Close();
 
   void SendReply(const resolver::ReplyTarget& to, absl::Span<const uint8_t> answer) override;
+  // New queries go to `resolver` (configuration reload); answers of queries
+  // the previous one still has in flight keep arriving through SendReply.
+  void set_resolver(resolver::Resolver* resolver) { resolver_ = resolver; }
 
  private:
   static void OnReadable(uv_poll_t* handle, int status, int events);
@@ -44,7 +47,7 @@ class UdpListener final : public resolver::ReplySink {
 
   uv_loop_t* const loop_;
   const int fd_;
-  resolver::Resolver* const resolver_;
+  resolver::Resolver* resolver_;
   Counters* const counters_;
   const size_t slot_size_;
   uv_poll_t poll_;

@@ -11,23 +11,42 @@
 
 namespace nodedns::server {
 
-Worker::Worker(int index, const config::Config& config, const Clock* clock)
-    : index_(index), config_(config), clock_(clock) {}
+struct Worker::Generation {
+  // Declared in dependency order: destroyed resolver first, transports last.
+  std::vector<std::unique_ptr<upstream::UpstreamSet>> transports;
+  std::vector<std::unique_ptr<upstream::UpstreamPool>> pools;
+  std::vector<std::unique_ptr<upstream::Zone>> zones;
+  upstream::Router router;
+  std::unique_ptr<resolver::Resolver> resolver;
+  absl::Duration longest_query;  // the longest an upstream query can take
+  absl::Time drain_deadline = absl::InfiniteFuture();
+  bool shut_down = false;
 
-absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::Config& config, cache::Cache* cache,
-                                                       const Clock* clock, std::vector<int> udp_fds,
-                                                       std::vector<int> tcp_fds) {
-  std::unique_ptr<Worker> w(new Worker(index, config, clock));
-  auto fail = [&](absl::Status st) {
-    for (int fd : udp_fds) close(fd);
-    for (int fd : tcp_fds) close(fd);
-    return st;
-  };
-  if (int rc = uv_loop_init(&w->loop_); rc != 0) return fail(UvStatus(rc, "uv_loop_init"));
-  w->loop_initialized_ = true;
-  uv_timer_init(&w->loop_, &w->tick_);
-  w->tick_.data = w.get();
-  w->timers_.set_wakeup([p = w.get()](absl::Time deadline) { p->ArmTick(deadline); });
+  void Shutdown() {
+    if (shut_down) return;
+    shut_down = true;
+    for (auto& t : transports) t->Shutdown();
+  }
+};
+
+namespace {
+
+constexpr uint64_t kHeartbeatMs = 250;
+
+// The longest an upstream query can take: c-ares doubles the timeout each
+// round of attempts.
+absl::Duration LongestQuery(const config::Config& c) {
+  return c.upstream_timeout * ((1 << c.upstream_attempts) - 1);
+}
+
+}  // namespace
+
+Worker::Worker(int index, const config::Config& config, cache::Cache* cache, const Clock* clock)
+    : index_(index), clock_(clock), cache_(cache) {}
+
+absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(const config::Config& config) {
+  auto g = std::make_unique<Generation>();
+  g->longest_query = LongestQuery(config);
   // Jitter (probes, prefetch) must differ between nodes, or thousands of
   // them would act in step: seed from the system.
   std::random_device seeder;
@@ -39,10 +58,13 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
       o.servers = {server};
       o.timeout = config.upstream_timeout;
       o.attempts = config.upstream_attempts;
-      auto set = upstream::UpstreamSet::Create(&w->loop_, o);
-      if (!set.ok()) return fail(set.status());
+      auto set = upstream::UpstreamSet::Create(&loop_, o);
+      if (!set.ok()) {
+        g->Shutdown();
+        return set.status();
+      }
       specs.push_back({server.ToString(), set->get()});
-      w->transports_.push_back(std::move(*set));
+      g->transports.push_back(std::move(*set));
     }
     upstream::PoolOptions po;
     po.zone = z.name;
@@ -54,17 +76,20 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
     po.max_inflight = config.max_inflight;
     po.degraded_hold = config.degraded_hold;
     po.client_timeout = config.client_timeout;
-    w->pools_.push_back(std::make_unique<upstream::UpstreamPool>(po, std::move(specs), clock, &w->timers_,
-                                                                 &w->counters_, seeder()));
+    g->pools.push_back(std::make_unique<upstream::UpstreamPool>(po, std::move(specs), clock_, &timers_, &counters_,
+                                                                seeder()));
     auto zone = std::make_unique<upstream::Zone>();
     zone->name = z.name;
-    zone->upstream = w->pools_.back().get();
+    zone->upstream = g->pools.back().get();
     zone->max_stale = z.max_stale;
     zone->last_known_good = z.last_known_good;
     auto wire = dns::NameFromText(z.name);
-    if (!wire.ok()) return fail(wire.status());
-    w->router_.AddZone(*wire, zone.get());
-    w->zones_.push_back(std::move(zone));
+    if (!wire.ok()) {
+      g->Shutdown();
+      return wire.status();
+    }
+    g->router.AddZone(*wire, zone.get());
+    g->zones.push_back(std::move(zone));
   }
   resolver::ResolverOptions ro;
   ro.max_udp_size = static_cast<uint16_t>(config.max_udp_size);
@@ -76,18 +101,49 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
   ro.servfail_ttl = config.servfail_ttl;
   ro.prefetch = config.prefetch;
   ro.prefetch_threshold = config.prefetch_threshold_percent / 100.0;
-  w->resolver_ = std::make_unique<resolver::Resolver>(ro, cache, &w->router_, clock, &w->timers_, &w->counters_,
-                                                      seeder());
+  g->resolver = std::make_unique<resolver::Resolver>(ro, cache_, &g->router, clock_, &timers_, &counters_, seeder());
+  return g;
+}
+
+absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::Config& config, cache::Cache* cache,
+                                                       const Clock* clock, std::vector<int> udp_fds,
+                                                       std::vector<int> tcp_fds) {
+  std::unique_ptr<Worker> w(new Worker(index, config, cache, clock));
+  auto fail = [&](absl::Status st) {
+    for (int fd : udp_fds) close(fd);
+    for (int fd : tcp_fds) close(fd);
+    return st;
+  };
+  if (int rc = uv_loop_init(&w->loop_); rc != 0) return fail(UvStatus(rc, "uv_loop_init"));
+  w->loop_initialized_ = true;
+  uv_timer_init(&w->loop_, &w->tick_);
+  w->tick_.data = w.get();
+  w->timers_.set_wakeup([p = w.get()](absl::Time deadline) { p->ArmTick(deadline); });
+  uv_async_init(&w->loop_, &w->stop_async_, &Worker::OnStop);
+  w->stop_async_.data = w.get();
+  uv_async_init(&w->loop_, &w->task_async_, &Worker::OnTasks);
+  w->task_async_.data = w.get();
+  uv_timer_init(&w->loop_, &w->drain_timer_);
+  w->drain_timer_.data = w.get();
+  uv_timer_init(&w->loop_, &w->heartbeat_);
+  w->heartbeat_.data = w.get();
+  w->handles_initialized_ = true;
+
+  auto g = w->BuildGeneration(config);
+  if (!g.ok()) return fail(g.status());
+  w->current_ = std::move(*g);
   TcpOptions to;
   to.max_connections = config.max_tcp_connections;
   to.idle_timeout = config.tcp_idle_timeout;
   to.max_pipeline = config.max_tcp_pipeline;
+  resolver::Resolver* r = w->current_->resolver.get();
   // From here the listeners own the descriptors.
   for (int fd : udp_fds) {
-    w->udp_.push_back(std::make_unique<UdpListener>(&w->loop_, fd, w->resolver_.get(), &w->counters_, ro.max_udp_size));
+    w->udp_.push_back(std::make_unique<UdpListener>(&w->loop_, fd, r, &w->counters_,
+                                                    static_cast<uint16_t>(config.max_udp_size)));
   }
   for (int fd : tcp_fds) {
-    w->tcp_.push_back(std::make_unique<TcpListener>(&w->loop_, fd, w->resolver_.get(), &w->counters_, to));
+    w->tcp_.push_back(std::make_unique<TcpListener>(&w->loop_, fd, r, &w->counters_, to));
   }
   udp_fds.clear();
   tcp_fds.clear();
@@ -97,11 +153,6 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
   for (auto& t : w->tcp_) {
     if (auto st = t->Start(); !st.ok()) return st;
   }
-  uv_async_init(&w->loop_, &w->stop_async_, &Worker::OnStop);
-  w->stop_async_.data = w.get();
-  uv_timer_init(&w->loop_, &w->drain_timer_);
-  w->drain_timer_.data = w.get();
-  w->async_initialized_ = true;
   return w;
 }
 
@@ -115,10 +166,15 @@ Worker::~Worker() {
     FinalClose();
     uv_run(&loop_, UV_RUN_DEFAULT);
   }
+  // The loop has run every close callback: the generations may go.
+  retired_.clear();
+  current_.reset();
   if (loop_initialized_) uv_loop_close(&loop_);
 }
 
 void Worker::Start() {
+  heartbeat_ns_.store(MonotonicNanos(), std::memory_order_relaxed);
+  uv_timer_start(&heartbeat_, &Worker::OnHeartbeat, kHeartbeatMs, kHeartbeatMs);
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -128,6 +184,66 @@ void Worker::Run() {
 }
 
 void Worker::RequestStop() { uv_async_send(&stop_async_); }
+
+void Worker::Post(std::function<void()> fn) {
+  // Under the lock, so the handle cannot be closed between the check and
+  // the send (uv_async_send is thread-safe and does not block).
+  absl::MutexLock lock(&tasks_mu_);
+  if (tasks_closed_) return;
+  tasks_.push_back(std::move(fn));
+  uv_async_send(&task_async_);
+}
+
+void Worker::OnTasks(uv_async_t* handle) {
+  auto* self = static_cast<Worker*>(handle->data);
+  std::vector<std::function<void()>> tasks;
+  {
+    absl::MutexLock lock(&self->tasks_mu_);
+    tasks.swap(self->tasks_);
+  }
+  for (auto& t : tasks) t();
+}
+
+void Worker::OnHeartbeat(uv_timer_t* timer) {
+  auto* self = static_cast<Worker*>(timer->data);
+  self->heartbeat_ns_.store(MonotonicNanos(), std::memory_order_relaxed);
+  self->ReapRetired(false);
+}
+
+absl::Status Worker::Reconfigure(const config::Config& config) {
+  if (final_closed_) return absl::FailedPreconditionError("worker is stopping");
+  auto g = BuildGeneration(config);
+  if (!g.ok()) return g.status();
+  for (auto& u : udp_) u->set_resolver((*g)->resolver.get());
+  for (auto& t : tcp_) t->set_resolver((*g)->resolver.get());
+  current_->drain_deadline = clock_->Now() + current_->longest_query + absl::Milliseconds(500);
+  retired_.push_back(std::move(current_));
+  current_ = std::move(*g);
+  return absl::OkStatus();
+}
+
+void Worker::ReapRetired(bool force) {
+  // Generations shut down on an earlier pass have had their close callbacks.
+  std::erase_if(retired_, [](const std::unique_ptr<Generation>& g) { return g->shut_down; });
+  absl::Time now = clock_->Now();
+  for (auto& g : retired_) {
+    if (force || g->resolver->pending() == 0 || now >= g->drain_deadline) g->Shutdown();
+  }
+}
+
+std::vector<WorkerUpstream> Worker::Upstreams() const {
+  std::vector<WorkerUpstream> out;
+  for (const auto& pool : current_->pools) {
+    for (const upstream::ServerStatus& s : pool->servers()) out.push_back({pool->zone(), s, pool->p99_latency()});
+  }
+  return out;
+}
+
+size_t Worker::pending() const {
+  size_t n = current_->resolver->pending();
+  for (const auto& g : retired_) n += g->resolver->pending();
+  return n;
+}
 
 void Worker::ArmTick(absl::Time deadline) {
   if (final_closed_) return;
@@ -151,16 +267,15 @@ void Worker::OnStop(uv_async_t* handle) {
   if (self->final_closed_ || uv_is_active(reinterpret_cast<uv_handle_t*>(&self->drain_timer_))) return;
   for (auto& u : self->udp_) u->StopReading();
   for (auto& t : self->tcp_) t->StopAccepting();
-  // The longest an upstream query can take: c-ares doubles the timeout each
-  // round of attempts.
-  absl::Duration longest = self->config_.upstream_timeout * ((1 << self->config_.upstream_attempts) - 1);
+  absl::Duration longest = self->current_->longest_query;
+  for (const auto& g : self->retired_) longest = std::max(longest, g->longest_query);
   self->drain_deadline_ = absl::Now() + std::min(longest + absl::Milliseconds(500), absl::Seconds(30));
   uv_timer_start(&self->drain_timer_, &Worker::OnDrainTick, 0, 10);
 }
 
 void Worker::OnDrainTick(uv_timer_t* timer) {
   auto* self = static_cast<Worker*>(timer->data);
-  if (self->resolver_->pending() == 0 || absl::Now() >= self->drain_deadline_) self->FinalClose();
+  if (self->pending() == 0 || absl::Now() >= self->drain_deadline_) self->FinalClose();
 }
 
 void Worker::FinalClose() {
@@ -168,17 +283,26 @@ void Worker::FinalClose() {
   final_closed_ = true;
   // Upstreams first: whatever is still pending is answered SERVFAIL while the
   // listeners can still send.
-  for (auto& t : transports_) t->Shutdown();
+  if (current_) current_->Shutdown();
+  for (auto& g : retired_) g->Shutdown();
   for (auto& t : tcp_) t->CloseAll();
   for (auto& u : udp_) u->Close();
   if (loop_initialized_) {
     uv_timer_stop(&tick_);
     uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   }
-  if (async_initialized_) {
+  if (handles_initialized_) {
+    {
+      absl::MutexLock lock(&tasks_mu_);
+      tasks_closed_ = true;
+      tasks_.clear();
+    }
     uv_timer_stop(&drain_timer_);
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+    uv_timer_stop(&heartbeat_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&heartbeat_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&task_async_), nullptr);
   }
 }
 

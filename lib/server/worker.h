@@ -6,16 +6,25 @@
 // cache. Coalescing is per worker, so with several workers two identical
 // misses that land on different workers make two upstream queries.
 //
+// The upstream side (channels, pools, zones, router, resolver) is one
+// "generation" built from the configuration. A reload builds a new one; new
+// queries go to it at once, while the previous one stays until the queries it
+// has in flight are answered, and is then closed.
+//
 // Threading: Create() on any thread before Start(); afterwards everything
-// runs on the worker's thread except RequestStop(), Join() and counters().
+// runs on the worker's thread except RequestStop(), Join(), Post(),
+// counters() and last_heartbeat_ns(), which any thread may call.
 
 #include <uv.h>
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "lib/cache/cache.h"
 #include "lib/common/clock.h"
 #include "lib/common/counters.h"
@@ -29,6 +38,13 @@
 #include "lib/upstream/upstream_set.h"
 
 namespace nodedns::server {
+
+// A server of a zone as one worker sees it.
+struct WorkerUpstream {
+  std::string zone;
+  upstream::ServerStatus status;
+  absl::Duration zone_p99;  // the zone's p99 latency on this worker (0: no samples)
+};
 
 class Worker {
  public:
@@ -48,37 +64,58 @@ class Worker {
   void Join();
   const Counters& counters() const { return counters_; }
 
+  // Runs `fn` on the worker's thread. Thread-safe. Tasks posted after the
+  // worker has closed are dropped (never run, then destroyed).
+  void Post(std::function<void()> fn);
+  // MonotonicNanos() of the loop's last heartbeat (every 250 ms while it runs).
+  int64_t last_heartbeat_ns() const { return heartbeat_ns_.load(std::memory_order_relaxed); }
+
+  // Worker thread only (through Post):
+  // Switches new queries to a generation built from `config`; the current
+  // one drains. On error nothing changes.
+  absl::Status Reconfigure(const config::Config& config);
+  std::vector<WorkerUpstream> Upstreams() const;
+  size_t pending() const;
+
  private:
-  Worker(int index, const config::Config& config, const Clock* clock);
+  struct Generation;
+  Worker(int index, const config::Config& config, cache::Cache* cache, const Clock* clock);
+  absl::StatusOr<std::unique_ptr<Generation>> BuildGeneration(const config::Config& config);
   void Run();
   void ArmTick(absl::Time deadline);
   static void OnTick(uv_timer_t* timer);
   static void OnStop(uv_async_t* handle);
+  static void OnTasks(uv_async_t* handle);
   static void OnDrainTick(uv_timer_t* timer);
+  static void OnHeartbeat(uv_timer_t* timer);
+  void ReapRetired(bool force);
   void FinalClose();
 
   const int index_;
-  const config::Config config_;
   const Clock* const clock_;
+  cache::Cache* const cache_;
   uv_loop_t loop_;
   uv_timer_t tick_;  // fires for timers_.NextDeadline()
   uv_async_t stop_async_;
+  uv_async_t task_async_;
   uv_timer_t drain_timer_;
+  uv_timer_t heartbeat_;
   absl::Time drain_deadline_;
   bool final_closed_ = false;
   Counters counters_;
   TimerQueue timers_;
-  // One c-ares channel per server, so each server has its own breaker.
-  std::vector<std::unique_ptr<upstream::UpstreamSet>> transports_;
-  std::vector<std::unique_ptr<upstream::UpstreamPool>> pools_;
-  std::vector<std::unique_ptr<upstream::Zone>> zones_;
-  upstream::Router router_;
-  std::unique_ptr<resolver::Resolver> resolver_;
+  std::unique_ptr<Generation> current_;
+  // Previous generations: draining (queries in flight), then closing.
+  std::vector<std::unique_ptr<Generation>> retired_;
   std::vector<std::unique_ptr<UdpListener>> udp_;
   std::vector<std::unique_ptr<TcpListener>> tcp_;
   std::thread thread_;
   bool loop_initialized_ = false;
-  bool async_initialized_ = false;
+  bool handles_initialized_ = false;
+  std::atomic<int64_t> heartbeat_ns_{0};
+  absl::Mutex tasks_mu_;
+  std::vector<std::function<void()>> tasks_ ABSL_GUARDED_BY(tasks_mu_);
+  bool tasks_closed_ ABSL_GUARDED_BY(tasks_mu_) = false;
 };
 
 }  // namespace nodedns::server

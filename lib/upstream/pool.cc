@@ -20,6 +20,11 @@ struct UpstreamPool::Server {
   TimerQueue::Id probe_timer = 0;
   uint64_t probe_generation = 0;  // answers to abandoned probes are ignored
   bool probe_inflight = false;
+  // For dnsctl/metrics: client queries and refreshes sent, their failures,
+  // and a smoothed round-trip time of good answers (as Unbound's srtt).
+  uint64_t queries = 0;
+  uint64_t failures = 0;
+  absl::Duration srtt = absl::ZeroDuration();
 };
 
 struct UpstreamPool::Request {
@@ -117,6 +122,7 @@ void UpstreamPool::Dispatch(const std::shared_ptr<Request>& req, size_t index) {
   req->tried |= 1u << index;
   req->sent_at = clock_->Now();
   Bump(counters_->upstream_queries);
+  ++servers_[index]->queries;
   std::weak_ptr<bool> alive = alive_;
   servers_[index]->transport->Send(req->query, [this, alive, req, index](const absl::Status& st,
                                                                          absl::Span<const uint8_t> answer) {
@@ -136,6 +142,7 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
   // the zone again, or even reopen the breaker.
   bool outdated = req->sent_at < servers_[index]->last_good_sent;
   if (failed) {
+    ++servers_[index]->failures;
     if (!outdated) OnFailure(index, now);
     // Fail over to the next server whose breaker is closed and that this
     // query has not tried yet.
@@ -151,6 +158,7 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
       spdlog::warn("upstream {} ({}): breaker closed, answering again", s.name, options_.zone);
     }
     absl::Duration rtt = now - req->sent_at;
+    s.srtt = s.srtt == absl::ZeroDuration() ? rtt : (s.srtt * 7 + rtt) / 8;
     if (rtt > req->client_timeout) {
       // Good but later than a client would wait: RFC 8767's client response
       // timer was missed, so the zone is degraded (stale goes out at once).
@@ -292,7 +300,7 @@ std::vector<ServerStatus> UpstreamPool::servers() const {
   std::vector<ServerStatus> out;
   for (const auto& s : servers_) {
     out.push_back({s->name, s->breaker.state(), s->breaker.state_since(), s->breaker.transitions(),
-                   s->breaker.consecutive_failures()});
+                   s->breaker.consecutive_failures(), s->queries, s->failures, s->srtt});
   }
   return out;
 }

@@ -51,6 +51,9 @@ struct ServerStatus {
   absl::Time state_since;
   uint64_t transitions;
   int consecutive_failures;
+  uint64_t queries;   // client queries and refreshes sent to it (not probes)
+  uint64_t failures;  // of those: timeouts, network errors, SERVFAIL/REFUSED/NOTIMP
+  absl::Duration srtt;  // smoothed round-trip time of its good answers; 0 before any
 };
 
 class UpstreamPool final : public Upstream {
@@ -73,6 +76,7 @@ class UpstreamPool final : public Upstream {
   }
 
   std::vector<ServerStatus> servers() const;
+  const std::string& zone() const { return options_.zone; }
   absl::Duration p99_latency() const;  // ZeroDuration without samples
   size_t inflight() const { return inflight_; }
   // Burst size of the qps cap: a tenth of a second's worth.

@@ -1,0 +1,186 @@
+#include "lib/snapshot/snapshot.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <zlib.h>
+
+#include "gtest/gtest.h"
+#include "lib/common/clock.h"
+#include "lib/dns/message.h"
+#include "lib/dns/name.h"
+#include "lib/dns/query_view.h"
+#include "tests/support/daemon_process.h"
+
+namespace nodedns::snapshot {
+namespace {
+
+using cache::Cache;
+using cache::LookupStatus;
+
+std::string Key(const std::string& name) {
+  std::string wire = *dns::NameFromText(name);
+  dns::CacheKey k;
+  dns::MakeCacheKey(reinterpret_cast<const uint8_t*>(wire.data()), wire.size(), dns::kTypeA, dns::kClassIN, false,
+                    false, &k);
+  return std::string(k.view());
+}
+
+dns::CacheImage Image(const std::string& name, uint32_t ttl) {
+  dns::Message m;
+  m.flags = dns::kFlagQR | dns::kFlagRA;
+  m.questions.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN});
+  m.answers.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN, ttl, "\x0a\x00\x00\x01"});
+  m.answers.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN, ttl, "\x0a\x00\x00\x02"});
+  return *dns::BuildCacheImage(m, dns::TtlPolicy{});
+}
+
+absl::Duration Day(std::string_view) { return absl::Hours(24); }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class SnapshotTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Cache> Make() { return *Cache::Create(cache::CacheOptions{}); }
+  // A cache with a fresh entry (TTL 300), a stale one (expired 100 s ago,
+  // stale allowance one day) and a negative-looking short one.
+  std::unique_ptr<Cache> Warm() {
+    auto c = Make();
+    EXPECT_TRUE(c->Insert(Key("fresh.example"), Image("fresh.example", 300), clock_.Now(), absl::Hours(24)));
+    EXPECT_TRUE(c->Insert(Key("stale.example"), Image("stale.example", 60), clock_.Now() - absl::Seconds(160),
+                          absl::Hours(24)));
+    EXPECT_TRUE(c->Insert(Key("gone.example"), Image("gone.example", 60), clock_.Now() - absl::Seconds(160),
+                          absl::Seconds(105)));
+    return c;
+  }
+  FakeClock clock_;
+  uint8_t out_[4096];
+  cache::HitInfo info_;
+};
+
+TEST_F(SnapshotTest, RoundTripKeepsDeadlinesAndImages) {
+  auto before = Warm();
+  size_t n = 0;
+  std::string data = Serialize(*before, clock_.Now(), &n);
+  EXPECT_EQ(n, 3u);
+  // Restart 10 s later.
+  clock_.Advance(absl::Seconds(10));
+  auto after = Make();
+  auto r = Parse(data, after.get(), clock_.Now(), &Day);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->entries_in_file, 3u);
+  EXPECT_EQ(r->loaded, 2u);
+  EXPECT_EQ(r->expired, 1u);  // gone.example: 110 s past expiry, allowance 105 s
+  EXPECT_EQ(r->written_at, clock_.Now() - absl::Seconds(10));
+
+  ASSERT_EQ(after->Lookup(Key("fresh.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kFresh);
+  EXPECT_EQ(info_.age_seconds, 10u);  // the age goes on from before the restart
+  dns::CacheImage img = Image("fresh.example", 300);
+  ASSERT_EQ(info_.image_len, img.wire.size());
+  EXPECT_EQ(0, memcmp(out_, img.wire.data(), img.wire.size()));
+  EXPECT_EQ(info_.num_ttls, 2);
+
+  ASSERT_EQ(after->Lookup(Key("stale.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kStale);
+  EXPECT_EQ(info_.stale_seconds, 110u);
+  EXPECT_EQ(after->Lookup(Key("gone.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kMiss);
+}
+
+TEST_F(SnapshotTest, CurrentZoneMaxStaleShortensTheAllowance) {
+  auto before = Warm();
+  std::string data = Serialize(*before, clock_.Now());
+  auto after = Make();
+  // The zone's max_stale is now 50 s: stale.example (100 s past expiry) goes.
+  auto r = Parse(data, after.get(), clock_.Now(), [](std::string_view) { return absl::Seconds(50); });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->loaded, 1u);
+  EXPECT_EQ(r->expired, 2u);
+  EXPECT_EQ(after->Lookup(Key("stale.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kMiss);
+}
+
+TEST_F(SnapshotTest, DamagedFilesInsertNothing) {
+  auto before = Warm();
+  std::string good = Serialize(*before, clock_.Now());
+  struct Case {
+    std::string name;
+    std::string data;
+    absl::StatusCode code;
+  };
+  std::string flipped = good;
+  flipped[good.size() / 2] ^= 0x40;
+  std::string version = good;
+  version[11] = 9;
+  std::vector<Case> cases = {
+      {"empty", "", absl::StatusCode::kInvalidArgument},
+      {"foreign", "#!/bin/sh\necho hello\n", absl::StatusCode::kInvalidArgument},
+      {"truncated header", good.substr(0, 20), absl::StatusCode::kDataLoss},
+      {"truncated", good.substr(0, good.size() - 7), absl::StatusCode::kDataLoss},
+      {"one bit flipped", flipped, absl::StatusCode::kDataLoss},
+      {"newer version", version, absl::StatusCode::kFailedPrecondition},
+  };
+  for (const Case& c : cases) {
+    auto after = Make();
+    auto r = Parse(c.data, after.get(), clock_.Now(), &Day);
+    EXPECT_EQ(r.status().code(), c.code) << c.name << ": " << r.status();
+    EXPECT_EQ(after->entries(), 0u) << c.name;
+  }
+}
+
+TEST_F(SnapshotTest, EntryBoundsAreCheckedEvenWithAValidChecksum) {
+  // A file whose checksum is right but whose entry lies about its sizes
+  // (a bug, or a crafted file) is refused without reading out of bounds.
+  auto one = Make();
+  one->Insert(Key("fresh.example"), Image("fresh.example", 300), clock_.Now(), absl::Hours(24));
+  std::string data = Serialize(*one, clock_.Now());
+  std::string body = data.substr(0, data.size() - 4);
+  // The first TTL offset sits after key_len(2) key kind(1) 3 x i64 num_ttls(2).
+  size_t key_len = Key("fresh.example").size();
+  size_t ttl_at = 32 + 2 + key_len + 1 + 24 + 2;
+  body[ttl_at] = static_cast<char>(0xff);
+  uLong crc = crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(body.data()), body.size());
+  for (int i = 3; i >= 0; --i) body.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+  auto after = Make();
+  auto r = Parse(body, after.get(), clock_.Now(), &Day);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+  EXPECT_EQ(after->entries(), 0u);
+}
+
+TEST_F(SnapshotTest, WriteIsAtomicAndAFailedWriteKeepsThePreviousFile) {
+  testing::TempDir dir;
+  std::string path = dir.path() + "/cache.snap";
+  auto c = Warm();
+  auto w = Write(*c, path, clock_.Now());
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->entries, 3u);
+  std::string first = ReadFile(path);
+  EXPECT_EQ(first.size(), w->bytes);
+  EXPECT_EQ(access((path + ".tmp").c_str(), F_OK), -1);
+
+  // The next write cannot create its temporary file: the previous snapshot
+  // stays byte for byte.
+  c->Insert(Key("more.example"), Image("more.example", 300), clock_.Now());
+  ASSERT_EQ(mkdir((path + ".tmp").c_str(), 0700), 0);
+  auto failed = Write(*c, path, clock_.Now());
+  EXPECT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find(path + ".tmp"), std::string::npos) << failed.status();
+  EXPECT_EQ(ReadFile(path), first);
+  rmdir((path + ".tmp").c_str());
+
+  auto loaded = Make();
+  auto r = Load(path, loaded.get(), clock_.Now(), &Day);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->loaded, 3u);  // the first snapshot's three, not more.example
+
+  EXPECT_EQ(Load(dir.path() + "/missing.snap", loaded.get(), clock_.Now(), &Day).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace nodedns::snapshot
