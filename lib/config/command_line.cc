@@ -22,8 +22,19 @@ A node-local resilient DNS cache.
                         Replaces the servers of zone ".".
   --workers N           number of event-loop threads (default 1)
   --log-level LEVEL     trace, debug, info, warn, error, critical, off
+  --log-format FORMAT   text or json (one JSON object per line)
+  --control-socket PATH Unix socket for dnsctl (default /run/nodedns/control.sock;
+                        "" turns it off). Replaces [control] socket.
+  --metrics-listen ADDR:PORT
+                        HTTP /metrics, /healthz, /readyz (default 127.0.0.1:9253;
+                        port 0 picks a free port; "" turns it off)
+  --snapshot PATH       persistent cache file, loaded at start and written every
+                        [snapshot] interval_s and at shutdown
+  --user NAME           when started as root: bind, then run as user NAME (and
+                        its primary group), with no capabilities left
   --ready-file PATH     once every listener is bound, write the bound addresses
-                        to PATH (one per line), for scripts and tests
+                        to PATH (one per line: "ADDR:PORT" for DNS, then
+                        "metrics ADDR:PORT" and "control PATH"), for scripts and tests
   --resolv-conf PATH    resolver file for "resolv.conf" servers (default /etc/resolv.conf)
   --version             print the version and exit
   --help                print this help and exit
@@ -58,7 +69,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
       continue;
     }
     static constexpr std::string_view kValueFlags[] = {"--config", "--check-config", "--listen", "--upstream",
-                                                       "--log-level", "--ready-file", "--resolv-conf", "--workers"};
+                                                       "--log-level", "--ready-file", "--resolv-conf", "--workers",
+                                                       "--control-socket", "--metrics-listen", "--snapshot",
+                                                       "--log-format", "--user"};
     if (std::find(std::begin(kValueFlags), std::end(kValueFlags), name) == std::end(kValueFlags)) {
       return absl::InvalidArgumentError("unknown flag '" + std::string(name) + "' (see --help)");
     }
@@ -76,6 +89,16 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
       cl.log_level = *v;
     } else if (name == "--ready-file") {
       cl.ready_file = *v;
+    } else if (name == "--control-socket") {
+      cl.control_socket = *v;
+    } else if (name == "--metrics-listen") {
+      cl.metrics_listen = *v;
+    } else if (name == "--snapshot") {
+      cl.snapshot = *v;
+    } else if (name == "--log-format") {
+      cl.log_format = *v;
+    } else if (name == "--user") {
+      cl.user = *v;
     } else if (name == "--resolv-conf") {
       cl.resolv_conf = *v;
     } else if (name == "--workers") {
@@ -124,6 +147,23 @@ absl::Status ApplyOverrides(const CommandLine& cl, Config* c) {
     c->log_level = *cl.log_level;
   }
   if (cl.workers) c->workers = *cl.workers;
+  if (cl.log_format) {
+    if (*cl.log_format != "text" && *cl.log_format != "json") {
+      return absl::InvalidArgumentError("--log-format: must be text or json");
+    }
+    c->log_format = *cl.log_format;
+  }
+  if (cl.control_socket) c->control_socket = *cl.control_socket;
+  if (cl.metrics_listen) {
+    if (cl.metrics_listen->empty()) {
+      c->metrics_listen.reset();
+    } else {
+      auto a = SocketAddress::Parse(*cl.metrics_listen);
+      if (!a.ok()) return absl::InvalidArgumentError("--metrics-listen: " + std::string(a.status().message()));
+      c->metrics_listen = *a;
+    }
+  }
+  if (cl.snapshot) c->snapshot_path = *cl.snapshot;
   return Validate(*c);
 }
 

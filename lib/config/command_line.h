@@ -23,6 +23,11 @@ struct CommandLine {
   std::optional<std::string> log_level;
   std::optional<int> workers;
   std::optional<std::string> ready_file;
+  std::optional<std::string> control_socket;
+  std::optional<std::string> metrics_listen;
+  std::optional<std::string> snapshot;
+  std::optional<std::string> log_format;
+  std::optional<std::string> user;
   std::string resolv_conf = "/etc/resolv.conf";
   bool help = false;
   bool version = false;

@@ -1,5 +1,6 @@
 #include "lib/config/config.h"
 
+#include <charconv>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -100,6 +101,15 @@ Reader::Handler IntInto(const Reader& r, T* dst, int64_t min, int64_t max) {
 Reader::Handler BoolInto(const Reader& r, bool* dst) {
   return [&r, dst](const toml::node& n, const std::string& key) -> absl::Status {
     auto v = r.Bool(n, key);
+    if (!v.ok()) return v.status();
+    *dst = *v;
+    return absl::OkStatus();
+  };
+}
+
+Reader::Handler StringInto(const Reader& r, std::string* dst) {
+  return [&r, dst](const toml::node& n, const std::string& key) -> absl::Status {
+    auto v = r.String(n, key);
     if (!v.ok()) return v.status();
     *dst = *v;
     return absl::OkStatus();
@@ -249,6 +259,49 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
              c->log_level = *v;
              return absl::OkStatus();
            }},
+          {"format", [&](const toml::node& n, const std::string& key) -> absl::Status {
+             auto v = r.String(n, key);
+             if (!v.ok()) return v.status();
+             if (*v != "text" && *v != "json") return r.Error(n.source(), "'" + key + "' must be \"text\" or \"json\"");
+             c->log_format = *v;
+             return absl::OkStatus();
+           }},
+          {"query_log_sample", IntInto(r, &c->query_log_sample, 0, 1'000'000'000)},
+          {"summary_interval_s", SecondsInto(r, &c->log_summary_interval, 0, 86400)},
+      })},
+      {"control", section("control", {
+          {"socket", StringInto(r, &c->control_socket)},
+          {"mode", [&](const toml::node& n, const std::string& key) -> absl::Status {
+             auto v = r.String(n, key);
+             if (!v.ok()) return v.status();
+             int mode = 0;
+             auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), mode, 8);
+             if (v->empty() || ec != std::errc() || p != v->data() + v->size() || mode > 0777) {
+               return r.Error(n.source(), "'" + key + "' must be an octal mode such as \"0660\"");
+             }
+             c->control_socket_mode = mode;
+             return absl::OkStatus();
+           }},
+          {"owner", StringInto(r, &c->control_socket_owner)},
+          {"group", StringInto(r, &c->control_socket_group)},
+      })},
+      {"metrics", section("metrics", {
+          {"listen", [&](const toml::node& n, const std::string& key) -> absl::Status {
+             auto v = r.String(n, key);
+             if (!v.ok()) return v.status();
+             if (v->empty()) {
+               c->metrics_listen.reset();
+               return absl::OkStatus();
+             }
+             auto a = r.Address(n, key, -1);
+             if (!a.ok()) return a.status();
+             c->metrics_listen = *a;
+             return absl::OkStatus();
+           }},
+      })},
+      {"snapshot", section("snapshot", {
+          {"path", StringInto(r, &c->snapshot_path)},
+          {"interval_s", SecondsInto(r, &c->snapshot_interval, 1, 86400)},
       })},
   });
 }

@@ -6,6 +6,7 @@
 // which is embedded in the binary, so the file, the binary and the README
 // agree. Errors name the file and line: "nodedns.toml:12: reason".
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,6 +64,19 @@ struct Config {
   std::vector<ZoneConfig> zones;
   // [log]
   std::string log_level = "info";
+  std::string log_format = "text";  // "text" or "json" (one JSON object per line)
+  int query_log_sample = 0;         // log one query in N; 0: no query log
+  absl::Duration log_summary_interval = absl::Seconds(300);  // 0: no periodic summary
+  // [control]
+  std::string control_socket = "/run/nodedns/control.sock";  // "": no control socket
+  int control_socket_mode = 0660;
+  std::string control_socket_owner;  // user name; "": the process's user
+  std::string control_socket_group;  // group name; "": the process's group
+  // [metrics]
+  std::optional<SocketAddress> metrics_listen;  // nullopt: no HTTP endpoint
+  // [snapshot]
+  std::string snapshot_path;  // "": no persistent cache
+  absl::Duration snapshot_interval = absl::Seconds(60);
 
   std::string source;  // where it was loaded from, for messages
 };

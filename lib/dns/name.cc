@@ -1,6 +1,7 @@
 #include "lib/dns/name.h"
 
 #include <cctype>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "lib/dns/constants.h"
@@ -136,6 +137,17 @@ size_t ValidateUncompressedName(const uint8_t* data, size_t len) {
     i += 1 + l;
     if (i >= kMaxNameLength) return 0;
   }
+}
+
+std::string TypeToText(uint16_t type) {
+  static constexpr std::pair<uint16_t, const char*> kNames[] = {
+      {1, "A"},      {2, "NS"},     {5, "CNAME"},  {6, "SOA"},   {12, "PTR"},  {15, "MX"},   {16, "TXT"},
+      {28, "AAAA"},  {33, "SRV"},   {35, "NAPTR"}, {39, "DNAME"}, {43, "DS"},  {46, "RRSIG"}, {48, "DNSKEY"},
+      {52, "TLSA"},  {64, "SVCB"},  {65, "HTTPS"}, {99, "SPF"},  {255, "ANY"}, {257, "CAA"}};
+  for (const auto& [t, name] : kNames) {
+    if (t == type) return name;
+  }
+  return "TYPE" + std::to_string(type);
 }
 
 }  // namespace nodedns::dns

@@ -18,6 +18,8 @@ namespace nodedns::dns {
 absl::StatusOr<std::string> NameFromText(std::string_view text);
 // Wire -> "www.example.com." (root is "."). Non-printable octets become \DDD.
 std::string NameToText(std::string_view wire);
+// "A", "AAAA", ... for common types, else "TYPE65280" (RFC 3597).
+std::string TypeToText(uint16_t type);
 // ASCII lower-casing of a wire name (label length octets are <= 63 and never
 // letters, so the whole buffer can be folded).
 void LowercaseInPlace(uint8_t* data, size_t len);

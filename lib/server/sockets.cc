@@ -11,23 +11,6 @@
 
 namespace nodedns::server {
 
-absl::Status ErrnoStatus(int err, const std::string& what) {
-  std::string msg = what + ": " + std::strerror(err);
-  switch (err) {
-    case EADDRINUSE: return absl::AlreadyExistsError(msg);
-    case EACCES:
-    case EPERM: return absl::PermissionDeniedError(msg);
-    case EADDRNOTAVAIL:
-    case EAFNOSUPPORT: return absl::FailedPreconditionError(msg);
-    case EMFILE:
-    case ENFILE:
-    case ENOMEM:
-    case ENOBUFS: return absl::ResourceExhaustedError(msg);
-    case EAGAIN: return absl::UnavailableError(msg);
-    default: return absl::UnknownError(msg);
-  }
-}
-
 absl::Status UvStatus(int rc, const std::string& what) {
   if (rc == 0) return absl::OkStatus();
   if (rc < 0 && rc > -4096) return ErrnoStatus(-rc, what);  // libuv codes are -errno on Unix
@@ -137,6 +120,19 @@ absl::StatusOr<std::vector<BoundAddress>> BindListeners(const std::vector<Socket
 
 void CloseAll(std::vector<BoundAddress>& bound) {
   for (BoundAddress& b : bound) CloseOne(b);
+}
+
+absl::StatusOr<int> BindTcpListener(const SocketAddress& address, SocketAddress* bound) {
+  auto fd = OpenBound(address, SOCK_STREAM);
+  if (!fd.ok()) return fd.status();
+  auto port = BoundPort(*fd);
+  if (!port.ok()) {
+    close(*fd);
+    return port.status();
+  }
+  *bound = address;
+  bound->set_port(*port);
+  return *fd;
 }
 
 }  // namespace nodedns::server

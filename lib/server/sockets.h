@@ -6,12 +6,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "lib/common/errno_status.h"
 #include "lib/common/socket_address.h"
 
 namespace nodedns::server {
 
-// The one place errno becomes absl::Status.
-absl::Status ErrnoStatus(int err, const std::string& what);
+using ::nodedns::ErrnoStatus;
 // The one place libuv error codes become absl::Status.
 absl::Status UvStatus(int rc, const std::string& what);
 
@@ -27,6 +27,10 @@ struct BoundAddress {
 
 absl::StatusOr<std::vector<BoundAddress>> BindListeners(const std::vector<SocketAddress>& addresses, int workers);
 void CloseAll(std::vector<BoundAddress>& bound);
+
+// One listening TCP socket (SO_REUSEPORT, as the DNS listeners), for the
+// HTTP endpoint. *bound gets the address with the real port.
+absl::StatusOr<int> BindTcpListener(const SocketAddress& address, SocketAddress* bound);
 
 }  // namespace nodedns::server
 

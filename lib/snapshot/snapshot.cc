@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "lib/common/errno_status.h"
 #include "lib/dns/constants.h"
 
 namespace nodedns::snapshot {
@@ -28,19 +29,7 @@ uint32_t Crc(std::string_view data) {
       crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
 }
 
-absl::Status ErrnoError(const std::string& what) {
-  int e = errno;
-  std::string msg = what + ": " + std::strerror(e);
-  switch (e) {
-    case ENOENT: return absl::NotFoundError(msg);
-    case EACCES:
-    case EPERM: return absl::PermissionDeniedError(msg);
-    case ENOSPC:
-    case EDQUOT:
-    case EFBIG: return absl::ResourceExhaustedError(msg);
-    default: return absl::InternalError(msg);
-  }
-}
+absl::Status ErrnoError(const std::string& what) { return ErrnoStatus(errno, what); }
 
 // A bounds-checked big-endian reader.
 class Reader {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "lib/common/log_limiter.h"
 #include "lib/dns/constants.h"
 #include "lib/dns/name.h"
 #include "lib/dns/query_view.h"
@@ -25,6 +26,8 @@ struct UpstreamPool::Server {
   uint64_t queries = 0;
   uint64_t failures = 0;
   absl::Duration srtt = absl::ZeroDuration();
+  // A flapping server logs at most 4 state changes a minute.
+  LogLimiter log_limit{absl::Seconds(60), 4};
 };
 
 struct UpstreamPool::Request {
@@ -61,6 +64,16 @@ UpstreamPool::UpstreamPool(const PoolOptions& options, std::vector<ServerSpec> s
       probe_query_(ProbeQuery(options.zone)), tokens_(std::max(1.0, options.max_qps / 10.0)) {
   for (size_t i = 0; i < servers.size() && i < 32; ++i) {
     servers_.push_back(std::make_unique<Server>(servers[i], options.breaker, seed + static_cast<uint32_t>(i)));
+  }
+}
+
+void UpstreamPool::LogState(Server& s, absl::Time now, const std::string& what) {
+  uint64_t suppressed = 0;
+  if (!s.log_limit.Allow(now, &suppressed)) return;
+  if (suppressed > 0) {
+    spdlog::warn("upstream {} ({}): {} ({} earlier state changes not logged)", s.name, options_.zone, what, suppressed);
+  } else {
+    spdlog::warn("upstream {} ({}): {}", s.name, options_.zone, what);
   }
 }
 
@@ -155,7 +168,7 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
     Server& s = *servers_[index];
     if (s.breaker.OnSuccess(now)) {
       Bump(counters_->breaker_closed);
-      spdlog::warn("upstream {} ({}): breaker closed, answering again", s.name, options_.zone);
+      LogState(s, now, "breaker closed, answering again");
     }
     absl::Duration rtt = now - req->sent_at;
     s.srtt = s.srtt == absl::ZeroDuration() ? rtt : (s.srtt * 7 + rtt) / 8;
@@ -192,8 +205,8 @@ void UpstreamPool::OnFailure(size_t index, absl::Time now) {
   MarkBad(now);
   if (s.breaker.OnFailure(now)) {
     Bump(counters_->breaker_opened);
-    spdlog::warn("upstream {} ({}): breaker open after {} consecutive failures; probing", s.name, options_.zone,
-                 s.breaker.consecutive_failures());
+    LogState(s, now, "breaker open after " + std::to_string(s.breaker.consecutive_failures()) +
+                         " consecutive failures; probing");
     ScheduleProbe(index);
   }
 }
@@ -244,7 +257,7 @@ void UpstreamPool::SendProbe(size_t index) {
     if (st.ok() && (rcode == dns::kNoError || rcode == dns::kNxDomain)) {
       if (srv.breaker.OnSuccess(t)) {
         Bump(counters_->breaker_closed);
-        spdlog::warn("upstream {} ({}): probe answered, breaker closed", srv.name, options_.zone);
+        LogState(srv, t, "probe answered, breaker closed");
         // The server answers again: stale entries are refreshed on demand at
         // once (under the caps), so fresh answers flow within a probe interval.
         last_recovery_ = t;

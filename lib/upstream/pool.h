@@ -94,6 +94,7 @@ class UpstreamPool final : public Upstream {
                 absl::Span<const uint8_t> answer);
   void OnFailure(size_t index, absl::Time now);
   void MarkBad(absl::Time now);
+  void LogState(Server& s, absl::Time now, const std::string& what);
   void ScheduleProbe(size_t index);
   void SendProbe(size_t index);
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -15,6 +16,7 @@
 namespace nodedns::testing {
 
 std::string NodednsBinary() { return NODEDNS_BINARY; }
+std::string DnsctlBinary() { return DNSCTL_BINARY; }
 
 TempDir::TempDir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "nodedns-test-XXXXXX").string();
@@ -34,24 +36,38 @@ std::string TempDir::Write(const std::string& name, const std::string& content) 
 }
 
 std::unique_ptr<DaemonProcess> DaemonProcess::Start(const std::vector<std::string>& args, bool listen_in_args) {
+  Options o;
+  o.args = args;
+  o.listen_in_args = listen_in_args;
+  return Start(o);
+}
+
+std::unique_ptr<DaemonProcess> DaemonProcess::Start(const Options& o) {
   std::unique_ptr<DaemonProcess> d(new DaemonProcess());
   std::string ready = d->dir_.path() + "/ready";
   std::string log = d->dir_.path() + "/log";
-  std::vector<std::string> argv_s = {NodednsBinary(), "--ready-file", ready};
-  if (!listen_in_args) {
-    argv_s.push_back("--listen");
-    argv_s.push_back("127.0.0.1:0");
-  }
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<std::string> argv_s = o.wrapper;
+  argv_s.insert(argv_s.end(), {NodednsBinary(), "--ready-file", ready});
+  auto has = [&](const char* flag) {
+    for (const std::string& a : o.args) {
+      if (a == flag || a.rfind(std::string(flag) + "=", 0) == 0) return true;
+    }
+    return false;
+  };
+  if (!o.listen_in_args) argv_s.insert(argv_s.end(), {"--listen", "127.0.0.1:0"});
+  if (!has("--control-socket")) argv_s.insert(argv_s.end(), {"--control-socket", d->dir_.path() + "/control.sock"});
+  if (!has("--metrics-listen")) argv_s.insert(argv_s.end(), {"--metrics-listen", "127.0.0.1:0"});
+  argv_s.insert(argv_s.end(), o.args.begin(), o.args.end());
   pid_t pid = fork();
   if (pid == 0) {
+    for (const std::string& e : o.env) putenv(strdup(e.c_str()));
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());
     argv.push_back(nullptr);
-    execv(argv[0], argv.data());
+    execvp(argv[0], argv.data());
     _exit(127);
   }
   d->pid_ = pid;
@@ -61,7 +77,13 @@ std::unique_ptr<DaemonProcess> DaemonProcess::Start(const std::vector<std::strin
       std::ifstream in(ready);
       std::string line;
       while (std::getline(in, line)) {
-        if (!line.empty()) d->addresses_.push_back(line);
+        if (line.rfind("metrics ", 0) == 0) {
+          d->metrics_ = line.substr(8);
+        } else if (line.rfind("control ", 0) == 0) {
+          d->control_ = line.substr(8);
+        } else if (!line.empty()) {
+          d->addresses_.push_back(line);
+        }
       }
       if (!d->addresses_.empty()) {
         d->port_ = static_cast<uint16_t>(std::stoi(d->addresses_[0].substr(d->addresses_[0].rfind(':') + 1)));
@@ -102,6 +124,37 @@ int DaemonProcess::Stop(int signal) {
   waitpid(pid_, nullptr, 0);
   exit_code_ = -1;
   return -1;
+}
+
+int DaemonProcess::Dnsctl(const std::vector<std::string>& args, std::string* out) const {
+  std::vector<std::string> cmd = {DnsctlBinary(), "--socket", control_};
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  return RunProgram(cmd, out);
+}
+
+int RunProgram(const std::vector<std::string>& cmd, std::string* out) {
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipefd[1], 1);
+    dup2(pipefd[1], 2);
+    std::vector<char*> argv;
+    std::vector<std::string> copy = cmd;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  out->clear();
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof(buf))) > 0) out->append(buf, static_cast<size_t>(n));
+  close(pipefd[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 std::string DaemonProcess::log() const {

@@ -1,0 +1,236 @@
+#include "lib/control/stats.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace nodedns::control {
+namespace {
+
+double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
+
+// Seconds since `t`, or -1 if it never happened.
+double AgeSeconds(absl::Time now, absl::Time t) { return t == absl::InfinitePast() ? -1 : Seconds(now - t); }
+
+std::string Iso8601(absl::Time t) {
+  if (t == absl::InfinitePast()) return "";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+}
+
+nlohmann::json HistogramJson(const HistogramValues& h) {
+  nlohmann::json buckets = nlohmann::json::array();
+  for (size_t i = 0; i < h.buckets.size(); ++i) {
+    buckets.push_back({{"le", i < h.bounds.size() ? nlohmann::json(h.bounds[i]) : nlohmann::json("+Inf")},
+                       {"count", h.buckets[i]}});
+  }
+  return {{"count", h.count()},     {"sum", h.sum},
+          {"p50", h.Quantile(0.5)}, {"p99", h.Quantile(0.99)},
+          {"max_bucket", MaxBucket(h)}, {"buckets", buckets}};
+}
+
+// Prometheus text format helpers.
+std::string Number(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
+}
+
+std::string LabelValue(const std::string& v) {
+  std::string out;
+  for (char ch : v) {
+    if (ch == '\\' || ch == '"') {
+      out += '\\';
+      out += ch;
+    } else if (ch == '\n') {
+      out += "\\n";
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+class PromWriter {
+ public:
+  void Family(const std::string& name, const char* type, const std::string& help) {
+    out_ += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  }
+  void Sample(const std::string& name, const std::string& labels, double value) {
+    out_ += name;
+    if (!labels.empty()) out_ += "{" + labels + "}";
+    out_ += " " + Number(value) + "\n";
+  }
+  void Gauge(const std::string& name, const std::string& help, double value) {
+    Family(name, "gauge", help);
+    Sample(name, "", value);
+  }
+  void Counter(const std::string& name, const std::string& help, double value) {
+    Family(name, "counter", help);
+    Sample(name, "", value);
+  }
+  void Histogram(const std::string& name, const std::string& help, const HistogramValues& h) {
+    Family(name, "histogram", help);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < h.buckets.size(); ++i) {
+      cumulative += h.buckets[i];
+      std::string le = i < h.bounds.size() ? Number(h.bounds[i]) : "+Inf";
+      Sample(name + "_bucket", "le=\"" + le + "\"", static_cast<double>(cumulative));
+    }
+    Sample(name + "_sum", "", h.sum);
+    Sample(name + "_count", "", static_cast<double>(cumulative));
+  }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+// A server that never changed state has been in it since start-up.
+double StateSeconds(const StatsSnapshot& s, const server::UpstreamSummary& u) {
+  absl::Time since = u.state_since == absl::InfinitePast() ? s.started_at : std::max(u.state_since, s.started_at);
+  return Seconds(s.now - since);
+}
+
+}  // namespace
+
+double MaxBucket(const HistogramValues& h) {
+  for (size_t i = h.buckets.size(); i-- > 0;) {
+    if (h.buckets[i] == 0) continue;
+    return i < h.bounds.size() ? h.bounds[i] : INFINITY;
+  }
+  return 0;
+}
+
+Totals ComputeTotals(const CounterValues& c) {
+  Totals t;
+  t.queries = c.queries_udp + c.queries_tcp;
+  t.stale_answers =
+      c.stale_answers_timeout + c.stale_answers_failure + c.stale_answers_breaker + c.stale_answers_over_cap;
+  t.upstream_failures =
+      c.upstream_timeouts + c.upstream_errors + c.upstream_servfail + c.upstream_malformed + c.upstream_mismatched;
+  uint64_t lookups = c.cache_hits + c.cache_misses;
+  t.hit_ratio = lookups == 0 ? 0 : static_cast<double>(c.cache_hits) / static_cast<double>(lookups);
+  return t;
+}
+
+nlohmann::json UpstreamsJson(const StatsSnapshot& s) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const server::UpstreamSummary& u : s.upstreams) {
+    list.push_back({{"zone", u.zone},
+                    {"server", u.server},
+                    {"state", u.open ? "open" : "closed"},
+                    {"state_seconds", StateSeconds(s, u)},
+                    {"workers_open", u.workers_open},
+                    {"transitions", u.transitions},
+                    {"consecutive_failures", u.consecutive_failures},
+                    {"queries", u.queries},
+                    {"failures", u.failures},
+                    {"srtt_seconds", Seconds(u.srtt)},
+                    {"zone_p99_seconds", Seconds(u.zone_p99)}});
+  }
+  return list;
+}
+
+nlohmann::json StatsJson(const StatsSnapshot& s) {
+  nlohmann::json counters = nlohmann::json::object();
+  s.counters.ForEach([&](const char* name, const char*, uint64_t v) { counters[name] = v; });
+  Totals t = ComputeTotals(s.counters);
+  counters["queries"] = t.queries;
+  counters["stale_answers"] = t.stale_answers;
+  counters["upstream_failures"] = t.upstream_failures;
+  counters["cache_entries"] = s.cache_entries;
+  counters["cache_bytes"] = s.cache_bytes;
+  counters["cache_evictions"] = s.cache_evictions;
+  counters["cache_expired_removed"] = s.cache_expired_removed;
+  nlohmann::json j = {
+      {"version", s.version},
+      {"time", Iso8601(s.now)},
+      {"uptime_seconds", Seconds(s.now - s.started_at)},
+      {"workers", s.workers},
+      {"counters", counters},
+      {"hit_ratio", t.hit_ratio},
+      {"cache", {{"entries", s.cache_entries},
+                 {"bytes", s.cache_bytes},
+                 {"max_entries", s.cache_max_entries},
+                 {"max_bytes", s.cache_max_bytes}}},
+      {"latency_seconds", HistogramJson(s.counters.latency)},
+      {"stale_age_seconds", HistogramJson(s.counters.stale_age)},
+      {"upstreams", UpstreamsJson(s)},
+      {"snapshot", {{"path", s.snapshot.path},
+                    {"enabled", !s.snapshot.path.empty()},
+                    {"last_write", Iso8601(s.snapshot.last_write)},
+                    {"age_seconds", AgeSeconds(s.now, s.snapshot.last_write)},
+                    {"writes", s.snapshot.writes},
+                    {"write_failures", s.snapshot.write_failures},
+                    {"last_error", s.snapshot.last_error},
+                    {"last_entries", s.snapshot.last_entries},
+                    {"last_bytes", s.snapshot.last_bytes},
+                    {"last_write_seconds", s.snapshot.last_write_seconds},
+                    {"loaded_entries", s.snapshot.loaded_entries},
+                    {"load_expired", s.snapshot.load_expired},
+                    {"load_seconds", s.snapshot.load_seconds},
+                    {"load_error", s.snapshot.load_error}}},
+      {"reloads", {{"count", s.reloads},
+                   {"failures", s.reload_failures},
+                   {"last", Iso8601(s.last_reload)}}},
+  };
+  if (!s.upstreams_error.empty()) j["upstreams_error"] = s.upstreams_error;
+  return j;
+}
+
+std::string PrometheusText(const StatsSnapshot& s) {
+  PromWriter w;
+  w.Family("nodedns_build_info", "gauge", "nodedns version");
+  w.Sample("nodedns_build_info", "version=\"" + LabelValue(s.version) + "\"", 1);
+  w.Gauge("nodedns_uptime_seconds", "Seconds since start", Seconds(s.now - s.started_at));
+  w.Gauge("nodedns_workers", "Worker event-loop threads", s.workers);
+  s.counters.ForEach([&](const char* name, const char* help, uint64_t v) {
+    w.Counter(std::string("nodedns_") + name + "_total", help, static_cast<double>(v));
+  });
+  w.Gauge("nodedns_cache_entries", "Entries in the cache (fresh and stale)", static_cast<double>(s.cache_entries));
+  w.Gauge("nodedns_cache_bytes", "Bytes the cache's entries take", static_cast<double>(s.cache_bytes));
+  w.Gauge("nodedns_cache_max_entries", "Configured cache.max_entries", static_cast<double>(s.cache_max_entries));
+  w.Counter("nodedns_cache_evictions_total", "Entries evicted (LRU) to stay within the cache limits",
+            static_cast<double>(s.cache_evictions));
+  w.Counter("nodedns_cache_expired_removed_total", "Entries removed past their stale limit",
+            static_cast<double>(s.cache_expired_removed));
+  w.Histogram("nodedns_query_duration_seconds", "Time from receiving a query to sending its answer",
+              s.counters.latency);
+  w.Histogram("nodedns_stale_age_seconds", "How long past expiry the stale answers served were",
+              s.counters.stale_age);
+
+  auto per_server = [&](const std::string& name, const char* type, const std::string& help, auto value) {
+    w.Family(name, type, help);
+    for (const server::UpstreamSummary& u : s.upstreams) {
+      w.Sample(name, "zone=\"" + LabelValue(u.zone) + "\",server=\"" + LabelValue(u.server) + "\"", value(u));
+    }
+  };
+  per_server("nodedns_upstream_breaker_open", "gauge", "1 if the server's circuit breaker is open (on any worker)",
+             [](const server::UpstreamSummary& u) { return u.open ? 1.0 : 0.0; });
+  per_server("nodedns_upstream_state_seconds", "gauge", "Seconds the server has been in its breaker state",
+             [&](const server::UpstreamSummary& u) { return StateSeconds(s, u); });
+  per_server("nodedns_upstream_server_queries_total", "counter", "Queries sent to the server (not probes)",
+             [](const server::UpstreamSummary& u) { return static_cast<double>(u.queries); });
+  per_server("nodedns_upstream_server_failures_total", "counter",
+             "Queries to the server that failed (timeout, error, SERVFAIL/REFUSED/NOTIMP)",
+             [](const server::UpstreamSummary& u) { return static_cast<double>(u.failures); });
+  per_server("nodedns_upstream_srtt_seconds", "gauge", "Smoothed round-trip time of the server's good answers",
+             [](const server::UpstreamSummary& u) { return Seconds(u.srtt); });
+
+  w.Gauge("nodedns_snapshot_enabled", "1 if the persistent cache is on", s.snapshot.path.empty() ? 0 : 1);
+  w.Gauge("nodedns_snapshot_age_seconds", "Seconds since the last successful snapshot write (-1: none yet)",
+          AgeSeconds(s.now, s.snapshot.last_write));
+  w.Counter("nodedns_snapshot_writes_total", "Successful snapshot writes", static_cast<double>(s.snapshot.writes));
+  w.Counter("nodedns_snapshot_write_failures_total", "Failed snapshot writes (the previous snapshot was kept)",
+            static_cast<double>(s.snapshot.write_failures));
+  w.Gauge("nodedns_snapshot_entries", "Entries in the last snapshot written", static_cast<double>(s.snapshot.last_entries));
+  w.Gauge("nodedns_snapshot_loaded_entries", "Entries loaded from the snapshot at start-up",
+          static_cast<double>(s.snapshot.loaded_entries));
+  w.Counter("nodedns_reloads_total", "Configuration reloads applied", static_cast<double>(s.reloads));
+  w.Counter("nodedns_reload_failures_total", "Configuration reloads rejected (the running configuration stayed)",
+            static_cast<double>(s.reload_failures));
+  return w.Take();
+}
+
+}  // namespace nodedns::control

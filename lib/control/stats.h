@@ -1,0 +1,75 @@
+#ifndef NODEDNS_LIB_CONTROL_STATS_H_
+#define NODEDNS_LIB_CONTROL_STATS_H_
+
+// What nodedns is doing, gathered once and rendered two ways: JSON (the
+// control socket's `stats`; dnsctl formats it for humans) and the Prometheus
+// text format (/metrics). Both render the counter list of
+// lib/common/counters.h, so a counter declared there appears in both.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/time/time.h"
+#include "lib/common/counters.h"
+#include "lib/server/server.h"
+
+namespace nodedns::control {
+
+struct SnapshotStats {
+  std::string path;  // "" when snapshots are off
+  absl::Time last_write = absl::InfinitePast();  // last successful write
+  uint64_t writes = 0;
+  uint64_t write_failures = 0;
+  std::string last_error;  // of the last failed write, "" if the last one succeeded
+  size_t last_entries = 0;
+  size_t last_bytes = 0;
+  double last_write_seconds = 0;
+  // At start-up.
+  size_t loaded_entries = 0;
+  size_t load_expired = 0;
+  double load_seconds = 0;
+  std::string load_error;  // "" when loaded or when there was no file
+};
+
+struct StatsSnapshot {
+  std::string version;
+  absl::Time now;
+  absl::Time started_at;
+  int workers = 1;
+  CounterValues counters;
+  size_t cache_entries = 0;
+  size_t cache_bytes = 0;
+  size_t cache_max_entries = 0;
+  size_t cache_max_bytes = 0;
+  uint64_t cache_evictions = 0;
+  uint64_t cache_expired_removed = 0;
+  std::vector<server::UpstreamSummary> upstreams;
+  std::string upstreams_error;  // set when a worker did not answer in time
+  SnapshotStats snapshot;
+  uint64_t reloads = 0;
+  uint64_t reload_failures = 0;
+  absl::Time last_reload = absl::InfinitePast();
+};
+
+// Totals operators ask for first, from the per-outcome counters.
+struct Totals {
+  uint64_t queries;
+  uint64_t stale_answers;
+  uint64_t upstream_failures;
+  double hit_ratio;  // cache_hits / (cache_hits + cache_misses); 0 without queries
+};
+Totals ComputeTotals(const CounterValues& c);
+// The upper bound of the highest non-empty bucket (+Inf if that is the
+// last); 0 without samples. "max" as far as a histogram knows it.
+double MaxBucket(const HistogramValues& h);
+
+nlohmann::json StatsJson(const StatsSnapshot& s);
+nlohmann::json UpstreamsJson(const StatsSnapshot& s);
+std::string PrometheusText(const StatsSnapshot& s);
+
+}  // namespace nodedns::control
+
+#endif  // NODEDNS_LIB_CONTROL_STATS_H_

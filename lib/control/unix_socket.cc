@@ -1,0 +1,123 @@
+#include "lib/control/unix_socket.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "lib/server/sockets.h"
+
+namespace nodedns::control {
+namespace {
+
+absl::StatusOr<sockaddr_un> Address(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError("control socket path '" + path + "' is empty or longer than " +
+                                      std::to_string(sizeof(addr.sun_path) - 1) + " bytes");
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  return addr;
+}
+
+absl::Status BindOnce(int fd, const sockaddr_un& addr, int mode) {
+  // The file is created with the final permissions: no window in which a
+  // wider mode is visible.
+  mode_t old = umask(static_cast<mode_t>(~mode & 0777));
+  int rc = bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  int err = errno;
+  umask(old);
+  return rc == 0 ? absl::OkStatus() : server::ErrnoStatus(err, std::string("bind ") + addr.sun_path);
+}
+
+}  // namespace
+
+absl::StatusOr<int> ConnectUnix(const std::string& path) {
+  auto addr = Address(path);
+  if (!addr.ok()) return addr.status();
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return server::ErrnoStatus(errno, "socket");
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0) {
+    int err = errno;
+    close(fd);
+    return server::ErrnoStatus(err, "connect " + path);
+  }
+  return fd;
+}
+
+absl::StatusOr<UnixListener> ListenUnix(const UnixSocketOptions& o) {
+  auto addr = Address(o.path);
+  if (!addr.ok()) return addr.status();
+  if (size_t slash = o.path.rfind('/'); slash != std::string::npos && slash > 0) {
+    std::string dir = o.path.substr(0, slash);
+    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      return server::ErrnoStatus(errno, "cannot create the control socket's directory " + dir);
+    }
+  }
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+  if (!o.owner.empty()) {
+    passwd* pw = getpwnam(o.owner.c_str());
+    if (pw == nullptr) return absl::NotFoundError("control socket owner: no user '" + o.owner + "'");
+    uid = pw->pw_uid;
+  }
+  if (!o.group.empty()) {
+    group* gr = getgrnam(o.group.c_str());
+    if (gr == nullptr) return absl::NotFoundError("control socket group: no group '" + o.group + "'");
+    gid = gr->gr_gid;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return server::ErrnoStatus(errno, "socket(AF_UNIX)");
+  auto fail = [fd](absl::Status st) {
+    close(fd);
+    return st;
+  };
+  absl::Status st = BindOnce(fd, *addr, o.mode);
+  if (absl::IsAlreadyExists(st)) {
+    // Someone's file. A live socket belongs to a running process (another
+    // nodedns?): never take it over. A socket nobody answers on is what a
+    // crashed run leaves: replace it. Anything else is not ours to delete.
+    struct stat sb;
+    if (lstat(o.path.c_str(), &sb) == 0 && !S_ISSOCK(sb.st_mode)) {
+      return fail(absl::AlreadyExistsError(o.path + " exists and is not a socket; not replacing it"));
+    }
+    auto probe = ConnectUnix(o.path);
+    if (probe.ok()) {
+      close(*probe);
+      return fail(absl::AlreadyExistsError("another process is serving on " + o.path +
+                                           " (is nodedns already running?)"));
+    }
+    if (unlink(o.path.c_str()) != 0 && errno != ENOENT) {
+      return fail(server::ErrnoStatus(errno, "cannot remove the stale socket " + o.path));
+    }
+    st = BindOnce(fd, *addr, o.mode);
+  }
+  if (!st.ok()) return fail(st);
+  // The umask cannot add bits (e.g. group write under umask 022 callers).
+  if (chmod(o.path.c_str(), static_cast<mode_t>(o.mode)) != 0) return fail(server::ErrnoStatus(errno, "chmod " + o.path));
+  if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) && chown(o.path.c_str(), uid, gid) != 0) {
+    return fail(server::ErrnoStatus(errno, "chown " + o.path));
+  }
+  if (listen(fd, 64) != 0) return fail(server::ErrnoStatus(errno, "listen " + o.path));
+  UnixListener l;
+  l.fd = fd;
+  struct stat sb;
+  if (stat(o.path.c_str(), &sb) == 0) {
+    l.dev = sb.st_dev;
+    l.ino = sb.st_ino;
+  }
+  return l;
+}
+
+void RemoveUnixSocket(const std::string& path, const UnixListener& listener) {
+  struct stat sb;
+  if (lstat(path.c_str(), &sb) == 0 && sb.st_dev == listener.dev && sb.st_ino == listener.ino) unlink(path.c_str());
+}
+
+}  // namespace nodedns::control
