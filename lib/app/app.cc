@@ -213,6 +213,16 @@ absl::Status App::Impl::Init() {
         &loop_, so, [this](std::string_view req, control::StreamServer::Respond r) { HandleHttp(req, r); });
     if (auto st = http_->Start(*fd, /*tcp=*/true); !st.ok()) return st;
   }
+  // Every socket is bound and listening (the kernel queues what arrives
+  // before the workers run): scripts may start sending. Written before
+  // --user takes effect, so its directory need not be the user's.
+  if (cl_.ready_file) {
+    std::vector<std::string> lines;
+    for (const auto& a : server_->bound_addresses()) lines.push_back(a.ToString());
+    if (http_) lines.push_back("metrics " + metrics_bound_.ToString());
+    if (control_) lines.push_back("control " + config_.control_socket);
+    if (!WriteReadyFile(*cl_.ready_file, lines)) spdlog::error("cannot write ready file {}", *cl_.ready_file);
+  }
   if (cl_.user) {
     if (auto st = DropPrivileges(*cl_.user); !st.ok()) return st;
   }
@@ -224,13 +234,7 @@ int App::Impl::Run() {
   started_at_ = absl::Now();
   ready_ = true;
   std::string listening, upstreams;
-  std::vector<std::string> ready_lines;
-  for (const auto& a : server_->bound_addresses()) {
-    listening += " " + a.ToString();
-    ready_lines.push_back(a.ToString());
-  }
-  if (http_) ready_lines.push_back("metrics " + metrics_bound_.ToString());
-  if (control_) ready_lines.push_back("control " + config_.control_socket);
+  for (const auto& a : server_->bound_addresses()) listening += " " + a.ToString();
   for (const auto& z : config_.zones) {
     upstreams += " " + z.name + "->";
     for (size_t i = 0; i < z.servers.size(); ++i) upstreams += (i ? "," : "") + z.servers[i].ToString();
@@ -238,10 +242,6 @@ int App::Impl::Run() {
   spdlog::info("nodedns {} listening on{} (udp+tcp), forwarding{}{}{}", NODEDNS_VERSION, listening, upstreams,
                http_ ? "; metrics on http://" + metrics_bound_.ToString() : std::string(),
                control_ ? "; control socket " + config_.control_socket : std::string());
-  if (cl_.ready_file && !WriteReadyFile(*cl_.ready_file, ready_lines)) {
-    spdlog::error("cannot write ready file {}", *cl_.ready_file);
-  }
-
   int signums[3] = {SIGTERM, SIGINT, SIGHUP};
   for (int i = 0; i < 3; ++i) {
     uv_signal_init(&loop_, &signals_[i]);

@@ -304,8 +304,8 @@ void UpstreamPool::RecordLatency(absl::Duration rtt) {
 
 absl::Duration UpstreamPool::client_timeout() const {
   if (options_.client_timeout > absl::ZeroDuration()) return options_.client_timeout;
-  // Too few samples to trust: the RFC 8767 default.
-  if (latency_.size() < 16) return options_.adaptive_max;
+  // Too few samples to trust.
+  if (latency_.size() < 16) return options_.initial_client_timeout;
   return adaptive_timeout_;
 }
 

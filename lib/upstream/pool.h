@@ -43,6 +43,10 @@ struct PoolOptions {
   double adaptive_factor = 4;
   absl::Duration adaptive_min = absl::Milliseconds(50);
   absl::Duration adaptive_max = absl::Milliseconds(1800);
+  // Until 16 latency samples exist (start-up, a reload): short enough that a
+  // restart in the middle of an outage answers from the snapshot within a
+  // second, long enough for any upstream a node should depend on.
+  absl::Duration initial_client_timeout = absl::Milliseconds(400);
 };
 
 struct ServerStatus {

@@ -158,7 +158,7 @@ TEST_F(PoolTest, DownWhenEveryBreakerIsOpenAndProbesClose) {
 
 TEST_F(PoolTest, ClientTimeoutAdaptsToLatency) {
   auto p = Make(PoolOptions{});
-  EXPECT_EQ(p->client_timeout(), absl::Milliseconds(1800));  // no samples yet
+  EXPECT_EQ(p->client_timeout(), absl::Milliseconds(400));  // no samples yet: initial_client_timeout
   auto answer_after = [&](absl::Duration d) {
     Send(*p);
     clock_.Advance(d);
