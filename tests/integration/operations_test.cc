@@ -2,12 +2,15 @@
 // socket, the HTTP endpoint (checked with promtool), snapshots across
 // restarts, reloads and privilege dropping, against a fake upstream.
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstddef>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -554,6 +557,61 @@ TEST_F(OperationsTest, DropsToAnUnprivilegedUser) {
   auto bad = DaemonProcess::Start({"--upstream", upstream_->address(), "--user", "no-such-user-xyz"});
   EXPECT_EQ(bad->Stop(), 1);
   EXPECT_THAT(bad->log(), HasSubstr("no user 'no-such-user-xyz'"));
+}
+
+// A fake systemd: a datagram socket at $NOTIFY_SOCKET collecting messages.
+class NotifyListener {
+ public:
+  explicit NotifyListener(const std::string& path) : path_(path) {
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    if (path[0] == '@') addr.sun_path[0] = '\0';
+    socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), len), 0) << std::strerror(errno);
+  }
+  ~NotifyListener() { close(fd_); }
+  // The next message, or "" after `timeout_ms`.
+  std::string Next(int timeout_ms) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) <= 0) return "";
+    char buf[4096];
+    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+TEST_F(OperationsTest, NotifiesSystemdReadyWatchdogAndStopping) {
+  TempDir dir;
+  for (std::string path : {dir.path() + "/notify", "@nodedns-test-notify-" + std::to_string(getpid())}) {
+    SCOPED_TRACE(path);
+    NotifyListener systemd(path);
+    DaemonProcess::Options o;
+    o.args = {"--upstream", upstream_->address()};
+    o.env = {"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=200000"};
+    auto d = DaemonProcess::Start(o);
+    ASSERT_NE(d->port(), 0) << d->log();
+    std::string ready = systemd.Next(3000);
+    EXPECT_THAT(ready, HasSubstr("READY=1"));
+    EXPECT_THAT(ready, HasSubstr("MAINPID=" + std::to_string(d->pid())));
+    // Keep-alives at half the watchdog interval.
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(systemd.Next(1000), "WATCHDOG=1");
+    EXPECT_EQ(systemd.Next(1000), "WATCHDOG=1");
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(600));
+    kill(d->pid(), SIGTERM);
+    std::string msg;
+    do {
+      msg = systemd.Next(3000);
+    } while (msg == "WATCHDOG=1");
+    EXPECT_THAT(msg, HasSubstr("STOPPING=1"));
+    EXPECT_EQ(d->Stop(), 0) << d->log();
+  }
 }
 
 TEST_F(OperationsTest, JsonLogLines) {

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Checks the systemd unit and the installed layout:
+#  1. `systemd-analyze verify` accepts the unit (any warning fails the test),
+#  2. `systemd-analyze security` rates its exposure at most 2.0,
+#  3. the default config installed with it passes `nodedns --check-config`,
+#  4. `cmake --install` puts the binaries, unit and config where documented.
+# Usage: unit_test.sh SOURCE_DIR BUILD_DIR INSTALL_PREFIX INSTALL_SYSCONFDIR
+set -euo pipefail
+src=$1
+build=$2
+prefix=$3
+sysconf=$4
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if ! command -v systemd-analyze >/dev/null; then
+  echo "SKIP: systemd-analyze not installed (Debian package systemd)"
+  exit 77
+fi
+
+# The unit as installed, but pointing at the binary under test.
+sed -e "s|@NODEDNS_UNIT_BINDIR@|$build/daemon|" -e "s|@NODEDNS_UNIT_CONFIG@|$src/systemd/nodedns.toml|" \
+  "$src/systemd/nodedns.service.in" > "$work/nodedns.service"
+out=$(systemd-analyze verify --man=no "$work/nodedns.service" 2>&1) || { echo "$out"; exit 1; }
+if [ -n "$out" ]; then
+  echo "systemd-analyze verify warned:"; echo "$out"; exit 1
+fi
+echo "verify: OK"
+systemd-analyze security --offline=true --threshold=20 "$work/nodedns.service" | tail -1
+
+"$build/daemon/nodedns" --check-config "$src/systemd/nodedns.toml"
+
+DESTDIR="$work/root" cmake --install "$build" >/dev/null
+for f in "$prefix/bin/nodedns" "$prefix/bin/dnsctl" "$prefix/lib/systemd/system/nodedns.service" \
+         "$sysconf/nodedns/nodedns.toml"; do
+  [ -e "$work/root/$f" ] || { echo "cmake --install did not install $f"; exit 1; }
+done
+grep -qx "ExecStart=$prefix/bin/nodedns --config $sysconf/nodedns/nodedns.toml" \
+  "$work/root/$prefix/lib/systemd/system/nodedns.service" || { echo "installed unit has the wrong ExecStart"; exit 1; }
+echo "install layout: OK"
