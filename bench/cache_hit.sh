@@ -54,6 +54,7 @@ servers = ["127.0.0.1:$up_port"]
 level = "warn"
 EOC
 taskset -c "$SERVER_CPU" ./build-release/daemon/nodedns --config "$work/nodedns.toml" \
+  --control-socket "$work/nodedns.sock" --metrics-listen "" \
   --ready-file "$work/nd.ready" 2>"$work/nodedns.log" &
 nd_pid=$!
 pids+=($nd_pid)

@@ -38,7 +38,8 @@ servers = ["127.0.0.1:$up_port"]
 [log]
 level = "${ND_LOG_LEVEL:-error}"
 EOC
-./build-release/daemon/nodedns --config "$work/nodedns.toml" 2>"$work/nodedns.log" &
+./build-release/daemon/nodedns --config "$work/nodedns.toml" --control-socket "$work/nodedns.sock" \
+  --metrics-listen "" 2>"$work/nodedns.log" &
 pids+=($!)
 
 {

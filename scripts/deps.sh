@@ -3,8 +3,11 @@
 # Idempotent: apt-get runs only when something is missing. Needs root (or sudo).
 set -euo pipefail
 
-build=(cmake ninja-build g++ pkg-config libc-ares-dev libuv1-dev libabsl-dev libspdlog-dev libtomlplusplus-dev)
-test=(libgtest-dev libgmock-dev clang libclang-rt-14-dev bind9-dnsutils knot-dnsutils)
+build=(cmake ninja-build g++ pkg-config libc-ares-dev libuv1-dev libabsl-dev libspdlog-dev libtomlplusplus-dev
+       nlohmann-json3-dev zlib1g-dev)
+# prometheus: promtool checks /metrics; systemd: systemd-analyze checks the
+# unit; util-linux: setpriv and unshare (control socket permissions, full disk).
+test=(libgtest-dev libgmock-dev clang libclang-rt-14-dev bind9-dnsutils knot-dnsutils prometheus systemd util-linux)
 bench=(dnsperf unbound procps util-linux iproute2 gawk)
 
 want=()
@@ -27,5 +30,17 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 echo "deps.sh: installing ${missing[*]}"
 $SUDO apt-get update -qq
-# unbound's package starts a service where systemd runs; we only need the binary.
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# unbound's and prometheus's packages start services where an init system
+# runs; we only need their binaries. A policy-rc.d that refuses every start
+# stops that during this install (removed afterwards if we created it).
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  created_policy=1
+fi
+status=0
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+if [ "$created_policy" = 1 ]; then $SUDO rm -f "$policy"; fi
+exit "$status"

@@ -2,7 +2,7 @@
 # Installs what the tests need, builds nodedns with ASan+UBSan (Debug) and the
 # libFuzzer target (clang), and runs the whole suite through ctest: unit tests,
 # integration tests against the real binary, and a bounded fuzz run
-# (NODEDNS_FUZZ_SECONDS, default 30). The last lines are ctest's summary.
+# of each fuzzer (NODEDNS_FUZZ_SECONDS, default 30). The last lines are ctest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -12,7 +12,7 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWit
 cmake --build build-fuzz -j "$jobs"
 
 cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNODEDNS_SANITIZE=ON \
-  -DNODEDNS_FUZZER="$PWD/build-fuzz/tests/fuzz/nodedns_fuzz_message" \
+  -DNODEDNS_FUZZ_BUILD="$PWD/build-fuzz" \
   -DNODEDNS_FUZZ_SECONDS="${NODEDNS_FUZZ_SECONDS:-30}" >/dev/null
 cmake --build build-test -j "$jobs"
 cd build-test

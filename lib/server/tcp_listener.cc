@@ -144,7 +144,7 @@ void TcpListener::ProcessFrames(Connection* c) {
     pos += 2 + len;
     if (outcome == resolver::Resolver::Outcome::kAnswered) {
       Write(c, {out_.data(), n});
-      RecordLatency(*counters_, to.received_ns, MonotonicNanos());
+      Answered(c, to, {out_.data(), n});
     } else if (outcome == resolver::Resolver::Outcome::kPending) {
       ++c->inflight;
     }
@@ -155,6 +155,20 @@ void TcpListener::ProcessFrames(Connection* c) {
     c->in_used -= pos;
   }
   UpdateReading(c);
+}
+
+void TcpListener::Answered(Connection* c, const resolver::ReplyTarget& to, absl::Span<const uint8_t> answer) {
+  int64_t now = MonotonicNanos();
+  RecordLatency(*counters_, to.received_ns, now);
+  if (query_log_ && query_log_->Sample()) {
+    sockaddr_storage peer{};
+    int len = sizeof(peer);
+    SocketAddress client;
+    if (uv_tcp_getpeername(&c->tcp, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+      client = SocketAddress::FromSockaddr(reinterpret_cast<const sockaddr*>(&peer));
+    }
+    query_log_->Log(client, true, answer, now - to.received_ns);
+  }
 }
 
 void TcpListener::Write(Connection* c, absl::Span<const uint8_t> answer) {
@@ -189,7 +203,7 @@ void TcpListener::SendReply(const resolver::ReplyTarget& to, absl::Span<const ui
   Connection* c = it->second;
   --c->inflight;
   Write(c, answer);
-  RecordLatency(*counters_, to.received_ns, MonotonicNanos());
+  Answered(c, to, answer);
   if (c->closing) return;
   // Frames that waited for the pipeline to drain.
   ProcessFrames(c);

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "lib/common/counters.h"
 #include "lib/resolver/resolver.h"
+#include "lib/server/query_log.h"
 
 namespace nodedns::server {
 
@@ -48,6 +49,7 @@ class TcpListener final : public resolver::ReplySink {
   // New queries go to `resolver` (configuration reload); answers of queries
   // the previous one still has in flight keep arriving through SendReply.
   void set_resolver(resolver::Resolver* resolver) { resolver_ = resolver; }
+  void set_query_log(QueryLog* log) { query_log_ = log; }
 
  private:
   struct Connection;
@@ -57,6 +59,8 @@ class TcpListener final : public resolver::ReplySink {
   static void OnIdle(uv_timer_t* timer);
   void ProcessFrames(Connection* c);
   void Write(Connection* c, absl::Span<const uint8_t> answer);
+  // Latency histogram and query log for an answer written to `c`.
+  void Answered(Connection* c, const resolver::ReplyTarget& to, absl::Span<const uint8_t> answer);
   void MaybeFinish(Connection* c);
   void Close(Connection* c);
   void UpdateReading(Connection* c);
@@ -65,6 +69,7 @@ class TcpListener final : public resolver::ReplySink {
   const int fd_;
   resolver::Resolver* resolver_;
   Counters* const counters_;
+  QueryLog* query_log_ = nullptr;
   const TcpOptions options_;
   uv_tcp_t server_;
   bool started_ = false;

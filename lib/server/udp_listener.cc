@@ -92,7 +92,14 @@ void UdpListener::ReadBatches() {
     // One clock read per batch: every answer in it counts the batch's time.
     if (answers > 0) {
       const int64_t sent = MonotonicNanos();
-      for (int i = 0; i < answers; ++i) RecordLatency(*counters_, received, sent);
+      for (int i = 0; i < answers; ++i) {
+        RecordLatency(*counters_, received, sent);
+        if (query_log_ && query_log_->Sample()) {
+          query_log_->Log(SocketAddress::FromSockaddr(static_cast<const sockaddr*>(out_msgs_[i].msg_hdr.msg_name)),
+                          false, {static_cast<const uint8_t*>(out_iov_[i].iov_base), out_iov_[i].iov_len},
+                          sent - received);
+        }
+      }
     }
     if (n < kBatch) return;
   }
@@ -123,7 +130,9 @@ void UdpListener::SendReply(const resolver::ReplyTarget& to, absl::Span<const ui
     Bump(counters_->udp_send_errors);
     return;
   }
-  RecordLatency(*counters_, to.received_ns, MonotonicNanos());
+  int64_t now = MonotonicNanos();
+  RecordLatency(*counters_, to.received_ns, now);
+  if (query_log_ && query_log_->Sample()) query_log_->Log(to.peer, false, answer, now - to.received_ns);
 }
 
 }  // namespace nodedns::server

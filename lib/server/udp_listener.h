@@ -16,6 +16,7 @@
 
 #include "lib/common/counters.h"
 #include "lib/resolver/resolver.h"
+#include "lib/server/query_log.h"
 
 namespace nodedns::server {
 
@@ -39,6 +40,7 @@ class UdpListener final : public resolver::ReplySink {
   // New queries go to `resolver` (configuration reload); answers of queries
   // the previous one still has in flight keep arriving through SendReply.
   void set_resolver(resolver::Resolver* resolver) { resolver_ = resolver; }
+  void set_query_log(QueryLog* log) { query_log_ = log; }
 
  private:
   static void OnReadable(uv_poll_t* handle, int status, int events);
@@ -49,6 +51,7 @@ class UdpListener final : public resolver::ReplySink {
   const int fd_;
   resolver::Resolver* resolver_;
   Counters* const counters_;
+  QueryLog* query_log_ = nullptr;
   const size_t slot_size_;
   uv_poll_t poll_;
   bool polling_ = false;

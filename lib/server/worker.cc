@@ -147,6 +147,9 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
   }
   udp_fds.clear();
   tcp_fds.clear();
+  w->query_log_.set_sample(config.query_log_sample);
+  for (auto& u : w->udp_) u->set_query_log(&w->query_log_);
+  for (auto& t : w->tcp_) t->set_query_log(&w->query_log_);
   for (auto& u : w->udp_) {
     if (auto st = u->Start(); !st.ok()) return st;
   }
@@ -216,6 +219,7 @@ absl::Status Worker::Reconfigure(const config::Config& config) {
   if (!g.ok()) return g.status();
   for (auto& u : udp_) u->set_resolver((*g)->resolver.get());
   for (auto& t : tcp_) t->set_resolver((*g)->resolver.get());
+  query_log_.set_sample(config.query_log_sample);
   current_->drain_deadline = clock_->Now() + current_->longest_query + absl::Milliseconds(500);
   retired_.push_back(std::move(current_));
   current_ = std::move(*g);

@@ -31,6 +31,7 @@
 #include "lib/common/timer_queue.h"
 #include "lib/config/config.h"
 #include "lib/resolver/resolver.h"
+#include "lib/server/query_log.h"
 #include "lib/server/tcp_listener.h"
 #include "lib/server/udp_listener.h"
 #include "lib/upstream/pool.h"
@@ -104,6 +105,7 @@ class Worker {
   bool final_closed_ = false;
   Counters counters_;
   TimerQueue timers_;
+  QueryLog query_log_;
   std::unique_ptr<Generation> current_;
   // Previous generations: draining (queries in flight), then closing.
   std::vector<std::unique_ptr<Generation>> retired_;

@@ -614,6 +614,32 @@ TEST_F(OperationsTest, NotifiesSystemdReadyWatchdogAndStopping) {
   }
 }
 
+TEST_F(OperationsTest, SampledQueryLogFollowsReload) {
+  TempDir dir;
+  auto config = [&](int sample) {
+    return "[log]\nquery_log_sample = " + std::to_string(sample) + "\n[[zone]]\nname = \".\"\nservers = [\"" +
+           upstream_->address() + "\"]\n";
+  };
+  std::string cfg = dir.Write("nodedns.toml", config(2));
+  StartDaemon({"--config", cfg});
+  for (int i = 0; i < 4; ++i) Ask("q" + std::to_string(i) + ".example");
+  auto count = [&] {
+    std::string log = daemon_->log();
+    int n = 0;
+    for (size_t at = log.find("query client=127.0.0.1:"); at != std::string::npos;
+         at = log.find("query client=127.0.0.1:", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(count(), 2);
+  EXPECT_THAT(daemon_->log(), HasSubstr("proto=udp name=q1.example. type=A rcode=NOERROR answers=1"));
+  dir.Write("nodedns.toml", config(0));
+  Ctl({"reload"});
+  for (int i = 0; i < 4; ++i) Ask("r" + std::to_string(i) + ".example");
+  EXPECT_EQ(count(), 2);  // off after the reload
+}
+
 TEST_F(OperationsTest, JsonLogLines) {
   StartDaemon({"--log-format", "json"});
   Ask("x.example");
