@@ -95,7 +95,15 @@ class App::Impl {
  public:
   Impl(const config::CommandLine& cl, const config::Config& config) : cl_(cl), config_(config) {}
   ~Impl() {
-    if (loop_initialized_) uv_loop_close(&loop_);
+    if (!loop_initialized_) return;
+    // After a failed Init, handles may be open: close them and let the loop
+    // run their callbacks, so uv_loop_close succeeds and nothing leaks.
+    if (control_) control_->Close();
+    if (http_) http_->Close();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+    // Only if it is still the socket we made (Run removes it on a clean exit).
+    if (control_) control::RemoveUnixSocket(config_.control_socket, control_listener_);
   }
 
   absl::Status Init();
