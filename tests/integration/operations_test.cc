@@ -315,6 +315,41 @@ TEST_F(OperationsTest, ControlSocketModeStaleFileAndLiveOwner) {
   daemon_.reset();
 }
 
+TEST_F(OperationsTest, ControlSocketOwnerAndGroupFromTheConfig) {
+  if (geteuid() != 0) GTEST_SKIP() << "chown to another user needs root";
+  TempDir dir;
+  std::string cfg = dir.Write("nodedns.toml", "[control]\nmode = \"0640\"\nowner = \"nobody\"\ngroup = \"nogroup\"\n"
+                                              "[[zone]]\nname = \".\"\nservers = [\"" + upstream_->address() + "\"]\n");
+  StartDaemon({"--config", cfg});
+  struct stat st;
+  ASSERT_EQ(stat(daemon_->control_socket().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  EXPECT_EQ(st.st_uid, 65534u);  // nobody
+  EXPECT_EQ(st.st_gid, 65534u);  // nogroup
+  std::string bad = dir.Write("bad.toml", "[control]\nmode = \"rw-rw----\"\n");
+  std::string out;
+  EXPECT_EQ(RunProgram({NodednsBinary(), "--check-config", bad}, &out), 1);
+  EXPECT_THAT(out, HasSubstr(bad + ":2: 'control.mode' must be an octal mode"));
+}
+
+TEST_F(OperationsTest, SnapshotIsWrittenPeriodically) {
+  TempDir dir;
+  std::string snap = dir.path() + "/cache.snap";
+  std::string cfg = dir.Write("nodedns.toml", "[snapshot]\npath = \"" + snap + "\"\ninterval_s = 1\n[[zone]]\nname = " +
+                                                  "\".\"\nservers = [\"" + upstream_->address() + "\"]\n");
+  StartDaemon({"--config", cfg});
+  Ask("periodic.example");
+  json s;
+  for (int i = 0; i < 40; ++i) {
+    s = Ctl({"stats"});
+    if (s["snapshot"]["writes"].get<int>() >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_GE(s["snapshot"]["writes"].get<int>(), 1);
+  EXPECT_GE(s["snapshot"]["age_seconds"].get<double>(), 0);
+  EXPECT_EQ(access(snap.c_str(), F_OK), 0);
+}
+
 TEST_F(OperationsTest, MetricsHealthAndReadinessOverHttp) {
   StartDaemon();
   ASSERT_FALSE(daemon_->metrics_address().empty());
