@@ -35,24 +35,7 @@ up_port=$(cat "$work/up.port")
 
 # --- nodedns ------------------------------------------------------------
 nd_port=$(free_port)
-cat >"$work/nodedns.toml" <<EOC
-[server]
-listen = ["127.0.0.1:$nd_port"]
-workers = 1
-[cache]
-max_entries = 1000000
-max_bytes = 1073741824
-# This benchmark measures the cache: the upstream caps (which protect the
-# upstream during outages) would refuse the bulk loads below.
-[upstream]
-max_qps = 0
-max_inflight = 0
-[[zone]]
-name = "."
-servers = ["127.0.0.1:$up_port"]
-[log]
-level = "warn"
-EOC
+nodedns_cache_config "$nd_port" "$up_port" >"$work/nodedns.toml"
 taskset -c "$SERVER_CPU" ./build-release/daemon/nodedns --config "$work/nodedns.toml" \
   --control-socket "$work/nodedns.sock" --metrics-listen "" \
   --ready-file "$work/nd.ready" 2>"$work/nodedns.log" &

@@ -29,6 +29,26 @@ free_port() {  # a port free for both UDP and TCP on this machine
   exit 1
 }
 
+nodedns_cache_config() {  # port, upstream port: a big cache without upstream caps (they protect the
+  # upstream during outages, and would refuse the bulk loads the benchmarks make)
+  cat <<EOC
+[server]
+listen = ["127.0.0.1:$1"]
+workers = 1
+[cache]
+max_entries = 1000000
+max_bytes = 1073741824
+[upstream]
+max_qps = 0
+max_inflight = 0
+[[zone]]
+name = "."
+servers = ["127.0.0.1:$2"]
+[log]
+level = "warn"
+EOC
+}
+
 unbound_base_config() {  # port, upstream port: a one-thread forwarding cache on 127.0.0.1
   cat <<EOC
 server:

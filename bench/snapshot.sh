@@ -24,24 +24,14 @@ for _ in $(seq 100); do [ -s "$work/up.port" ] && break; sleep 0.05; done
 up_port=$(cat "$work/up.port")
 
 nd_port=$(free_port)
-cat >"$work/nodedns.toml" <<EOC
-[server]
-listen = ["127.0.0.1:$nd_port"]
-[cache]
-max_entries = 1000000
-max_bytes = 1073741824
-[upstream]
-max_qps = 0
-max_inflight = 0
-[[zone]]
-name = "."
-servers = ["127.0.0.1:$up_port"]
+{
+  nodedns_cache_config "$nd_port" "$up_port"
+  cat <<EOC
 [snapshot]
 path = "$work/nodedns.snap"
 interval_s = 86400
-[log]
-level = "warn"
 EOC
+} >"$work/nodedns.toml"
 ctl() { ./build-release/daemon/dnsctl --socket "$work/nodedns.sock" "$@"; }
 nd_pid=""
 start_nodedns() {

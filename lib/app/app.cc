@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -55,17 +56,27 @@ class StaleLimits {
   upstream::Router router_;
 };
 
-// Runs as `user` from now on: its uid, its primary group only, and thereby
-// no capabilities (they are dropped with the uid change from root).
-absl::Status DropPrivileges(const std::string& user) {
+// The account --user names, checked before anything is bound.
+struct RunAs {
+  uid_t uid;
+  gid_t gid;
+};
+absl::StatusOr<RunAs> LookUpUser(const std::string& user) {
   passwd* pw = getpwnam(user.c_str());
   if (pw == nullptr) return absl::NotFoundError("--user: no user '" + user + "'");
-  if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid) return absl::OkStatus();
-  if (geteuid() != 0) return absl::PermissionDeniedError("--user " + user + " needs nodedns to be started as root");
-  gid_t gid = pw->pw_gid;
-  if (setgroups(1, &gid) != 0) return ErrnoStatus(errno, "setgroups");
-  if (setgid(gid) != 0) return ErrnoStatus(errno, "setgid");
-  if (setuid(pw->pw_uid) != 0) return ErrnoStatus(errno, "setuid");
+  if (geteuid() != 0 && geteuid() != pw->pw_uid) {
+    return absl::PermissionDeniedError("--user " + user + " needs nodedns to be started as root");
+  }
+  return RunAs{pw->pw_uid, pw->pw_gid};
+}
+
+// Runs as that user from now on: its uid, its primary group only, and
+// thereby no capabilities (they go with the uid change from root).
+absl::Status DropPrivileges(const RunAs& as) {
+  if (getuid() == as.uid && geteuid() == as.uid) return absl::OkStatus();
+  if (setgroups(1, &as.gid) != 0) return ErrnoStatus(errno, "setgroups");
+  if (setgid(as.gid) != 0) return ErrnoStatus(errno, "setgid");
+  if (setuid(as.uid) != 0) return ErrnoStatus(errno, "setuid");
   if (setuid(0) == 0) return absl::InternalError("--user: still able to become root after dropping privileges");
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   return absl::OkStatus();
@@ -155,6 +166,13 @@ class App::Impl {
 };
 
 absl::Status App::Impl::Init() {
+  // A wrong --user fails before anything is bound or announced.
+  std::optional<RunAs> run_as;
+  if (cl_.user) {
+    auto as = LookUpUser(*cl_.user);
+    if (!as.ok()) return as.status();
+    run_as = *as;
+  }
   if (int rc = uv_loop_init(&loop_); rc != 0) return server::UvStatus(rc, "uv_loop_init");
   loop_initialized_ = true;
   auto server = server::Server::Create(config_, SystemClock::Get());
@@ -231,8 +249,8 @@ absl::Status App::Impl::Init() {
     if (control_) lines.push_back("control " + config_.control_socket);
     if (!WriteReadyFile(*cl_.ready_file, lines)) spdlog::error("cannot write ready file {}", *cl_.ready_file);
   }
-  if (cl_.user) {
-    if (auto st = DropPrivileges(*cl_.user); !st.ok()) return st;
+  if (run_as) {
+    if (auto st = DropPrivileges(*run_as); !st.ok()) return st;
   }
   return absl::OkStatus();
 }

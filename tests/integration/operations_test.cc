@@ -675,6 +675,20 @@ TEST_F(OperationsTest, SampledQueryLogFollowsReload) {
   EXPECT_EQ(count(), 2);  // off after the reload
 }
 
+TEST_F(OperationsTest, PeriodicSummaryLine) {
+  TempDir dir;
+  std::string cfg = dir.Write("nodedns.toml", "[log]\nsummary_interval_s = 1\n[[zone]]\nname = \".\"\nservers = [\"" +
+                                                  upstream_->address() + "\"]\n");
+  StartDaemon({"--config", cfg});
+  Ask("one.example");
+  Ask("one.example");
+  for (int i = 0; i < 40 && daemon_->log().find("summary:") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_THAT(daemon_->log(), HasSubstr("summary: queries +2 hits +1 misses +1 stale +0 upstream_queries +1 "
+                                        "upstream_failures +0 servfail_sent +0; cache 1 entries; 0 breaker(s) open"));
+}
+
 TEST_F(OperationsTest, JsonLogLines) {
   StartDaemon({"--log-format", "json"});
   Ask("x.example");
