@@ -7,9 +7,6 @@
 // or nobody answering on it); 4 permission denied on the socket; 5 no
 // complete answer in time.
 
-#include <poll.h>
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -20,7 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lib/control/unix_socket.h"
+#include "lib/control/client.h"
 
 namespace {
 
@@ -175,42 +172,20 @@ void PrintDump(const json& r) {
 
 // Sends one request and reads the whole answer (the daemon closes after it).
 int Exchange(const std::string& path, const json& request, double timeout_s, json* answer) {
-  auto fd = nodedns::control::ConnectUnix(path);
-  if (!fd.ok()) {
-    std::string why(fd.status().message());
-    if (absl::IsPermissionDenied(fd.status())) {
-      return Fail(kPermission, "permission denied on " + path + " (run as root or as a member of the socket's group)");
-    }
-    if (absl::IsNotFound(fd.status()) || absl::IsUnavailable(fd.status())) {
-      return Fail(kNotRunning, "nodedns is not running (" + why + ")");
-    }
-    return Fail(kNotRunning, "cannot reach nodedns: " + why);
+  auto r = nodedns::control::Call(path, request, absl::Seconds(timeout_s));
+  if (r.ok()) {
+    *answer = std::move(*r);
+    return kOk;
   }
-  std::string line = request.dump() + "\n";
-  if (write(*fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-    close(*fd);
-    return Fail(kNotRunning, "cannot send the request: " + std::string(std::strerror(errno)));
+  std::string why(r.status().message());
+  if (absl::IsPermissionDenied(r.status())) {
+    return Fail(kPermission, "permission denied on " + path + " (run as root or as a member of the socket's group)");
   }
-  std::string in;
-  char buf[65536];
-  int remaining_ms = static_cast<int>(timeout_s * 1000);
-  for (;;) {
-    pollfd p{*fd, POLLIN, 0};
-    int rc = poll(&p, 1, remaining_ms);
-    if (rc == 0) {
-      close(*fd);
-      return Fail(kTimeout, "no answer from nodedns within " + std::to_string(timeout_s) + " s");
-    }
-    if (rc < 0 && errno == EINTR) continue;
-    ssize_t n = read(*fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    in.append(buf, static_cast<size_t>(n));
+  if (absl::IsNotFound(r.status()) || absl::IsUnavailable(r.status())) {
+    return Fail(kNotRunning, "nodedns is not running (" + why + ")");
   }
-  close(*fd);
-  *answer = json::parse(in, nullptr, false);
-  if (answer->is_discarded() || !answer->is_object()) return Fail(kTimeout, "incomplete answer from nodedns");
-  return kOk;
+  if (absl::IsDeadlineExceeded(r.status()) || absl::IsDataLoss(r.status())) return Fail(kTimeout, why);
+  return Fail(kNotRunning, "cannot reach nodedns: " + why);
 }
 
 int Print(const std::string& cmd, const json& answer, bool as_json);

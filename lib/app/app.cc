@@ -16,6 +16,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "lib/app/logging.h"
+#include "lib/control/client.h"
 #include "lib/common/sd_notify.h"
 #include "lib/control/stats.h"
 #include "lib/control/stream_server.h"
@@ -114,7 +115,7 @@ class App::Impl {
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
     // Only if it is still the socket we made (Run removes it on a clean exit).
-    if (control_) control::RemoveUnixSocket(config_.control_socket, control_listener_);
+    if (control_ && control_owned_) control::RemoveUnixSocket(config_.control_socket, control_listener_);
   }
 
   absl::Status Init();
@@ -129,6 +130,10 @@ class App::Impl {
     absl::Duration took;
   };
 
+  absl::Status ListenControl();
+  void WriteReady();
+  void CompleteHandover();
+  void FinishShutdown();
   control::StatsSnapshot Collect();
   void HandleControl(std::string_view request, control::StreamServer::Respond respond);
   void HandleHttp(std::string_view request, control::StreamServer::Respond respond);
@@ -163,6 +168,13 @@ class App::Impl {
   CounterValues last_summary_;
   bool ready_ = false;
   bool stopping_ = false;
+  // Handover: the process we took over from, and whether a successor has
+  // taken over from us.
+  pid_t predecessor_pid_ = 0;
+  bool successor_serving_ = false;
+  bool control_owned_ = true;  // false once handed to a successor
+  uv_timer_t predecessor_timer_, grace_timer_;
+  absl::Time grace_deadline_;
 };
 
 absl::Status App::Impl::Init() {
@@ -175,6 +187,25 @@ absl::Status App::Impl::Init() {
   }
   if (int rc = uv_loop_init(&loop_); rc != 0) return server::UvStatus(rc, "uv_loop_init");
   loop_initialized_ = true;
+  // Zero-gap upgrade: a nodedns already answers on our control socket. It
+  // writes its snapshot for us now; we bind beside it (SO_REUSEPORT), load
+  // that snapshot, and take over in Run.
+  if (!config_.control_socket.empty()) {
+    auto answer = control::Call(config_.control_socket, {{"command", "handover"}, {"pid", getpid()}}, absl::Seconds(30));
+    if (answer.ok()) {
+      if (!answer->value("ok", false) || !(*answer)["pid"].is_number_integer()) {
+        return absl::FailedPreconditionError("the nodedns serving on " + config_.control_socket +
+                                             " refused the handover: " + answer->value("error", std::string("?")));
+      }
+      predecessor_pid_ = (*answer)["pid"].get<pid_t>();
+      spdlog::info("taking over from nodedns pid {} (its snapshot: {} entries)", predecessor_pid_,
+                   answer->value("entries", 0));
+    } else if (absl::IsPermissionDenied(answer.status()) || absl::IsDeadlineExceeded(answer.status()) ||
+               absl::IsDataLoss(answer.status())) {
+      return absl::Status(answer.status().code(), "control socket: " + std::string(answer.status().message()));
+    }
+    // NotFound / Unavailable: nobody there (or a stale file): a normal start.
+  }
   auto server = server::Server::Create(config_, SystemClock::Get());
   if (!server.ok()) return server.status();
   server_ = std::move(*server);
@@ -205,24 +236,9 @@ absl::Status App::Impl::Init() {
     }
   }
 
-  if (!config_.control_socket.empty()) {
-    control::UnixSocketOptions o;
-    o.path = config_.control_socket;
-    o.mode = config_.control_socket_mode;
-    o.owner = config_.control_socket_owner;
-    o.group = config_.control_socket_group;
-    auto l = control::ListenUnix(o);
-    if (!l.ok()) {
-      return absl::Status(l.status().code(), "control socket: " + std::string(l.status().message()) +
-                                                 " (set --control-socket PATH, or \"\" to turn it off)");
-    }
-    control_listener_ = *l;
-    control::StreamServerOptions so;
-    so.delimiter = "\n";
-    so.oversize = json(Error("request too large")).dump() + "\n";
-    control_ = std::make_unique<control::StreamServer>(
-        &loop_, so, [this](std::string_view req, control::StreamServer::Respond r) { HandleControl(req, r); });
-    if (auto st = control_->Start(l->fd, /*tcp=*/false); !st.ok()) return st;
+  // A successor takes the control socket over once it serves (Run).
+  if (!config_.control_socket.empty() && !predecessor_pid_) {
+    if (auto st = ListenControl(); !st.ok()) return st;
   }
   if (config_.metrics_listen) {
     auto fd = server::BindTcpListener(*config_.metrics_listen, &metrics_bound_);
@@ -242,22 +258,45 @@ absl::Status App::Impl::Init() {
   // Every socket is bound and listening (the kernel queues what arrives
   // before the workers run): scripts may start sending. Written before
   // --user takes effect, so its directory need not be the user's.
-  if (cl_.ready_file) {
-    std::vector<std::string> lines;
-    for (const auto& a : server_->bound_addresses()) lines.push_back(a.ToString());
-    if (http_) lines.push_back("metrics " + metrics_bound_.ToString());
-    if (control_) lines.push_back("control " + config_.control_socket);
-    if (!WriteReadyFile(*cl_.ready_file, lines)) spdlog::error("cannot write ready file {}", *cl_.ready_file);
-  }
+  if (cl_.ready_file && !predecessor_pid_) WriteReady();
   if (run_as) {
     if (auto st = DropPrivileges(*run_as); !st.ok()) return st;
   }
   return absl::OkStatus();
 }
 
+absl::Status App::Impl::ListenControl() {
+  control::UnixSocketOptions o;
+  o.path = config_.control_socket;
+  o.mode = config_.control_socket_mode;
+  o.owner = config_.control_socket_owner;
+  o.group = config_.control_socket_group;
+  auto l = control::ListenUnix(o);
+  if (!l.ok()) {
+    return absl::Status(l.status().code(), "control socket: " + std::string(l.status().message()) +
+                                               " (set --control-socket PATH, or \"\" to turn it off)");
+  }
+  control_listener_ = *l;
+  control::StreamServerOptions so;
+  so.delimiter = "\n";
+  so.oversize = json(Error("request too large")).dump() + "\n";
+  control_ = std::make_unique<control::StreamServer>(
+      &loop_, so, [this](std::string_view req, control::StreamServer::Respond r) { HandleControl(req, r); });
+  return control_->Start(l->fd, /*tcp=*/false);
+}
+
+void App::Impl::WriteReady() {
+  std::vector<std::string> lines;
+  for (const auto& a : server_->bound_addresses()) lines.push_back(a.ToString());
+  if (http_) lines.push_back("metrics " + metrics_bound_.ToString());
+  if (control_) lines.push_back("control " + config_.control_socket);
+  if (!WriteReadyFile(*cl_.ready_file, lines)) spdlog::error("cannot write ready file {}", *cl_.ready_file);
+}
+
 int App::Impl::Run() {
   server_->Start();
   started_at_ = absl::Now();
+  if (predecessor_pid_) CompleteHandover();
   ready_ = true;
   std::string listening, upstreams;
   for (const auto& a : server_->bound_addresses()) listening += " " + a.ToString();
@@ -300,13 +339,16 @@ int App::Impl::Run() {
 
   uv_run(&loop_, UV_RUN_DEFAULT);
 
-  // Workers are stopped and the loop is idle: the last snapshot, in full.
-  if (!snap_.path.empty()) {
+  // Workers are stopped and the loop is idle: the last snapshot, in full,
+  // unless a successor took over (it loaded ours and writes its own).
+  if (successor_serving_) {
+    spdlog::info("snapshot: left to the successor");
+  } else if (!snap_.path.empty()) {
     absl::Time t0 = absl::Now();
     auto r = snapshot::Write(server_->cache(), snap_.path, absl::Now());
     RecordSnapshot(r, absl::Now() - t0);
   }
-  if (control_) control::RemoveUnixSocket(config_.control_socket, control_listener_);
+  if (control_ && control_owned_) control::RemoveUnixSocket(config_.control_socket, control_listener_);
   CounterValues v = server_->Counters();
   std::string line;
   v.ForEach([&](const char* name, const char*, uint64_t value) {
@@ -318,6 +360,36 @@ int App::Impl::Run() {
   server_.reset();
   spdlog::info("stopped");
   return 0;
+}
+
+void App::Impl::CompleteHandover() {
+  // We serve (beside the predecessor): ask it to hand over the control socket.
+  auto answer = control::Call(config_.control_socket, {{"command", "release"}, {"pid", getpid()}}, absl::Seconds(10));
+  if (!answer.ok() || !answer->value("ok", false)) {
+    spdlog::warn("handover: the predecessor did not release the control socket ({}); taking it anyway",
+                 answer.ok() ? answer->value("error", std::string("?")) : std::string(answer.status().message()));
+  }
+  if (auto st = ListenControl(); !st.ok()) {
+    spdlog::error("handover: {}; running without a control socket", std::string(st.message()));
+    control_.reset();
+  }
+  if (cl_.ready_file) WriteReady();
+  spdlog::info("serving; nodedns pid {} hands over and stops when told to", predecessor_pid_);
+  // Once the predecessor has exited, its steering program goes, so the
+  // kernel spreads queries over all our workers again.
+  uv_timer_init(&loop_, &predecessor_timer_);
+  predecessor_timer_.data = this;
+  uv_timer_start(&predecessor_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<Impl*>(t->data);
+    if (kill(self->predecessor_pid_, 0) == 0 || errno != ESRCH) return;
+    if (auto st = self->server_->DetachSteering(); !st.ok()) {
+      spdlog::warn("handover: {}", std::string(st.message()));
+    }
+    spdlog::info("handover: nodedns pid {} has exited", self->predecessor_pid_);
+    uv_timer_stop(t);
+    uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+    self->predecessor_pid_ = 0;
+  }, 100, 100);
 }
 
 void App::Impl::ArmTimers() {
@@ -351,6 +423,35 @@ void App::Impl::BeginShutdown() {
   stopping_ = true;
   ready_ = false;
   (void)SdNotify("STOPPING=1\nSTATUS=shutting down");
+  if (successor_serving_ || config_.handover_grace <= absl::ZeroDuration()) {
+    FinishShutdown();
+    return;
+  }
+  // Keep serving a little for a successor to take over (the control socket
+  // stays open for its requests).
+  spdlog::info("waiting up to {} for a successor", absl::FormatDuration(config_.handover_grace));
+  grace_deadline_ = absl::Now() + config_.handover_grace;
+  uv_timer_init(&loop_, &grace_timer_);
+  grace_timer_.data = this;
+  uv_timer_start(&grace_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<Impl*>(t->data);
+    if (!self->successor_serving_ && absl::Now() < self->grace_deadline_) return;
+    uv_timer_stop(t);
+    uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+    self->FinishShutdown();
+  }, 20, 20);
+}
+
+void App::Impl::FinishShutdown() {
+  if (successor_serving_) {
+    // New datagrams and connections go to the successor from here on; what
+    // is already queued on our sockets is still read and answered.
+    if (auto st = server_->SteerToSuccessor(); st.ok()) {
+      spdlog::info("handover: new queries go to the successor; answering what is queued and in flight");
+    } else {
+      spdlog::warn("handover: {}", std::string(st.message()));
+    }
+  }
   if (control_) control_->Close();
   if (http_) http_->Close();
   // Answers what is in flight, then closes the workers' sockets.
@@ -359,6 +460,10 @@ void App::Impl::BeginShutdown() {
   for (uv_timer_t* t : {&snapshot_timer_, &summary_timer_, &watchdog_timer_}) {
     uv_timer_stop(t);
     uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+  }
+  if (predecessor_pid_) {
+    uv_timer_stop(&predecessor_timer_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&predecessor_timer_), nullptr);
   }
   for (auto& r : snapshot_waiters_) {
     if (r) r(json(Error("shutting down; the final snapshot is written at exit")).dump() + "\n");
@@ -429,6 +534,25 @@ void App::Impl::HandleControl(std::string_view request, control::StreamServer::R
     } else {
       StartSnapshot(respond);
     }
+  } else if (cmd == "handover") {
+    // A new nodedns is starting beside us: give it a current snapshot.
+    json j = {{"ok", true}, {"pid", getpid()}, {"entries", 0}};
+    if (!snap_.path.empty()) {
+      absl::Time t0 = absl::Now();
+      auto r = snapshot::Write(server_->cache(), snap_.path, absl::Now());
+      RecordSnapshot(r, absl::Now() - t0);
+      if (r.ok()) j["entries"] = r->entries;
+    }
+    spdlog::info("handover requested by pid {}", req.value("pid", 0));
+    reply(j);
+  } else if (cmd == "release") {
+    // The successor serves: it takes the control socket; we stop when told.
+    successor_serving_ = true;
+    reply({{"ok", true}, {"pid", getpid()}});
+    control_->StopListening();
+    control::RemoveUnixSocket(config_.control_socket, control_listener_);
+    control_owned_ = false;  // the path is the successor's from now on
+    spdlog::info("successor pid {} is serving; control socket handed over", req.value("pid", 0));
   } else if (cmd == "health") {
     std::string why;
     bool loops = server_->LoopsResponsive(absl::Seconds(2), &why);

@@ -207,6 +207,7 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
           {"tcp_idle_timeout_ms", MillisInto(r, &c->tcp_idle_timeout, 100, 3'600'000)},
           {"max_tcp_connections", IntInto(r, &c->max_tcp_connections, 1, 1'000'000)},
           {"max_tcp_pipeline", IntInto(r, &c->max_tcp_pipeline, 1, 65535)},
+          {"handover_grace_ms", MillisInto(r, &c->handover_grace, 0, 600'000)},
       })},
       {"cache", section("cache", {
           {"max_entries", IntInto(r, &c->cache.max_entries, 1, int64_t{1} << 32)},

@@ -37,6 +37,9 @@ struct Config {
   absl::Duration tcp_idle_timeout = absl::Seconds(10);
   int max_tcp_connections = 1024;
   int max_tcp_pipeline = 64;
+  // On SIGTERM without a successor, keep serving this long for one to take
+  // over (zero-gap upgrades); 0: stop at once.
+  absl::Duration handover_grace = absl::ZeroDuration();
   // [cache]
   cache::CacheOptions cache;
   dns::TtlPolicy ttl;

@@ -43,8 +43,15 @@ absl::Status StreamServer::Start(int fd, bool tcp) {
     close(fd);
     return server::UvStatus(rc, "uv open");
   }
+  listening_ = true;
   return server::UvStatus(uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 64, &StreamServer::OnConnection),
                           "listen");
+}
+
+void StreamServer::StopListening() {
+  if (!listening_) return;
+  listening_ = false;
+  uv_close(&listener_.handle, nullptr);
 }
 
 void StreamServer::OnConnection(uv_stream_t* server, int status) {
@@ -140,7 +147,12 @@ void StreamServer::Close() {
   closed_ = true;
   std::vector<Connection*> all(conns_.begin(), conns_.end());
   for (Connection* c : all) Finish(c);
-  if (started_) uv_close(&listener_.handle, nullptr);
+  if (listening_) {
+    listening_ = false;
+    uv_close(&listener_.handle, nullptr);
+  } else if (started_ && !uv_is_closing(&listener_.handle)) {
+    uv_close(&listener_.handle, nullptr);  // Start failed half-way
+  }
 }
 
 }  // namespace nodedns::control

@@ -46,6 +46,8 @@ class StreamServer {
   // Takes ownership of a bound, listening (or about to listen) socket.
   // `tcp` selects uv_tcp_t, else uv_pipe_t (Unix socket).
   absl::Status Start(int fd, bool tcp);
+  // Stops accepting; connections already open are still answered.
+  void StopListening();
   void Close();
 
  private:
@@ -63,6 +65,7 @@ class StreamServer {
     uv_handle_t handle;
   } listener_;
   bool started_ = false;
+  bool listening_ = false;
   bool closed_ = false;
   absl::flat_hash_set<Connection*> conns_;
 };

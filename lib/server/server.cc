@@ -1,11 +1,20 @@
 #include "lib/server/server.h"
 
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <map>
 
 #include "lib/server/sockets.h"
+
+#ifndef SO_DETACH_REUSEPORT_BPF
+#define SO_DETACH_REUSEPORT_BPF 68  // Linux 5.3; glibc 2.36 headers may lack it
+#endif
 
 namespace nodedns::server {
 
@@ -21,7 +30,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const config::Config& con
   s->cache_ = std::move(*cache);
   auto bound = BindListeners(config.listen, config.workers);
   if (!bound.ok()) return bound.status();
-  for (const BoundAddress& b : *bound) s->bound_.push_back(b.address);
+  for (const BoundAddress& b : *bound) {
+    s->bound_.push_back(b.address);
+    s->group_fds_.push_back(fcntl(b.udp_fds[0], F_DUPFD_CLOEXEC, 0));
+    s->group_fds_.push_back(fcntl(b.tcp_fds[0], F_DUPFD_CLOEXEC, 0));
+  }
   for (int i = 0; i < config.workers; ++i) {
     std::vector<int> udp, tcp;
     for (BoundAddress& b : *bound) {
@@ -42,7 +55,36 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const config::Config& con
   return s;
 }
 
-Server::~Server() { Stop(); }
+Server::~Server() {
+  Stop();
+  for (int fd : group_fds_) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+absl::Status Server::SteerToSuccessor() {
+  // "ret #N": every packet (and SYN) to socket N of the group, the
+  // successor's first; an index beyond the group falls back to the hash.
+  sock_filter code[] = {{BPF_RET | BPF_K, 0, 0, static_cast<uint32_t>(workers_.size())}};
+  sock_fprog prog{1, code};
+  for (int fd : group_fds_) {
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) != 0) {
+      return ErrnoStatus(errno, "SO_ATTACH_REUSEPORT_CBPF");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Server::DetachSteering() {
+  int unused = 0;
+  for (int fd : group_fds_) {
+    // ENOENT: no program attached (the predecessor stopped without steering).
+    if (setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused, sizeof(unused)) != 0 && errno != ENOENT) {
+      return ErrnoStatus(errno, "SO_DETACH_REUSEPORT_BPF");
+    }
+  }
+  return absl::OkStatus();
+}
 
 void Server::Start() {
   for (auto& w : workers_) w->Start();

@@ -57,6 +57,16 @@ class Server {
   // notes. An error leaves the running configuration in force.
   absl::StatusOr<std::vector<std::string>> Reload(const config::Config& config);
 
+  // Zero-gap handover (SO_REUSEPORT): steers every new datagram and
+  // connection of each listen address to the successor's first socket in
+  // the reuseport group (a classic BPF program returning its index, which is
+  // this server's own socket count: ours joined the group first). Call it
+  // just before Stop(), once the successor serves.
+  absl::Status SteerToSuccessor();
+  // The successor's side, once the predecessor has exited: removes the
+  // steering program, so the kernel spreads queries over our workers again.
+  absl::Status DetachSteering();
+
   // The listen addresses with their real ports.
   const std::vector<SocketAddress>& bound_addresses() const { return bound_; }
   CounterValues Counters() const;
@@ -81,6 +91,9 @@ class Server {
   std::unique_ptr<cache::Cache> cache_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<SocketAddress> bound_;
+  // One UDP and one TCP socket of each address's reuseport group (dups of
+  // worker 0's), for group-wide socket options.
+  std::vector<int> group_fds_;
   bool stopped_ = false;
   mutable absl::Mutex config_mu_;
   config::Config config_ ABSL_GUARDED_BY(config_mu_);

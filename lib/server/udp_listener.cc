@@ -56,7 +56,13 @@ void UdpListener::OnReadable(uv_poll_t* handle, int status, int events) {
   self->ReadBatches();
 }
 
-void UdpListener::ReadBatches() {
+void UdpListener::Drain() {
+  for (int i = 0; i < 256 && !closed_; ++i) {
+    if (ReadBatches()) return;
+  }
+}
+
+bool UdpListener::ReadBatches() {
   // A few batches per wakeup, then back to the loop so TCP and upstream
   // sockets get their turn.
   for (int round = 0; round < 4; ++round) {
@@ -66,7 +72,7 @@ void UdpListener::ReadBatches() {
       in_msgs_[i].msg_hdr.msg_flags = 0;
     }
     int n = recvmmsg(fd_, in_msgs_, kBatch, MSG_DONTWAIT, nullptr);
-    if (n <= 0) return;  // EAGAIN (drained) or a transient error: wait for the next event
+    if (n <= 0) return true;  // EAGAIN (drained) or a transient error: wait for the next event
     const int64_t received = MonotonicNanos();
     int answers = 0;
     for (int i = 0; i < n; ++i) {
@@ -101,8 +107,9 @@ void UdpListener::ReadBatches() {
         }
       }
     }
-    if (n < kBatch) return;
+    if (n < kBatch) return true;
   }
+  return false;
 }
 
 void UdpListener::Flush(int count) {

@@ -34,6 +34,10 @@ class UdpListener final : public resolver::ReplySink {
   absl::Status Start();
   // Stops reading new queries; answers still pending can be sent.
   void StopReading();
+  // Answers every datagram already queued on the socket (bounded), whether
+  // or not reading is stopped: nothing the kernel accepted is dropped at
+  // shutdown.
+  void Drain();
   void Close();
 
   void SendReply(const resolver::ReplyTarget& to, absl::Span<const uint8_t> answer) override;
@@ -44,7 +48,8 @@ class UdpListener final : public resolver::ReplySink {
 
  private:
   static void OnReadable(uv_poll_t* handle, int status, int events);
-  void ReadBatches();
+  // True once the socket had nothing more to read.
+  bool ReadBatches();
   void Flush(int count);
 
   uv_loop_t* const loop_;

@@ -269,8 +269,12 @@ void Worker::Join() {
 void Worker::OnStop(uv_async_t* handle) {
   auto* self = static_cast<Worker*>(handle->data);
   if (self->final_closed_ || uv_is_active(reinterpret_cast<uv_handle_t*>(&self->drain_timer_))) return;
-  for (auto& u : self->udp_) u->StopReading();
+  for (auto& u : self->udp_) {
+    u->Drain();
+    u->StopReading();
+  }
   for (auto& t : self->tcp_) t->StopAccepting();
+  self->min_close_ = absl::Now() + absl::Milliseconds(50);
   absl::Duration longest = self->current_->longest_query;
   for (const auto& g : self->retired_) longest = std::max(longest, g->longest_query);
   self->drain_deadline_ = absl::Now() + std::min(longest + absl::Milliseconds(500), absl::Seconds(30));
@@ -279,7 +283,11 @@ void Worker::OnStop(uv_async_t* handle) {
 
 void Worker::OnDrainTick(uv_timer_t* timer) {
   auto* self = static_cast<Worker*>(timer->data);
-  if (self->pending() == 0 || absl::Now() >= self->drain_deadline_) self->FinalClose();
+  // Datagrams that were on their way when reading stopped (or when a
+  // successor's steering took effect) are still answered.
+  for (auto& u : self->udp_) u->Drain();
+  absl::Time now = absl::Now();
+  if ((self->pending() == 0 && now >= self->min_close_) || now >= self->drain_deadline_) self->FinalClose();
 }
 
 void Worker::FinalClose() {

@@ -102,6 +102,7 @@ class Worker {
   uv_timer_t drain_timer_;
   uv_timer_t heartbeat_;
   absl::Time drain_deadline_;
+  absl::Time min_close_;  // sockets stay open (and drained) at least until then
   bool final_closed_ = false;
   Counters counters_;
   TimerQueue timers_;

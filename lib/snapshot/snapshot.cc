@@ -103,7 +103,8 @@ absl::StatusOr<WriteResult> Write(const cache::Cache& cache, const std::string& 
   WriteResult result;
   std::string data = Serialize(cache, now, &result.entries);
   result.bytes = data.size();
-  std::string tmp = path + ".tmp";
+  // Per process: during a handover two nodedns may write the same snapshot.
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
   if (fd < 0) return ErrnoError("cannot create " + tmp);
   auto fail = [&](const std::string& what) {

@@ -12,7 +12,7 @@
 //            i64 stale_until_ms, u16 num_ttls, u16 ttl_offsets[num_ttls],
 //            u16 image_len, image
 //   u32 CRC-32 (zlib) of everything before it
-// A file is written whole to PATH.tmp, fsync'ed and renamed over PATH (then
+// A file is written whole to PATH.tmp.PID, fsync'ed and renamed over PATH (then
 // the directory is fsync'ed), so PATH is always either the previous snapshot
 // or the new one.
 //
@@ -40,7 +40,7 @@ struct WriteResult {
   size_t entries = 0;
   size_t bytes = 0;
 };
-// Writes atomically; on any error PATH is left as it was and PATH.tmp removed.
+// Writes atomically; on any error PATH is left as it was and PATH.tmp.PID removed.
 absl::StatusOr<WriteResult> Write(const cache::Cache& cache, const std::string& path, absl::Time now);
 
 struct LoadResult {

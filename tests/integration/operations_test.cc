@@ -468,7 +468,7 @@ TEST_F(OperationsTest, FailedSnapshotWriteKeepsThePreviousOne) {
   EXPECT_FALSE(failed["ok"].get<bool>());
   EXPECT_THAT(failed["error"].get<std::string>(), HasSubstr(expect_error));
   EXPECT_EQ(ReadFile(seen), previous);
-  EXPECT_NE(access((seen + ".tmp").c_str(), F_OK), 0);
+  EXPECT_NE(access((seen + ".tmp." + std::to_string(daemon_->pid())).c_str(), F_OK), 0);
   json s = Ctl({"stats"});
   EXPECT_EQ(s["snapshot"]["write_failures"], 1);
   EXPECT_EQ(s["snapshot"]["writes"], 1);

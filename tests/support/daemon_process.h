@@ -54,7 +54,7 @@ class DaemonProcess {
   // fills *out with stdout (and stderr after it).
   int Dnsctl(const std::vector<std::string>& args, std::string* out) const;
   bool alive();
-  // Sends `signal` (SIGTERM by default), then waits (up to 20 s); returns
+  // Sends `signal` (SIGTERM by default; 0 sends nothing), then waits (up to 20 s); returns
   // the exit code, or -1 on a signal or timeout (then it is killed).
   int Stop(int signal = 15);
   std::string log() const;

@@ -161,17 +161,18 @@ TEST_F(SnapshotTest, WriteIsAtomicAndAFailedWriteKeepsThePreviousFile) {
   EXPECT_EQ(w->entries, 3u);
   std::string first = ReadFile(path);
   EXPECT_EQ(first.size(), w->bytes);
-  EXPECT_EQ(access((path + ".tmp").c_str(), F_OK), -1);
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  EXPECT_EQ(access(tmp.c_str(), F_OK), -1);
 
   // The next write cannot create its temporary file: the previous snapshot
   // stays byte for byte.
   c->Insert(Key("more.example"), Image("more.example", 300), clock_.Now());
-  ASSERT_EQ(mkdir((path + ".tmp").c_str(), 0700), 0);
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
   auto failed = Write(*c, path, clock_.Now());
   EXPECT_FALSE(failed.ok());
-  EXPECT_NE(failed.status().message().find(path + ".tmp"), std::string::npos) << failed.status();
+  EXPECT_NE(failed.status().message().find(tmp), std::string::npos) << failed.status();
   EXPECT_EQ(ReadFile(path), first);
-  rmdir((path + ".tmp").c_str());
+  rmdir(tmp.c_str());
 
   auto loaded = Make();
   auto r = Load(path, loaded.get(), clock_.Now(), &Day);

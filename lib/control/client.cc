@@ -1,0 +1,51 @@
+#include "lib/control/client.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "lib/common/errno_status.h"
+#include "lib/control/unix_socket.h"
+
+namespace nodedns::control {
+
+absl::StatusOr<nlohmann::json> Call(const std::string& path, const nlohmann::json& request, absl::Duration timeout) {
+  auto fd = ConnectUnix(path);
+  if (!fd.ok()) return fd.status();
+  std::string line = request.dump() + "\n";
+  size_t sent = 0;
+  while (sent < line.size()) {
+    ssize_t n = write(*fd, line.data() + sent, line.size() - sent);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      absl::Status st = ErrnoStatus(errno, "sending to " + path);
+      close(*fd);
+      return st;
+    }
+    sent += static_cast<size_t>(n);
+  }
+  std::string in;
+  char buf[65536];
+  absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    int wait_ms = static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
+    pollfd p{*fd, POLLIN, 0};
+    int rc = poll(&p, 1, wait_ms);
+    if (rc == 0) {
+      close(*fd);
+      return absl::DeadlineExceededError("no answer on " + path + " within " + absl::FormatDuration(timeout));
+    }
+    if (rc < 0 && errno == EINTR) continue;
+    ssize_t n = read(*fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    in.append(buf, static_cast<size_t>(n));
+  }
+  close(*fd);
+  nlohmann::json answer = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (answer.is_discarded() || !answer.is_object()) return absl::DataLossError("incomplete answer on " + path);
+  return answer;
+}
+
+}  // namespace nodedns::control

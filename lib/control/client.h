@@ -1,0 +1,24 @@
+#ifndef NODEDNS_LIB_CONTROL_CLIENT_H_
+#define NODEDNS_LIB_CONTROL_CLIENT_H_
+
+// The client side of the control protocol: one JSON request on a new
+// connection, one JSON answer. Used by dnsctl and by a starting nodedns that
+// takes over from a running one.
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace nodedns::control {
+
+// Errors: NotFound or Unavailable (nothing serves on `path`), PermissionDenied,
+// DeadlineExceeded (no answer in time), DataLoss (an incomplete or non-JSON
+// answer). A daemon-side error is an OK result with "ok": false.
+absl::StatusOr<nlohmann::json> Call(const std::string& path, const nlohmann::json& request, absl::Duration timeout);
+
+}  // namespace nodedns::control
+
+#endif  // NODEDNS_LIB_CONTROL_CLIENT_H_
