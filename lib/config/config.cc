@@ -270,6 +270,30 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
           {"query_log_sample", IntInto(r, &c->query_log_sample, 0, 1'000'000'000)},
           {"summary_interval_s", SecondsInto(r, &c->log_summary_interval, 0, 86400)},
       })},
+      {"interface", section("interface", {
+          {"setup", BoolInto(r, &c->interface_setup)},
+          {"name", [&](const toml::node& n, const std::string& key) -> absl::Status {
+             auto v = r.String(n, key);
+             if (!v.ok()) return v.status();
+             if (v->empty() || v->size() > 15 || v->find_first_of("/ \t") != std::string::npos) {
+               return r.Error(n.source(), "'" + key + "' must be an interface name of 1 to 15 characters");
+             }
+             c->interface_name = *v;
+             return absl::OkStatus();
+           }},
+          {"addresses", [&](const toml::node& n, const std::string& key) -> absl::Status {
+             const auto* arr = n.as_array();
+             if (arr == nullptr) return r.Error(n.source(), "'" + key + "' must be an array of IP address strings");
+             c->interface_addresses.clear();
+             for (const toml::node& e : *arr) {
+               auto a = r.Address(e, key + "[]", 53);
+               if (!a.ok()) return a.status();
+               c->interface_addresses.push_back(*a);
+             }
+             return absl::OkStatus();
+           }},
+          {"notrack", BoolInto(r, &c->interface_notrack)},
+      })},
       {"control", section("control", {
           {"socket", StringInto(r, &c->control_socket)},
           {"mode", [&](const toml::node& n, const std::string& key) -> absl::Status {

@@ -70,6 +70,11 @@ struct Config {
   std::string log_format = "text";  // "text" or "json" (one JSON object per line)
   int query_log_sample = 0;         // log one query in N; 0: no query log
   absl::Duration log_summary_interval = absl::Seconds(300);  // 0: no periodic summary
+  // [interface]
+  bool interface_setup = false;
+  std::string interface_name = "nodedns0";
+  std::vector<SocketAddress> interface_addresses;  // empty: the listen addresses
+  bool interface_notrack = false;
   // [control]
   std::string control_socket = "/run/nodedns/control.sock";  // "": no control socket
   int control_socket_mode = 0660;

@@ -1,0 +1,63 @@
+{{- define "nodedns.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "nodedns.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "nodedns.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "nodedns.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "nodedns.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "nodedns.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "nodedns.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "nodedns.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "nodedns.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "nodedns.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The addresses nodedns answers on. */}}
+{{- define "nodedns.listenIPs" -}}
+{{- $ips := list .Values.localAddress -}}
+{{- if .Values.clusterDNS.bindServiceIP -}}{{- $ips = append $ips .Values.clusterDNS.ip -}}{{- end -}}
+{{- join "," $ips -}}
+{{- end -}}
+
+{{/* Where the cluster domain is forwarded: the service IP, or the second
+     service when nodedns answers on the service IP itself. */}}
+{{- define "nodedns.clusterUpstream" -}}
+{{- if .Values.clusterDNS.bindServiceIP -}}{{ .Values.clusterDNS.upstreamIP }}{{- else -}}{{ .Values.clusterDNS.ip }}{{- end -}}
+{{- end -}}
+
+{{/* Memory from the cache size: about 32 MiB for the process, plus 1.25 x
+     cache.maxBytes for the entries (allocator overhead included) as the
+     request, and 64 MiB + 2.25 x cache.maxBytes as the limit (a snapshot
+     write briefly holds a copy of the cache). */}}
+{{- define "nodedns.resources" -}}
+{{- if .Values.resources -}}
+{{- toYaml .Values.resources -}}
+{{- else -}}
+{{- $mi := div (int64 .Values.cache.maxBytes) 1048576 -}}
+requests:
+  cpu: 50m
+  memory: {{ add 32 (div (mul $mi 5) 4) }}Mi
+limits:
+  memory: {{ add 64 (div (mul $mi 9) 4) }}Mi
+{{- end -}}
+{{- end -}}
