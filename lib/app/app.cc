@@ -196,6 +196,16 @@ absl::Status App::Impl::Init() {
   // writes its snapshot for us now; we bind beside it (SO_REUSEPORT), load
   // that snapshot, and take over in Run.
   if (!config_.control_socket.empty()) {
+    if (!cl_.takeover) {
+      // A live control socket is never taken without being asked to.
+      if (auto probe = control::ConnectUnix(config_.control_socket); probe.ok()) {
+        close(*probe);
+        return absl::AlreadyExistsError("control socket: another process is serving on " + config_.control_socket +
+                                        " (is nodedns already running? --takeover hands over from it without a gap)");
+      }
+    }
+  }
+  if (!config_.control_socket.empty() && cl_.takeover) {
     auto answer = control::Call(config_.control_socket, {{"command", "handover"}, {"pid", getpid()}}, absl::Seconds(30));
     if (answer.ok()) {
       if (!answer->value("ok", false) || !(*answer)["pid"].is_number_integer()) {

@@ -32,6 +32,9 @@ A node-local resilient DNS cache.
                         [snapshot] interval_s and at shutdown
   --setup-interface     create (or adopt) the [interface] dummy interface holding
                         the listen addresses before binding; removed on exit
+  --takeover            if a nodedns serves on the control socket, take over from
+                        it without a gap (zero-gap upgrade); without this flag a
+                        second nodedns refuses to start
   --user NAME           when started as root: bind, then run as user NAME (and
                         its primary group), with no capabilities left
   --ready-file PATH     once every listener is bound, write the bound addresses
@@ -72,6 +75,10 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
     }
     if (name == "--setup-interface") {
       cl.setup_interface = true;
+      continue;
+    }
+    if (name == "--takeover") {
+      cl.takeover = true;
       continue;
     }
     static constexpr std::string_view kValueFlags[] = {"--config", "--check-config", "--listen", "--upstream",

@@ -30,6 +30,7 @@ struct CommandLine {
   std::optional<std::string> user;
   std::string resolv_conf = "/etc/resolv.conf";
   bool setup_interface = false;
+  bool takeover = false;  // hand over from a nodedns serving on our control socket
   bool help = false;
   bool version = false;
 };

@@ -128,7 +128,7 @@ TEST_F(InterfaceTest, NeverTouchesSomeoneElsesInterface) {
 TEST_F(InterfaceTest, AHandoverKeepsTheInterfaceForTheSuccessor) {
   auto first = Start({"--listen", "169.254.20.10:5353"});
   ASSERT_NE(first->port(), 0) << first->log();
-  auto second = Start({"--listen", "169.254.20.10:5353"});
+  auto second = Start({"--takeover", "--listen", "169.254.20.10:5353"});
   ASSERT_NE(second->port(), 0) << second->log();
   EXPECT_THAT(second->log(), HasSubstr("adopted"));
   EXPECT_EQ(first->Stop(), 0) << first->log();

@@ -60,7 +60,7 @@ TEST_P(UpgradeTest, NoQueryIsLostWhenASuccessorTakesOver) {
   LoadClient load(first->port(), names, 4000, milliseconds(3000));
   std::this_thread::sleep_for(milliseconds(500));
   auto second = DaemonProcess::Start(
-      args({"--listen", "127.0.0.1:" + std::to_string(first->port())}), /*listen_in_args=*/true);
+      args({"--takeover", "--listen", "127.0.0.1:" + std::to_string(first->port())}), /*listen_in_args=*/true);
   ASSERT_EQ(second->port(), first->port()) << second->log();
   EXPECT_EQ(second->control_socket(), ctl);
   std::this_thread::sleep_for(milliseconds(500));
@@ -116,7 +116,7 @@ TEST(UpgradeGraceTest, WaitsForASuccessorWithinTheGracePeriod) {
   ASSERT_TRUE(q.has_value());
   EXPECT_EQ(Parse(*q).rcode(), dns::kNoError);
   auto t0 = std::chrono::steady_clock::now();
-  auto second = DaemonProcess::Start({"--config", cfg, "--control-socket", ctl, "--listen",
+  auto second = DaemonProcess::Start({"--config", cfg, "--control-socket", ctl, "--takeover", "--listen",
                                       "127.0.0.1:" + std::to_string(first->port())},
                                      /*listen_in_args=*/true);
   ASSERT_EQ(second->port(), first->port()) << second->log();
