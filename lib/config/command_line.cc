@@ -65,53 +65,49 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
       if (i + 1 >= argc) return absl::InvalidArgumentError("flag " + std::string(name) + " needs a value");
       return std::string(argv[++i]);
     };
-    if (name == "--help" || name == "-h") {
-      cl.help = true;
-      continue;
+    // Flags without a value.
+    static constexpr std::pair<std::string_view, bool CommandLine::*> kBoolFlags[] = {
+        {"--help", &CommandLine::help},
+        {"-h", &CommandLine::help},
+        {"--version", &CommandLine::version},
+        {"--setup-interface", &CommandLine::setup_interface},
+        {"--takeover", &CommandLine::takeover},
+    };
+    // Flags whose value is kept as given (the last occurrence wins).
+    static constexpr std::pair<std::string_view, std::optional<std::string> CommandLine::*> kStringFlags[] = {
+        {"--config", &CommandLine::config_path},
+        {"--check-config", &CommandLine::check_config_path},
+        {"--log-level", &CommandLine::log_level},
+        {"--ready-file", &CommandLine::ready_file},
+        {"--control-socket", &CommandLine::control_socket},
+        {"--metrics-listen", &CommandLine::metrics_listen},
+        {"--snapshot", &CommandLine::snapshot},
+        {"--log-format", &CommandLine::log_format},
+        {"--user", &CommandLine::user},
+    };
+    bool matched = false;
+    for (const auto& [flag, field] : kBoolFlags) {
+      if (name == flag) {
+        cl.*field = true;
+        matched = true;
+      }
     }
-    if (name == "--version") {
-      cl.version = true;
-      continue;
-    }
-    if (name == "--setup-interface") {
-      cl.setup_interface = true;
-      continue;
-    }
-    if (name == "--takeover") {
-      cl.takeover = true;
-      continue;
-    }
-    static constexpr std::string_view kValueFlags[] = {"--config", "--check-config", "--listen", "--upstream",
-                                                       "--log-level", "--ready-file", "--resolv-conf", "--workers",
-                                                       "--control-socket", "--metrics-listen", "--snapshot",
-                                                       "--log-format", "--user"};
-    if (std::find(std::begin(kValueFlags), std::end(kValueFlags), name) == std::end(kValueFlags)) {
+    if (matched) continue;
+    static constexpr std::string_view kOtherValueFlags[] = {"--listen", "--upstream", "--resolv-conf", "--workers"};
+    auto string_flag = std::find_if(std::begin(kStringFlags), std::end(kStringFlags),
+                                    [&](const auto& f) { return f.first == name; });
+    if (string_flag == std::end(kStringFlags) &&
+        std::find(std::begin(kOtherValueFlags), std::end(kOtherValueFlags), name) == std::end(kOtherValueFlags)) {
       return absl::InvalidArgumentError("unknown flag '" + std::string(name) + "' (see --help)");
     }
     auto v = need_value();
     if (!v.ok()) return v.status();
-    if (name == "--config") {
-      cl.config_path = *v;
-    } else if (name == "--check-config") {
-      cl.check_config_path = *v;
+    if (string_flag != std::end(kStringFlags)) {
+      cl.*(string_flag->second) = *v;
     } else if (name == "--listen") {
       cl.listen.push_back(*v);
     } else if (name == "--upstream") {
       cl.upstream.push_back(*v);
-    } else if (name == "--log-level") {
-      cl.log_level = *v;
-    } else if (name == "--ready-file") {
-      cl.ready_file = *v;
-    } else if (name == "--control-socket") {
-      cl.control_socket = *v;
-    } else if (name == "--metrics-listen") {
-      cl.metrics_listen = *v;
-    } else if (name == "--snapshot") {
-      cl.snapshot = *v;
-    } else if (name == "--log-format") {
-      cl.log_format = *v;
-    } else if (name == "--user") {
-      cl.user = *v;
     } else if (name == "--resolv-conf") {
       cl.resolv_conf = *v;
     } else if (name == "--workers") {
