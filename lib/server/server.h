@@ -81,6 +81,8 @@ class Server {
   // the silent ones in *why.
   bool LoopsResponsive(absl::Duration max_silence, std::string* why) const;
   int workers() const { return static_cast<int>(workers_.size()); }
+  // Runs `fn` on worker `index`'s loop thread (dropped if it has stopped).
+  void Post(size_t index, std::function<void()> fn) { workers_.at(index)->Post(std::move(fn)); }
 
  private:
   Server() = default;
