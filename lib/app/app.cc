@@ -22,6 +22,7 @@
 #include "lib/control/stream_server.h"
 #include "lib/control/unix_socket.h"
 #include "lib/dns/name.h"
+#include "lib/dns/query_view.h"
 #include "lib/netif/node_interface.h"
 #include "lib/server/server.h"
 #include "lib/server/sockets.h"
@@ -622,16 +623,13 @@ json App::Impl::Dump(const json& req) {
   size_t matched = 0;
   static constexpr const char* kKinds[] = {"positive", "nxdomain", "nodata", "servfail", "other"};
   for (const cache::EntrySummary& e : server_->cache().Summaries()) {
-    std::string_view key = e.key;
-    std::string_view qname = key.substr(0, key.size() - 5);
+    std::string_view qname = dns::CacheKeyQname(e.key);
     if (!filter.empty() && qname != filter) continue;
     if (++matched > limit) continue;
-    const uint8_t* tail = reinterpret_cast<const uint8_t*>(key.data()) + qname.size();
-    uint16_t qtype = static_cast<uint16_t>((tail[0] << 8) | tail[1]);
     bool fresh = now < e.expires_at;
     json j = {{"name", dns::NameToText(qname)},
-              {"type", dns::TypeToText(qtype)},
-              {"dnssec_ok", (tail[4] & 1) != 0},
+              {"type", dns::TypeToText(dns::CacheKeyQtype(e.key))},
+              {"dnssec_ok", dns::CacheKeyDo(e.key)},
               {"kind", kKinds[static_cast<int>(e.kind)]},
               {"state", fresh ? "fresh" : "stale"},
               {"age_seconds", absl::ToInt64Seconds(now - e.inserted_at)},

@@ -5,6 +5,7 @@
 
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
+#include "lib/dns/query_view.h"
 
 namespace nodedns::cache {
 
@@ -275,8 +276,7 @@ size_t Cache::EraseName(std::string_view qname) {
     absl::MutexLock lock(&s->mu);
     for (Entry* e = s->head; e;) {
       Entry* next = e->next;
-      std::string_view key = e->key();
-      if (key.size() == qname.size() + 5 && key.substr(0, qname.size()) == qname) {
+      if (dns::CacheKeyQname(e->key()) == qname) {
         s->RemoveLocked(e);
         ++n;
       }

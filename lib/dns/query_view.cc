@@ -106,7 +106,7 @@ void MakeCacheKey(const uint8_t* qname, size_t qname_len, uint16_t qtype, uint16
   Write16(p, qtype);
   Write16(p + 2, qclass);
   p[4] = static_cast<uint8_t>((dnssec_ok ? 1 : 0) | (checking_disabled ? 2 : 0));
-  out->len = static_cast<uint16_t>(qname_len + 5);
+  out->len = static_cast<uint16_t>(qname_len + kCacheKeySuffix);
 }
 
 size_t WriteQuery(std::string_view qname, uint16_t qtype, uint16_t qclass, bool checking_disabled, bool dnssec_ok,

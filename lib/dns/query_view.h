@@ -49,15 +49,28 @@ enum class QueryCheck : uint8_t {
 
 QueryCheck InspectQuery(const uint8_t* data, size_t len, QueryView* out);
 
-// A cache key: lowercased qname, qtype, qclass and the DO and CD bits, in a
-// fixed buffer so building it allocates nothing.
+// A cache key's layout: the lowercased wire qname, then qtype, qclass and a
+// flags octet (1: DO, 2: CD). The readers below take any whole key, such as
+// the cache's own copies.
+inline constexpr size_t kCacheKeySuffix = 5;
+inline std::string_view CacheKeyQname(std::string_view key) { return key.substr(0, key.size() - kCacheKeySuffix); }
+inline uint16_t CacheKeyQtype(std::string_view key) {
+  return Read16(reinterpret_cast<const uint8_t*>(key.data()) + key.size() - kCacheKeySuffix);
+}
+inline uint16_t CacheKeyQclass(std::string_view key) {
+  return Read16(reinterpret_cast<const uint8_t*>(key.data()) + key.size() - 3);
+}
+inline bool CacheKeyDo(std::string_view key) { return (key.back() & 1) != 0; }
+inline bool CacheKeyCd(std::string_view key) { return (key.back() & 2) != 0; }
+
+// A cache key in a fixed buffer, so building it allocates nothing.
 struct CacheKey {
-  uint8_t data[kMaxNameLength + 5];
+  uint8_t data[kMaxNameLength + kCacheKeySuffix];
   uint16_t len = 0;
   std::string_view view() const { return {reinterpret_cast<const char*>(data), len}; }
   // The lowercased qname part.
-  std::string_view qname() const { return {reinterpret_cast<const char*>(data), static_cast<size_t>(len - 5)}; }
-  uint16_t qtype() const { return Read16(data + len - 5); }
+  std::string_view qname() const { return CacheKeyQname(view()); }
+  uint16_t qtype() const { return CacheKeyQtype(view()); }
 };
 
 void MakeCacheKey(const uint8_t* qname, size_t qname_len, uint16_t qtype, uint16_t qclass,

@@ -16,11 +16,6 @@ using upstream::SendResult;
 
 namespace {
 
-std::string_view KeyQname(std::string_view key) { return key.substr(0, key.size() - 5); }
-uint16_t KeyQtype(std::string_view key) { return dns::Read16(reinterpret_cast<const uint8_t*>(key.data()) + key.size() - 5); }
-uint16_t KeyQclass(std::string_view key) { return dns::Read16(reinterpret_cast<const uint8_t*>(key.data()) + key.size() - 3); }
-bool KeyDo(std::string_view key) { return (key.back() & 1) != 0; }
-bool KeyCd(std::string_view key) { return (key.back() & 2) != 0; }
 
 bool IsNegative(dns::AnswerKind k) { return k == dns::AnswerKind::kNxDomain || k == dns::AnswerKind::kNoData; }
 
@@ -230,7 +225,7 @@ SendResult Resolver::StartUpstream(std::string_view key, const upstream::Zone* z
                                    Pending** created) {
   // The client's CD and DO go upstream (both are part of the key).
   uint8_t buf[dns::kMaxQuerySize];
-  size_t n = dns::WriteQuery(KeyQname(key), KeyQtype(key), KeyQclass(key), KeyCd(key), KeyDo(key), buf);
+  size_t n = dns::WriteQuery(dns::CacheKeyQname(key), dns::CacheKeyQtype(key), dns::CacheKeyQclass(key), dns::CacheKeyCd(key), dns::CacheKeyDo(key), buf);
 
   std::string k(key);
   SendResult sent = zone->upstream->Send({buf, n}, priority,
@@ -261,7 +256,7 @@ void Resolver::MaybePrefetch(const dns::CacheKey& key, absl::Time now) {
   prefetch_scheduled_[owned] = timers_->Add(at, [this, owned] {
     prefetch_scheduled_.erase(owned);
     if (pending_.contains(owned)) return;
-    const upstream::Zone* zone = router_->Route(KeyQname(owned));
+    const upstream::Zone* zone = router_->Route(dns::CacheKeyQname(owned));
     if (zone == nullptr || zone->upstream->health() != Health::kHealthy) return;
     Pending* p = nullptr;
     if (StartUpstream(owned, zone, Priority::kRefresh, &p) == SendResult::kSent) Bump(counters_->prefetches);
@@ -335,8 +330,8 @@ void Resolver::OnUpstreamAnswer(const std::string& key, const absl::Status& stat
   } else if (auto msg = dns::ParseMessage(answer); !msg.ok()) {
     Bump(counters_->upstream_malformed);
   } else if (!(msg->flags & dns::kFlagQR) || msg->questions.size() != 1 ||
-             !dns::NamesEqual(msg->questions[0].name, KeyQname(key)) || msg->questions[0].type != KeyQtype(key) ||
-             msg->questions[0].klass != KeyQclass(key)) {
+             !dns::NamesEqual(msg->questions[0].name, dns::CacheKeyQname(key)) || msg->questions[0].type != dns::CacheKeyQtype(key) ||
+             msg->questions[0].klass != dns::CacheKeyQclass(key)) {
     Bump(counters_->upstream_mismatched);
   } else if (auto built = dns::BuildCacheImage(*msg, options_.ttl); !built.ok()) {
     Bump(counters_->upstream_malformed);
@@ -356,7 +351,7 @@ void Resolver::OnUpstreamAnswer(const std::string& key, const absl::Status& stat
     if (options_.servfail_ttl > absl::ZeroDuration()) {
       dns::Message sf;
       sf.flags = dns::kFlagQR | dns::kFlagRA | dns::kServFail;
-      sf.questions.push_back({std::string(KeyQname(key)), KeyQtype(key), KeyQclass(key)});
+      sf.questions.push_back({std::string(dns::CacheKeyQname(key)), dns::CacheKeyQtype(key), dns::CacheKeyQclass(key)});
       auto sf_image = dns::BuildCacheImage(sf, options_.ttl);
       if (sf_image.ok()) {
         sf_image->ttl = static_cast<uint32_t>(absl::ToInt64Seconds(options_.servfail_ttl));

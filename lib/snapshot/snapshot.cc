@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "lib/common/errno_status.h"
 #include "lib/dns/constants.h"
+#include "lib/dns/query_view.h"
 
 namespace nodedns::snapshot {
 namespace {
@@ -170,13 +171,13 @@ absl::StatusOr<LoadResult> Parse(std::string_view data, cache::Cache* cache, abs
         !r.Get(&image_len, 2) || !r.Bytes(image_len, &e.image)) {
       return Damaged(where + "truncated");
     }
-    if (key_len < 6 || kind > static_cast<uint8_t>(dns::AnswerKind::kServFail) ||
+    if (key_len <= dns::kCacheKeySuffix || kind > static_cast<uint8_t>(dns::AnswerKind::kServFail) ||
         num_ttls > dns::kMaxImageRecords || image_len < dns::kHeaderSize + key_len - 1) {
       return Damaged(where + "bad key, kind or sizes");
     }
     // The image's question is the key's name (both lowercased).
-    size_t qname_len = key_len - 5;
-    if (std::memcmp(e.image.data() + dns::kHeaderSize, e.key.data(), qname_len) != 0) {
+    std::string_view qname = dns::CacheKeyQname(e.key);
+    if (std::memcmp(e.image.data() + dns::kHeaderSize, qname.data(), qname.size()) != 0) {
       return Damaged(where + "image does not match its key");
     }
     for (uint64_t t = 0; t < num_ttls; ++t) {
@@ -203,7 +204,7 @@ absl::StatusOr<LoadResult> Parse(std::string_view data, cache::Cache* cache, abs
     const ParsedEntry& e = *it;
     absl::Time expires = absl::FromUnixMillis(e.expires_ms);
     absl::Duration allowance = std::min(absl::Milliseconds(e.stale_until_ms - e.expires_ms),
-                                        max_stale(e.key.substr(0, e.key.size() - 5)));
+                                        max_stale(dns::CacheKeyQname(e.key)));
     if (now >= expires + allowance && now >= expires) {
       ++result.expired;
       continue;
