@@ -668,35 +668,23 @@ json App::Impl::Reload() {
     spdlog::error("reload rejected, the running configuration stays: {}", std::string(next.status().message()));
     return Error(std::string(next.status().message()));
   }
-  std::vector<std::string> notes;
-  auto restart_only = [&](bool changed, const char* what) {
-    if (changed) notes.push_back(std::string(what) + " changed: needs a restart; keeping the running value");
-  };
-  restart_only(next->control_socket != config_.control_socket || next->control_socket_mode != config_.control_socket_mode ||
-                   next->control_socket_owner != config_.control_socket_owner ||
-                   next->control_socket_group != config_.control_socket_group,
-               "control.*");
-  restart_only(next->metrics_listen != config_.metrics_listen, "metrics.listen");
-  restart_only(next->snapshot_path != config_.snapshot_path, "snapshot.path");
-  auto applied = server_->Reload(*next);
-  if (!applied.ok()) {
+  auto notes = server_->Reload(*next);
+  if (!notes.ok()) {
     ++reload_failures_;
-    spdlog::error("reload failed, the running configuration stays: {}", std::string(applied.status().message()));
-    return Error(std::string(applied.status().message()));
+    spdlog::error("reload failed, the running configuration stays: {}", std::string(notes.status().message()));
+    return Error(std::string(notes.status().message()));
   }
-  notes.insert(notes.end(), applied->begin(), applied->end());
   config_.log_level = next->log_level;
   config_.log_format = next->log_format;
   config_.query_log_sample = next->query_log_sample;
   config_.log_summary_interval = next->log_summary_interval;
   config_.snapshot_interval = next->snapshot_interval;
-  config_.zones = next->zones;
   ApplyLogSettings(config_.log_format, config_.log_level);
   ArmTimers();
   ++reloads_;
-  for (const std::string& n : notes) spdlog::warn("reload: {}", n);
+  for (const std::string& n : *notes) spdlog::warn("reload: {}", n);
   spdlog::info("configuration reloaded from {}", next->source.empty() ? "the embedded default" : next->source);
-  return {{"ok", true}, {"notes", notes}, {"source", next->source}};
+  return {{"ok", true}, {"notes", *notes}, {"source", next->source}};
 }
 
 void App::Impl::StartSnapshot(control::StreamServer::Respond respond) {

@@ -31,6 +31,7 @@ struct CacheOptions {
   size_t max_entries = 100'000;
   size_t max_bytes = 64ull << 20;
   size_t shards = 16;
+  friend bool operator==(const CacheOptions&, const CacheOptions&) = default;
 };
 
 enum class LookupStatus : uint8_t { kMiss, kFresh, kStale };

@@ -410,6 +410,26 @@ absl::Status ResolveUpstreams(Config* c, const std::string& resolv_conf_path) {
   return absl::OkStatus();
 }
 
+std::vector<std::string> KeepRestartOnly(const Config& running, Config* next) {
+  std::vector<std::string> notes;
+  auto keep = [&](const char* what, auto... fields) {
+    if (((next->*fields == running.*fields) && ...)) return;
+    notes.push_back(std::string(what) + " changed: needs a restart; keeping the running value");
+    ((next->*fields = running.*fields), ...);
+  };
+  keep("server.listen", &Config::listen);
+  keep("server.workers", &Config::workers);
+  keep("server.max_udp_size", &Config::max_udp_size);
+  keep("server.tcp_idle_timeout_ms/max_tcp_connections/max_tcp_pipeline", &Config::tcp_idle_timeout,
+       &Config::max_tcp_connections, &Config::max_tcp_pipeline);
+  keep("cache.max_entries/max_bytes/shards", &Config::cache);
+  keep("control.*", &Config::control_socket, &Config::control_socket_mode, &Config::control_socket_owner,
+       &Config::control_socket_group);
+  keep("metrics.listen", &Config::metrics_listen);
+  keep("snapshot.path", &Config::snapshot_path);
+  return notes;
+}
+
 bool IsLogLevel(std::string_view level) {
   for (std::string_view l : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
     if (level == l) return true;

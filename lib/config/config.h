@@ -104,6 +104,11 @@ absl::StatusOr<std::vector<SocketAddress>> ReadResolvConf(const std::string& pat
 // server that is one of our own listen addresses (a forwarding loop).
 absl::Status ResolveUpstreams(Config* config, const std::string& resolv_conf_path);
 
+// Settings a reload cannot apply (they need new sockets, a new cache or a
+// new control or metrics endpoint): sets each one that differs in `next` back
+// to its `running` value, and returns one note per group that changed.
+std::vector<std::string> KeepRestartOnly(const Config& running, Config* next);
+
 // True for the spdlog level names accepted in [log] level and --log-level.
 bool IsLogLevel(std::string_view level);
 inline constexpr char kLogLevels[] = "trace, debug, info, warn, error, critical, off";

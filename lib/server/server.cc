@@ -197,30 +197,8 @@ bool Server::LoopsResponsive(absl::Duration max_silence, std::string* why) const
 }
 
 absl::StatusOr<std::vector<std::string>> Server::Reload(const config::Config& next) {
-  config::Config running = config();
-  std::vector<std::string> notes;
   config::Config effective = next;
-  // Settings bound to sockets or to the cache's layout keep running values.
-  auto keep = [&](bool changed, const char* what, auto& field, const auto& value) {
-    if (!changed) return;
-    notes.push_back(std::string(what) + " changed: needs a restart; keeping the running value");
-    field = value;
-  };
-  keep(next.listen != running.listen, "server.listen", effective.listen, running.listen);
-  keep(next.workers != running.workers, "server.workers", effective.workers, running.workers);
-  keep(next.max_udp_size != running.max_udp_size, "server.max_udp_size", effective.max_udp_size,
-       running.max_udp_size);
-  if (next.tcp_idle_timeout != running.tcp_idle_timeout || next.max_tcp_connections != running.max_tcp_connections ||
-      next.max_tcp_pipeline != running.max_tcp_pipeline) {
-    notes.push_back("server.tcp_idle_timeout_ms/max_tcp_connections/max_tcp_pipeline changed: needs a restart; "
-                    "keeping the running values");
-    effective.tcp_idle_timeout = running.tcp_idle_timeout;
-    effective.max_tcp_connections = running.max_tcp_connections;
-    effective.max_tcp_pipeline = running.max_tcp_pipeline;
-  }
-  bool cache_changed = next.cache.max_entries != running.cache.max_entries ||
-                       next.cache.max_bytes != running.cache.max_bytes || next.cache.shards != running.cache.shards;
-  keep(cache_changed, "cache.max_entries/max_bytes/shards", effective.cache, running.cache);
+  std::vector<std::string> notes = config::KeepRestartOnly(config(), &effective);
 
   auto errors = std::make_shared<std::vector<absl::Status>>(workers_.size());
   auto mu = std::make_shared<absl::Mutex>();

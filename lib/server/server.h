@@ -52,9 +52,9 @@ class Server {
   // Applies a new configuration: zones, servers and every [upstream],
   // [serve_stale] and TTL knob take effect for new queries at once; queries
   // in flight finish with the old settings; the cache is kept. Settings that
-  // need new sockets or a new cache (listen, workers, max_udp_size, tcp_*,
-  // cache sizes) keep their running values: each is named in the returned
-  // notes. An error leaves the running configuration in force.
+  // need a restart (config::KeepRestartOnly: sockets, cache sizes, control,
+  // metrics, snapshot path) keep their running values: each is named in the
+  // returned notes. An error leaves the running configuration in force.
   absl::StatusOr<std::vector<std::string>> Reload(const config::Config& config);
 
   // Zero-gap handover (SO_REUSEPORT): steers every new datagram and

@@ -190,3 +190,32 @@ TEST(CommandLineTest, ClearErrors) {
 
 }  // namespace
 }  // namespace nodedns::config
+
+namespace nodedns::config {
+namespace {
+
+TEST(KeepRestartOnlyTest, RevertsWhatNeedsARestartAndNamesIt) {
+  Config running = DefaultConfig();
+  Config next = running;
+  next.listen = {*SocketAddress::Parse("127.0.0.1:5353")};
+  next.max_tcp_pipeline = 8;
+  next.cache.shards = 4;
+  next.metrics_listen.reset();
+  next.max_qps = 17;  // reloadable
+  auto notes = KeepRestartOnly(running, &next);
+  EXPECT_EQ(notes, (std::vector<std::string>{
+                       "server.listen changed: needs a restart; keeping the running value",
+                       "server.tcp_idle_timeout_ms/max_tcp_connections/max_tcp_pipeline changed: needs a restart; "
+                       "keeping the running value",
+                       "cache.max_entries/max_bytes/shards changed: needs a restart; keeping the running value",
+                       "metrics.listen changed: needs a restart; keeping the running value"}));
+  EXPECT_EQ(next.listen, running.listen);
+  EXPECT_EQ(next.max_tcp_pipeline, running.max_tcp_pipeline);
+  EXPECT_EQ(next.cache, running.cache);
+  EXPECT_EQ(next.metrics_listen, running.metrics_listen);
+  EXPECT_EQ(next.max_qps, 17);
+  EXPECT_TRUE(KeepRestartOnly(running, &next).empty());
+}
+
+}  // namespace
+}  // namespace nodedns::config
