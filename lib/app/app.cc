@@ -196,16 +196,6 @@ absl::Status App::Impl::Init() {
   // Zero-gap upgrade: a nodedns already answers on our control socket. It
   // writes its snapshot for us now; we bind beside it (SO_REUSEPORT), load
   // that snapshot, and take over in Run.
-  if (!config_.control_socket.empty()) {
-    if (!cl_.takeover) {
-      // A live control socket is never taken without being asked to.
-      if (auto probe = control::ConnectUnix(config_.control_socket); probe.ok()) {
-        close(*probe);
-        return absl::AlreadyExistsError("control socket: another process is serving on " + config_.control_socket +
-                                        " (is nodedns already running? --takeover hands over from it without a gap)");
-      }
-    }
-  }
   if (!config_.control_socket.empty() && cl_.takeover) {
     auto answer = control::Call(config_.control_socket, {{"command", "handover"}, {"pid", getpid()}}, absl::Seconds(30));
     if (answer.ok()) {
@@ -221,6 +211,12 @@ absl::Status App::Impl::Init() {
       return absl::Status(answer.status().code(), "control socket: " + std::string(answer.status().message()));
     }
     // NotFound / Unavailable: nobody there (or a stale file): a normal start.
+  }
+  // Without a predecessor the control socket is ours from the start: a live
+  // one (another nodedns) is refused here, before anything else is set up.
+  // A successor takes it over once it serves (Run).
+  if (!config_.control_socket.empty() && !predecessor_pid_) {
+    if (auto st = ListenControl(); !st.ok()) return st;
   }
   // The listen addresses must exist before they can be bound.
   if (config_.interface_setup) {
@@ -272,10 +268,6 @@ absl::Status App::Impl::Init() {
     }
   }
 
-  // A successor takes the control socket over once it serves (Run).
-  if (!config_.control_socket.empty() && !predecessor_pid_) {
-    if (auto st = ListenControl(); !st.ok()) return st;
-  }
   if (config_.metrics_listen) {
     auto fd = server::BindTcpListener(*config_.metrics_listen, &metrics_bound_);
     if (!fd.ok()) {

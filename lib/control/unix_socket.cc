@@ -91,7 +91,8 @@ absl::StatusOr<UnixListener> ListenUnix(const UnixSocketOptions& o) {
     if (probe.ok()) {
       close(*probe);
       return fail(absl::AlreadyExistsError("another process is serving on " + o.path +
-                                           " (is nodedns already running?)"));
+                                           " (is nodedns already running? --takeover hands over from it "
+                                           "without a gap)"));
     }
     if (unlink(o.path.c_str()) != 0 && errno != ENOENT) {
       return fail(server::ErrnoStatus(errno, "cannot remove the stale socket " + o.path));
