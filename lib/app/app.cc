@@ -95,6 +95,19 @@ bool WriteReadyFile(const std::string& path, const std::vector<std::string>& lin
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+// A snapshot write and how long it took (any thread: the cache is thread-safe).
+struct TimedWrite {
+  absl::StatusOr<snapshot::WriteResult> result = absl::UnknownError("not run");
+  absl::Duration took;
+};
+TimedWrite WriteTimed(const cache::Cache& cache, const std::string& path) {
+  absl::Time t0 = absl::Now();
+  TimedWrite w;
+  w.result = snapshot::Write(cache, path, t0);
+  w.took = absl::Now() - t0;
+  return w;
+}
+
 std::string HttpResponse(int status, const char* reason, const std::string& content_type, const std::string& body,
                          bool head) {
   std::string r = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: " + content_type +
@@ -131,8 +144,7 @@ class App::Impl {
     uv_work_t req;
     Impl* self;
     std::string path;
-    absl::StatusOr<snapshot::WriteResult> result = absl::UnknownError("not run");
-    absl::Duration took;
+    TimedWrite write;
   };
 
   absl::Status ListenControl();
@@ -146,7 +158,9 @@ class App::Impl {
   json Flush(const json& req);
   json Reload();
   void StartSnapshot(control::StreamServer::Respond respond);
-  void RecordSnapshot(const absl::StatusOr<snapshot::WriteResult>& result, absl::Duration took);
+  void RecordSnapshot(const TimedWrite& write);
+  // Writes the snapshot on this thread and records the outcome.
+  TimedWrite WriteSnapshotNow();
   void LogSummary();
   void BeginShutdown();
   void ArmTimers();
@@ -372,9 +386,7 @@ int App::Impl::Run() {
   if (successor_serving_) {
     spdlog::info("snapshot: left to the successor");
   } else if (!snap_.path.empty()) {
-    absl::Time t0 = absl::Now();
-    auto r = snapshot::Write(server_->cache(), snap_.path, absl::Now());
-    RecordSnapshot(r, absl::Now() - t0);
+    WriteSnapshotNow();
   }
   if (control_ && control_owned_) control::RemoveUnixSocket(config_.control_socket, control_listener_);
   if (netif_) {
@@ -576,10 +588,8 @@ void App::Impl::HandleControl(std::string_view request, control::StreamServer::R
     // A new nodedns is starting beside us: give it a current snapshot.
     json j = {{"ok", true}, {"pid", getpid()}, {"entries", 0}};
     if (!snap_.path.empty()) {
-      absl::Time t0 = absl::Now();
-      auto r = snapshot::Write(server_->cache(), snap_.path, absl::Now());
-      RecordSnapshot(r, absl::Now() - t0);
-      if (r.ok()) j["entries"] = r->entries;
+      TimedWrite w = WriteSnapshotNow();
+      if (w.result.ok()) j["entries"] = w.result->entries;
     }
     spdlog::info("handover requested by pid {}", req.value("pid", 0));
     reply(j);
@@ -691,40 +701,48 @@ void App::Impl::StartSnapshot(control::StreamServer::Respond respond) {
       &loop_, &work->req,
       [](uv_work_t* req) {
         auto* w = static_cast<SnapshotWork*>(req->data);
-        absl::Time t0 = absl::Now();
-        w->result = snapshot::Write(w->self->server_->cache(), w->path, absl::Now());
-        w->took = absl::Now() - t0;
+        w->write = WriteTimed(w->self->server_->cache(), w->path);
       },
       [](uv_work_t* req, int status) {
         std::unique_ptr<SnapshotWork> w(static_cast<SnapshotWork*>(req->data));
         Impl* self = w->self;
         self->snapshot_running_ = false;
-        if (status == UV_ECANCELED) w->result = absl::CancelledError("snapshot write cancelled");
-        self->RecordSnapshot(w->result, w->took);
+        if (status == UV_ECANCELED) w->write.result = absl::CancelledError("snapshot write cancelled");
+        self->RecordSnapshot(w->write);
+        const TimedWrite& r = w->write;
         json reply;
-        if (w->result.ok()) {
-          reply = {{"ok", true}, {"path", w->path}, {"entries", w->result->entries},
-                   {"bytes", w->result->bytes}, {"seconds", absl::ToDoubleSeconds(w->took)}};
+        if (r.result.ok()) {
+          reply = {{"ok", true}, {"path", w->path}, {"entries", r.result->entries},
+                   {"bytes", r.result->bytes}, {"seconds", absl::ToDoubleSeconds(r.took)}};
         } else {
-          reply = Error(std::string(w->result.status().message()));
+          reply = Error(std::string(r.result.status().message()));
         }
         for (auto& r : self->snapshot_waiters_) r(reply.dump() + "\n");
         self->snapshot_waiters_.clear();
       });
   if (rc != 0) {
     snapshot_running_ = false;
-    RecordSnapshot(server::UvStatus(rc, "uv_queue_work"), absl::ZeroDuration());
+    TimedWrite failed;
+    failed.result = server::UvStatus(rc, "uv_queue_work");
+    RecordSnapshot(failed);
     delete work;
   }
 }
 
-void App::Impl::RecordSnapshot(const absl::StatusOr<snapshot::WriteResult>& result, absl::Duration took) {
+TimedWrite App::Impl::WriteSnapshotNow() {
+  TimedWrite w = WriteTimed(server_->cache(), snap_.path);
+  RecordSnapshot(w);
+  return w;
+}
+
+void App::Impl::RecordSnapshot(const TimedWrite& write) {
+  const absl::StatusOr<snapshot::WriteResult>& result = write.result;
   if (result.ok()) {
     ++snap_.writes;
     snap_.last_write = absl::Now();
     snap_.last_entries = result->entries;
     snap_.last_bytes = result->bytes;
-    snap_.last_write_seconds = absl::ToDoubleSeconds(took);
+    snap_.last_write_seconds = absl::ToDoubleSeconds(write.took);
     if (!snap_.last_error.empty()) spdlog::info("snapshot {}: writing again", snap_.path);
     snap_.last_error.clear();
     spdlog::debug("snapshot {}: {} entries, {} bytes in {:.3f} s", snap_.path, result->entries, result->bytes,
