@@ -667,6 +667,8 @@ TEST_F(OperationsTest, SampledQueryLogFollowsReload) {
     }
     return n;
   };
+  // The line is written just after the answer is sent: give it a moment.
+  for (int i = 0; i < 100 && count() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(count(), 2);
   EXPECT_THAT(daemon_->log(), HasSubstr("proto=udp name=q1.example. type=A rcode=NOERROR answers=1"));
   dir.Write("nodedns.toml", config(0));
