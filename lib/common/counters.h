@@ -78,11 +78,12 @@ struct Histogram {
   std::atomic<uint64_t> buckets[kBuckets] = {};
   std::atomic<double> sum{0};
 
-  void Record(double value) {
+  // `count` samples of the same value.
+  void Record(double value, uint64_t count = 1) {
     size_t i = 0;
     while (i < kNumBounds && value > kBounds[i]) ++i;
-    buckets[i].store(buckets[i].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    sum.store(sum.load(std::memory_order_relaxed) + value, std::memory_order_relaxed);
+    buckets[i].store(buckets[i].load(std::memory_order_relaxed) + count, std::memory_order_relaxed);
+    sum.store(sum.load(std::memory_order_relaxed) + value * static_cast<double>(count), std::memory_order_relaxed);
   }
 };
 
@@ -168,9 +169,10 @@ inline int64_t MonotonicNanos() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-// Records the time since `received_ns` (MonotonicNanos) in c.latency.
-inline void RecordLatency(Counters& c, int64_t received_ns, int64_t now_ns) {
-  c.latency.Record(static_cast<double>(now_ns - received_ns) * 1e-9);
+// Records the time since `received_ns` (MonotonicNanos) in c.latency, for
+// `count` answers.
+inline void RecordLatency(Counters& c, int64_t received_ns, int64_t now_ns, uint64_t count = 1) {
+  c.latency.Record(static_cast<double>(now_ns - received_ns) * 1e-9, count);
 }
 
 }  // namespace nodedns

@@ -18,6 +18,7 @@ namespace nodedns::server {
 class QueryLog {
  public:
   void set_sample(int sample) { sample_ = sample; }
+  bool enabled() const { return sample_ > 0; }
   // Called for every answer sent: true for the one in `sample` to log.
   bool Sample() { return sample_ > 0 && ++seen_ % static_cast<uint64_t>(sample_) == 0; }
   void Log(const SocketAddress& client, bool tcp, absl::Span<const uint8_t> answer, int64_t latency_ns);

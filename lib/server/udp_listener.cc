@@ -98,13 +98,12 @@ bool UdpListener::ReadBatches() {
     // One clock read per batch: every answer in it counts the batch's time.
     if (answers > 0) {
       const int64_t sent = MonotonicNanos();
-      for (int i = 0; i < answers; ++i) {
-        RecordLatency(*counters_, received, sent);
-        if (query_log_ && query_log_->Sample()) {
-          query_log_->Log(SocketAddress::FromSockaddr(static_cast<const sockaddr*>(out_msgs_[i].msg_hdr.msg_name)),
-                          false, {static_cast<const uint8_t*>(out_iov_[i].iov_base), out_iov_[i].iov_len},
-                          sent - received);
-        }
+      RecordLatency(*counters_, received, sent, static_cast<uint64_t>(answers));
+      for (int i = 0; query_log_ && query_log_->enabled() && i < answers; ++i) {
+        if (!query_log_->Sample()) continue;
+        query_log_->Log(SocketAddress::FromSockaddr(static_cast<const sockaddr*>(out_msgs_[i].msg_hdr.msg_name)),
+                        false, {static_cast<const uint8_t*>(out_iov_[i].iov_base), out_iov_[i].iov_len},
+                        sent - received);
       }
     }
     if (n < kBatch) return true;
