@@ -108,45 +108,41 @@ config::Config Server::config() const {
   return config_;
 }
 
-bool Server::RunOnWorkers(const std::function<void(Worker&, size_t)>& fn, absl::Duration timeout) {
+template <typename T>
+std::optional<std::vector<T>> Server::CollectFromWorkers(std::function<T(Worker&)> fn, absl::Duration timeout) {
   struct State {
     absl::Mutex mu;
+    std::vector<T> results ABSL_GUARDED_BY(mu);
     size_t remaining ABSL_GUARDED_BY(mu);
   };
   auto state = std::make_shared<State>();
   {
     absl::MutexLock lock(&state->mu);
+    state->results.resize(workers_.size());
     state->remaining = workers_.size();
   }
   for (size_t i = 0; i < workers_.size(); ++i) {
     Worker* w = workers_[i].get();
-    workers_[i]->Post([state, fn, w, i] {
-      fn(*w, i);
+    w->Post([state, fn, w, i] {
+      T result = fn(*w);
       absl::MutexLock lock(&state->mu);
+      state->results[i] = std::move(result);
       --state->remaining;
     });
   }
   absl::MutexLock lock(&state->mu);
   auto done = [&state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) { return state->remaining == 0; };
-  return state->mu.AwaitWithTimeout(absl::Condition(&done), timeout);
+  if (!state->mu.AwaitWithTimeout(absl::Condition(&done), timeout)) return std::nullopt;
+  return std::move(state->results);
 }
 
 absl::StatusOr<std::vector<UpstreamSummary>> Server::Upstreams(absl::Duration timeout) {
-  // Filled on the worker threads; shared so a late worker writes into live memory.
-  auto per_worker = std::make_shared<std::vector<std::vector<WorkerUpstream>>>(workers_.size());
-  auto mu = std::make_shared<absl::Mutex>();
-  bool all = RunOnWorkers(
-      [per_worker, mu](Worker& w, size_t i) {
-        auto ups = w.Upstreams();
-        absl::MutexLock lock(mu.get());
-        (*per_worker)[i] = std::move(ups);
-      },
-      timeout);
-  if (!all) return absl::DeadlineExceededError("a worker loop did not answer in time");
+  auto per_worker =
+      CollectFromWorkers<std::vector<WorkerUpstream>>([](Worker& w) { return w.Upstreams(); }, timeout);
+  if (!per_worker) return absl::DeadlineExceededError("a worker loop did not answer in time");
   std::vector<UpstreamSummary> out;
   std::map<std::pair<std::string, std::string>, size_t> index;
   std::vector<int> srtt_samples;
-  absl::MutexLock lock(mu.get());
   for (const auto& ups : *per_worker) {
     for (const WorkerUpstream& u : ups) {
       auto [it, inserted] = index.try_emplace({u.zone, u.status.name}, out.size());
@@ -200,22 +196,12 @@ absl::StatusOr<std::vector<std::string>> Server::Reload(const config::Config& ne
   config::Config effective = next;
   std::vector<std::string> notes = config::KeepRestartOnly(config(), &effective);
 
-  auto errors = std::make_shared<std::vector<absl::Status>>(workers_.size());
-  auto mu = std::make_shared<absl::Mutex>();
   auto shared_config = std::make_shared<const config::Config>(effective);
-  bool all = RunOnWorkers(
-      [errors, mu, shared_config](Worker& w, size_t i) {
-        absl::Status st = w.Reconfigure(*shared_config);
-        absl::MutexLock lock(mu.get());
-        (*errors)[i] = st;
-      },
-      absl::Seconds(5));
-  if (!all) return absl::DeadlineExceededError("reload: a worker loop did not answer within 5 s");
-  {
-    absl::MutexLock lock(mu.get());
-    for (const absl::Status& st : *errors) {
-      if (!st.ok()) return absl::Status(st.code(), "reload: " + std::string(st.message()));
-    }
+  auto errors = CollectFromWorkers<absl::Status>(
+      [shared_config](Worker& w) { return w.Reconfigure(*shared_config); }, absl::Seconds(5));
+  if (!errors) return absl::DeadlineExceededError("reload: a worker loop did not answer within 5 s");
+  for (const absl::Status& st : *errors) {
+    if (!st.ok()) return absl::Status(st.code(), "reload: " + std::string(st.message()));
   }
   absl::MutexLock lock(&config_mu_);
   config_ = effective;

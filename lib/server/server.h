@@ -8,7 +8,9 @@
 // cache(), Upstreams() and LoopsResponsive() may be called from any thread;
 // Upstreams() and Reload() wait (bounded) for every worker's loop.
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -86,9 +88,11 @@ class Server {
 
  private:
   Server() = default;
-  // Runs fn(worker index) on every worker's loop; false if not all finished
-  // within `timeout`. `fn` must only touch state it owns (shared_ptr).
-  bool RunOnWorkers(const std::function<void(Worker&, size_t)>& fn, absl::Duration timeout);
+  // Runs fn on every worker's loop and returns the results in worker order;
+  // nullopt if not all finished within `timeout` (a late worker then writes
+  // into state it shares, never into this frame).
+  template <typename T>
+  std::optional<std::vector<T>> CollectFromWorkers(std::function<T(Worker&)> fn, absl::Duration timeout);
 
   std::unique_ptr<cache::Cache> cache_;
   std::vector<std::unique_ptr<Worker>> workers_;
