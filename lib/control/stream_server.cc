@@ -68,12 +68,12 @@ void StreamServer::OnConnection(uv_stream_t* server, int status) {
   c->s.handle.data = c;
   uv_timer_init(self->loop_, &c->timer);
   c->timer.data = c;
-  if (uv_accept(server, &c->s.stream) != 0 || self->conns_.size() >= self->options_.max_connections) {
-    self->conns_.insert(c);
+  bool full = self->conns_.size() >= self->options_.max_connections;
+  self->conns_.insert(c);
+  if (uv_accept(server, &c->s.stream) != 0 || full) {
     self->Finish(c);
     return;
   }
-  self->conns_.insert(c);
   uv_timer_start(&c->timer, [](uv_timer_t* t) {
     auto* c = static_cast<Connection*>(t->data);
     c->owner->Finish(c);
@@ -111,7 +111,7 @@ void StreamServer::OnConnection(uv_stream_t* server, int status) {
         std::string request = c->in.substr(0, end + self->options_.delimiter.size());
         std::weak_ptr<bool> alive = c->alive;
         self->handler_(request, [c, alive](std::string response) {
-          if (alive.expired() || c->closing) return;
+          if (alive.expired()) return;  // Finish() ran: the connection is gone
           c->owner->Answer(c, std::move(response));
         });
       });
