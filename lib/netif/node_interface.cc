@@ -35,10 +35,8 @@ class Request {
   }
   void Attr(uint16_t type, const void* data, size_t len) {
     rtattr a{static_cast<unsigned short>(RTA_LENGTH(len)), type};
-    size_t at = buf_.size();
     Append(&a, sizeof(a));
     Append(data, len);
-    (void)at;
   }
   void Attr(uint16_t type, const std::string& s) { Attr(type, s.c_str(), s.size() + 1); }
   size_t Begin(uint16_t type) {
