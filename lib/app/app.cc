@@ -37,6 +37,9 @@ namespace {
 
 json Error(const std::string& message) { return {{"ok", false}, {"error", message}}; }
 
+// Elapsed time and deadlines of the control loop: never the wall clock.
+absl::Time SteadyNow() { return SystemSteadyClock::Get()->Now(); }
+
 // The zones' current max_stale, for entries loaded from a snapshot.
 class StaleLimits {
  public:
@@ -101,10 +104,10 @@ struct TimedWrite {
   absl::Duration took;
 };
 TimedWrite WriteTimed(const cache::Cache& cache, const std::string& path) {
-  absl::Time t0 = absl::Now();
+  snapshot::Moment t0 = snapshot::Moment::Now();
   TimedWrite w;
   w.result = snapshot::Write(cache, path, t0);
-  w.took = absl::Now() - t0;
+  w.took = SteadyNow() - t0.time.steady;
   return w;
 }
 
@@ -178,7 +181,7 @@ class App::Impl {
   uv_signal_t signals_[3];
   uv_timer_t snapshot_timer_, summary_timer_, watchdog_timer_;
   absl::Duration watchdog_interval_;
-  absl::Time started_at_ = absl::Now();
+  absl::Time started_at_ = SteadyNow();
   control::SnapshotStats snap_;
   bool snapshot_running_ = false;
   std::vector<control::StreamServer::Respond> snapshot_waiters_;
@@ -252,18 +255,17 @@ absl::Status App::Impl::Init() {
     spdlog::info("interface {} ({}) {} with{}{}", o.name, netif_->kind(), netif_->adopted() ? "adopted" : "created",
                  addrs, o.notrack ? "; NOTRACK rules in nftables table inet nodedns" : "");
   }
-  auto server = server::Server::Create(config_, SystemClock::Get());
+  auto server = server::Server::Create(config_, SystemSteadyClock::Get());
   if (!server.ok()) return server.status();
   server_ = std::move(*server);
 
   // The snapshot first, so the first query already finds the cache warm.
   snap_.path = config_.snapshot_path;
   if (!snap_.path.empty()) {
-    absl::Time t0 = absl::Now();
+    snapshot::Moment t0 = snapshot::Moment::Now();
     StaleLimits limits(config_);
-    auto loaded = snapshot::Load(snap_.path, &server_->cache(), absl::Now(),
-                                 [&limits](std::string_view q) { return limits(q); });
-    snap_.load_seconds = absl::ToDoubleSeconds(absl::Now() - t0);
+    auto loaded = snapshot::Load(snap_.path, &server_->cache(), t0, [&limits](std::string_view q) { return limits(q); });
+    snap_.load_seconds = absl::ToDoubleSeconds(SteadyNow() - t0.time.steady);
     if (loaded.ok()) {
       snap_.loaded_entries = loaded->loaded;
       snap_.load_expired = loaded->expired;
@@ -337,7 +339,7 @@ void App::Impl::WriteReady() {
 
 int App::Impl::Run() {
   server_->Start();
-  started_at_ = absl::Now();
+  started_at_ = SteadyNow();
   if (predecessor_pid_) CompleteHandover();
   ready_ = true;
   std::string listening, upstreams;
@@ -480,12 +482,12 @@ void App::Impl::BeginShutdown() {
   // Keep serving a little for a successor to take over (the control socket
   // stays open for its requests).
   spdlog::info("waiting up to {} for a successor", absl::FormatDuration(config_.handover_grace));
-  grace_deadline_ = absl::Now() + config_.handover_grace;
+  grace_deadline_ = SteadyNow() + config_.handover_grace;
   uv_timer_init(&loop_, &grace_timer_);
   grace_timer_.data = this;
   uv_timer_start(&grace_timer_, [](uv_timer_t* t) {
     auto* self = static_cast<Impl*>(t->data);
-    if (!self->successor_serving_ && absl::Now() < self->grace_deadline_) return;
+    if (!self->successor_serving_ && SteadyNow() < self->grace_deadline_) return;
     uv_timer_stop(t);
     uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
     self->FinishShutdown();
@@ -524,7 +526,8 @@ void App::Impl::FinishShutdown() {
 control::StatsSnapshot App::Impl::Collect() {
   control::StatsSnapshot s;
   s.version = NODEDNS_VERSION;
-  s.now = absl::Now();
+  s.now = SteadyNow();
+  s.wall_now = SystemWallClock::Get()->Now();
   s.started_at = started_at_;
   s.workers = server_->workers();
   s.counters = server_->Counters();
@@ -620,7 +623,7 @@ json App::Impl::Dump(const json& req) {
   }
   size_t limit = 10000;
   if (req.contains("limit") && req["limit"].is_number_unsigned()) limit = req["limit"].get<size_t>();
-  absl::Time now = absl::Now();
+  absl::Time now = SteadyNow();
   json entries = json::array();
   size_t matched = 0;
   static constexpr const char* kKinds[] = {"positive", "nxdomain", "nodata", "servfail", "other"};
@@ -663,7 +666,7 @@ json App::Impl::Flush(const json& req) {
 }
 
 json App::Impl::Reload() {
-  last_reload_ = absl::Now();
+  last_reload_ = SteadyNow();
   auto next = config::BuildConfig(cl_);
   if (!next.ok()) {
     ++reload_failures_;
@@ -739,7 +742,7 @@ void App::Impl::RecordSnapshot(const TimedWrite& write) {
   const absl::StatusOr<snapshot::WriteResult>& result = write.result;
   if (result.ok()) {
     ++snap_.writes;
-    snap_.last_write = absl::Now();
+    snap_.last_write = SteadyNow();
     snap_.last_entries = result->entries;
     snap_.last_bytes = result->bytes;
     snap_.last_write_seconds = absl::ToDoubleSeconds(write.took);

@@ -1,5 +1,6 @@
 #include "lib/cache/cache.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -10,15 +11,16 @@
 namespace nodedns::cache {
 
 // One heap block per entry: this header, then the TTL offsets (uint16_t),
-// the key and the image. Deadlines are absolute (Unix milliseconds), as in
-// Unbound, so they survive a snapshot/restore unchanged.
+// the key and the image. Deadlines are absolute, as in Unbound: milliseconds
+// on the steady clock (the snapshot converts them to and from wall time).
 struct Cache::Entry {
+  static constexpr int64_t kNever = INT64_MIN;
   Entry* prev = nullptr;  // LRU: head is most recently used
   Entry* next = nullptr;
   int64_t inserted_ms = 0;
   int64_t expires_ms = 0;
   int64_t stale_until_ms = 0;
-  int64_t refresh_failed_ms = INT64_MIN;
+  int64_t refresh_failed_ms = kNever;
   uint16_t key_len = 0;
   uint16_t image_len = 0;
   uint16_t num_ttls = 0;
@@ -93,7 +95,12 @@ struct Cache::Shard {
 };
 
 namespace {
-int64_t ToMs(absl::Time t) { return absl::ToUnixMillis(t); }
+// Steady-clock milliseconds, clamped far inside int64 so that differences of
+// two of them never overflow (an infinite deadline stays "never").
+int64_t ToMs(absl::Time t) {
+  constexpr int64_t kLimit = int64_t{1} << 61;
+  return std::clamp<int64_t>(absl::ToUnixMillis(t), -kLimit, kLimit);
+}
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Cache>> Cache::Create(const CacheOptions& options) {
@@ -153,7 +160,7 @@ LookupStatus Cache::Lookup(std::string_view key, absl::Time now, uint8_t* out, s
     expires_ms = e->expires_ms;
     info->stale_until = absl::FromUnixMillis(e->stale_until_ms);
     info->refresh_failed_at =
-        e->refresh_failed_ms == INT64_MIN ? absl::InfinitePast() : absl::FromUnixMillis(e->refresh_failed_ms);
+        e->refresh_failed_ms == Entry::kNever ? absl::InfinitePast() : absl::FromUnixMillis(e->refresh_failed_ms);
     if (s.head != e) {
       s.UnlinkLocked(e);
       s.PushFrontLocked(e);

@@ -161,8 +161,9 @@ inline void Bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
 
 inline void RecordStaleAge(Counters& c, uint32_t seconds) { c.stale_age.Record(seconds); }
 
-// Nanoseconds on the monotonic clock, for latency measurements (never for
-// deadlines that must survive a restart; those use Clock).
+// Nanoseconds on CLOCK_MONOTONIC, for the hot path's latency measurements and
+// heartbeats (one vDSO read; a suspend is not latency). Deadlines use
+// SteadyClock (lib/common/clock.h).
 inline int64_t MonotonicNanos() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

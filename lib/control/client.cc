@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "lib/common/clock.h"
 #include "lib/common/errno_status.h"
 #include "lib/control/unix_socket.h"
 
@@ -27,9 +28,9 @@ absl::StatusOr<nlohmann::json> Call(const std::string& path, const nlohmann::jso
   }
   std::string in;
   char buf[65536];
-  absl::Time deadline = absl::Now() + timeout;
+  absl::Time deadline = SystemSteadyClock::Get()->Now() + timeout;
   for (;;) {
-    int wait_ms = static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
+    int wait_ms = static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - SystemSteadyClock::Get()->Now())));
     pollfd p{*fd, POLLIN, 0};
     int rc = poll(&p, 1, wait_ms);
     if (rc == 0) {

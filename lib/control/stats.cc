@@ -12,9 +12,10 @@ double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 // Seconds since `t`, or -1 if it never happened.
 double AgeSeconds(absl::Time now, absl::Time t) { return t == absl::InfinitePast() ? -1 : Seconds(now - t); }
 
-std::string Iso8601(absl::Time t) {
-  if (t == absl::InfinitePast()) return "";
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+// A steady-clock time as the wall clock shows it now.
+std::string Iso8601(const StatsSnapshot& s, absl::Time steady) {
+  if (steady == absl::InfinitePast()) return "";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", s.wall_now - (s.now - steady), absl::UTCTimeZone());
 }
 
 nlohmann::json HistogramJson(const HistogramValues& h) {
@@ -145,7 +146,7 @@ nlohmann::json StatsJson(const StatsSnapshot& s) {
   counters["cache_expired_removed"] = s.cache_expired_removed;
   nlohmann::json j = {
       {"version", s.version},
-      {"time", Iso8601(s.now)},
+      {"time", Iso8601(s, s.now)},
       {"uptime_seconds", Seconds(s.now - s.started_at)},
       {"workers", s.workers},
       {"counters", counters},
@@ -159,7 +160,7 @@ nlohmann::json StatsJson(const StatsSnapshot& s) {
       {"upstreams", UpstreamsJson(s)},
       {"snapshot", {{"path", s.snapshot.path},
                     {"enabled", !s.snapshot.path.empty()},
-                    {"last_write", Iso8601(s.snapshot.last_write)},
+                    {"last_write", Iso8601(s, s.snapshot.last_write)},
                     {"age_seconds", AgeSeconds(s.now, s.snapshot.last_write)},
                     {"writes", s.snapshot.writes},
                     {"write_failures", s.snapshot.write_failures},
@@ -173,7 +174,7 @@ nlohmann::json StatsJson(const StatsSnapshot& s) {
                     {"load_error", s.snapshot.load_error}}},
       {"reloads", {{"count", s.reloads},
                    {"failures", s.reload_failures},
-                   {"last", Iso8601(s.last_reload)}}},
+                   {"last", Iso8601(s, s.last_reload)}}},
   };
   if (!s.upstreams_error.empty()) j["upstreams_error"] = s.upstreams_error;
   return j;

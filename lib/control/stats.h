@@ -34,9 +34,12 @@ struct SnapshotStats {
   std::string load_error;  // "" when loaded or when there was no file
 };
 
+// Every absl::Time here is on the steady clock (lib/common/clock.h) except
+// wall_now, which converts them for display.
 struct StatsSnapshot {
   std::string version;
   absl::Time now;
+  absl::Time wall_now;
   absl::Time started_at;
   int workers = 1;
   CounterValues counters;

@@ -22,7 +22,7 @@ bool IsNegative(dns::AnswerKind k) { return k == dns::AnswerKind::kNxDomain || k
 }  // namespace
 
 Resolver::Resolver(const ResolverOptions& options, cache::Cache* cache, upstream::Router* router,
-                   const Clock* clock, TimerQueue* timers, Counters* counters, uint32_t seed)
+                   const SteadyClock* clock, TimerQueue* timers, Counters* counters, uint32_t seed)
     : options_(options), cache_(cache), router_(router), clock_(clock), timers_(timers), counters_(counters),
       rng_(seed), reply_buf_(kMaxAnswerSize), entry_buf_(kMaxAnswerSize) {}
 

@@ -81,7 +81,7 @@ class Resolver {
   static constexpr size_t kMaxAnswerSize = dns::kMaxMessageSize + dns::kAnswerOverhead;
 
   // None of the pointers are owned; all must outlive the Resolver.
-  Resolver(const ResolverOptions& options, cache::Cache* cache, upstream::Router* router, const Clock* clock,
+  Resolver(const ResolverOptions& options, cache::Cache* cache, upstream::Router* router, const SteadyClock* clock,
            TimerQueue* timers, Counters* counters, uint32_t seed = 1);
   ~Resolver();
   Resolver(const Resolver&) = delete;
@@ -144,7 +144,7 @@ class Resolver {
   const ResolverOptions options_;
   cache::Cache* const cache_;
   upstream::Router* const router_;
-  const Clock* const clock_;
+  const SteadyClock* const clock_;
   TimerQueue* const timers_;
   Counters* const counters_;
   std::mt19937 rng_;

@@ -18,7 +18,7 @@
 
 namespace nodedns::server {
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Create(const config::Config& config, const Clock* clock) {
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(const config::Config& config, const SteadyClock* clock) {
   std::unique_ptr<Server> s(new Server());
   {
     absl::MutexLock lock(&s->config_mu_);

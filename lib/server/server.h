@@ -43,7 +43,7 @@ struct UpstreamSummary {
 class Server {
  public:
   // Binds every listen address (port 0 resolved) and builds the workers.
-  static absl::StatusOr<std::unique_ptr<Server>> Create(const config::Config& config, const Clock* clock);
+  static absl::StatusOr<std::unique_ptr<Server>> Create(const config::Config& config, const SteadyClock* clock);
   ~Server();
 
   void Start();

@@ -41,7 +41,7 @@ absl::Duration LongestQuery(const config::Config& c) {
 
 }  // namespace
 
-Worker::Worker(int index, const config::Config& config, cache::Cache* cache, const Clock* clock)
+Worker::Worker(int index, const config::Config& config, cache::Cache* cache, const SteadyClock* clock)
     : index_(index), clock_(clock), cache_(cache) {}
 
 absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(const config::Config& config) {
@@ -106,7 +106,7 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
 }
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::Config& config, cache::Cache* cache,
-                                                       const Clock* clock, std::vector<int> udp_fds,
+                                                       const SteadyClock* clock, std::vector<int> udp_fds,
                                                        std::vector<int> tcp_fds) {
   std::unique_ptr<Worker> w(new Worker(index, config, cache, clock));
   auto fail = [&](absl::Status st) {
@@ -274,10 +274,10 @@ void Worker::OnStop(uv_async_t* handle) {
     u->StopReading();
   }
   for (auto& t : self->tcp_) t->StopAccepting();
-  self->min_close_ = absl::Now() + absl::Milliseconds(50);
+  self->min_close_ = SystemSteadyClock::Get()->Now() + absl::Milliseconds(50);
   absl::Duration longest = self->current_->longest_query;
   for (const auto& g : self->retired_) longest = std::max(longest, g->longest_query);
-  self->drain_deadline_ = absl::Now() + std::min(longest + absl::Milliseconds(500), absl::Seconds(30));
+  self->drain_deadline_ = SystemSteadyClock::Get()->Now() + std::min(longest + absl::Milliseconds(500), absl::Seconds(30));
   uv_timer_start(&self->drain_timer_, &Worker::OnDrainTick, 0, 10);
 }
 
@@ -286,7 +286,7 @@ void Worker::OnDrainTick(uv_timer_t* timer) {
   // Datagrams that were on their way when reading stopped (or when a
   // successor's steering took effect) are still answered.
   for (auto& u : self->udp_) u->Drain();
-  absl::Time now = absl::Now();
+  absl::Time now = SystemSteadyClock::Get()->Now();
   if ((self->pending() == 0 && now >= self->min_close_) || now >= self->drain_deadline_) self->FinalClose();
 }
 

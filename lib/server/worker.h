@@ -52,7 +52,7 @@ class Worker {
   // Takes ownership of the sockets (one UDP and one listening TCP socket per
   // listen address). Closes them on failure.
   static absl::StatusOr<std::unique_ptr<Worker>> Create(int index, const config::Config& config, cache::Cache* cache,
-                                                        const Clock* clock, std::vector<int> udp_fds,
+                                                        const SteadyClock* clock, std::vector<int> udp_fds,
                                                         std::vector<int> tcp_fds);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -80,7 +80,7 @@ class Worker {
 
  private:
   struct Generation;
-  Worker(int index, const config::Config& config, cache::Cache* cache, const Clock* clock);
+  Worker(int index, const config::Config& config, cache::Cache* cache, const SteadyClock* clock);
   absl::StatusOr<std::unique_ptr<Generation>> BuildGeneration(const config::Config& config);
   void Run();
   void ArmTick(absl::Time deadline);
@@ -93,7 +93,7 @@ class Worker {
   void FinalClose();
 
   const int index_;
-  const Clock* const clock_;
+  const SteadyClock* const clock_;
   cache::Cache* const cache_;
   uv_loop_t loop_;
   uv_timer_t tick_;  // fires for timers_.NextDeadline()

@@ -18,8 +18,36 @@
 namespace nodedns::snapshot {
 namespace {
 
-constexpr size_t kHeaderSize = 8 + 4 + 4 + 8 + 8;
+constexpr size_t kHeaderSizeV1 = 8 + 4 + 4 + 8 + 8;
+constexpr size_t kBootIdSize = 16;
+constexpr size_t kHeaderSize = kHeaderSizeV1 + kBootIdSize + 8;
 constexpr size_t kTrailerSize = 4;
+// Deadlines further than this from the write time are damage (and would
+// overflow the millisecond arithmetic): no entry lives longer than max_ttl
+// (7 days) plus max_stale (7 days).
+constexpr int64_t kMaxDeadlineSpanMs = int64_t{100} * 366 * 86400 * 1000;
+// Write times before 2000 or after 2200 are damage too.
+constexpr int64_t kMinWriteMs = int64_t{946684800} * 1000;
+constexpr int64_t kMaxWriteMs = int64_t{7258118400} * 1000;
+
+// "01234567-89ab-cdef-0123-456789abcdef\n" -> 16 octets; "" if unreadable.
+std::string ReadBootId() {
+  int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char text[64];
+  ssize_t n = read(fd, text, sizeof(text));
+  close(fd);
+  std::string id;
+  for (ssize_t i = 0; i + 1 < n && id.size() < kBootIdSize; ++i) {
+    auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+    if (text[i] == '-') continue;
+    int hi = hex(text[i]), lo = hex(text[i + 1]);
+    if (hi < 0 || lo < 0) return "";
+    id.push_back(static_cast<char>(hi << 4 | lo));
+    ++i;
+  }
+  return id.size() == kBootIdSize ? id : "";
+}
 
 void Put(std::string& out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -71,23 +99,33 @@ absl::Status Damaged(const std::string& why) {
 
 }  // namespace
 
-std::string Serialize(const cache::Cache& cache, absl::Time now, size_t* entries) {
+Moment Moment::Now() {
+  return Moment{TimeBase::Now(*SystemSteadyClock::Get(), *SystemWallClock::Get()), ReadBootId()};
+}
+
+std::string Serialize(const cache::Cache& cache, const Moment& now, size_t* entries) {
   std::string out;
   out.reserve(kHeaderSize + cache.bytes());
   out.append(kMagic, sizeof(kMagic));
   Put(out, kVersion, 4);
   Put(out, 0, 4);
-  Put(out, static_cast<uint64_t>(absl::ToUnixMillis(now)), 8);
+  Put(out, static_cast<uint64_t>(absl::ToUnixMillis(now.time.wall)), 8);
   size_t count_at = out.size();
   Put(out, 0, 8);  // patched below
+  std::string boot_id = now.boot_id.size() == kBootIdSize ? now.boot_id : std::string(kBootIdSize, '\0');
+  out.append(boot_id);
+  Put(out, static_cast<uint64_t>(absl::ToUnixMillis(now.time.steady)), 8);
   uint64_t count = 0;
+  auto wall_ms = [&now](absl::Time steady) {
+    return static_cast<uint64_t>(absl::ToUnixMillis(now.time.ToWall(steady)));
+  };
   cache.ForEach([&](const cache::EntryView& e) {
     Put(out, e.key.size(), 2);
     out.append(e.key);
     Put(out, static_cast<uint8_t>(e.kind), 1);
-    Put(out, static_cast<uint64_t>(absl::ToUnixMillis(e.inserted_at)), 8);
-    Put(out, static_cast<uint64_t>(absl::ToUnixMillis(e.expires_at)), 8);
-    Put(out, static_cast<uint64_t>(absl::ToUnixMillis(e.stale_until)), 8);
+    Put(out, wall_ms(e.inserted_at), 8);
+    Put(out, wall_ms(e.expires_at), 8);
+    Put(out, wall_ms(e.stale_until), 8);
     Put(out, e.ttl_offsets.size(), 2);
     for (uint16_t off : e.ttl_offsets) Put(out, off, 2);
     Put(out, e.image.size(), 2);
@@ -100,7 +138,7 @@ std::string Serialize(const cache::Cache& cache, absl::Time now, size_t* entries
   return out;
 }
 
-absl::StatusOr<WriteResult> Write(const cache::Cache& cache, const std::string& path, absl::Time now) {
+absl::StatusOr<WriteResult> Write(const cache::Cache& cache, const std::string& path, const Moment& now) {
   WriteResult result;
   std::string data = Serialize(cache, now, &result.entries);
   result.bytes = data.size();
@@ -137,19 +175,23 @@ absl::StatusOr<WriteResult> Write(const cache::Cache& cache, const std::string& 
   return result;
 }
 
-absl::StatusOr<LoadResult> Parse(std::string_view data, cache::Cache* cache, absl::Time now, MaxStaleFn max_stale) {
+absl::StatusOr<LoadResult> Parse(std::string_view data, cache::Cache* cache, const Moment& now,
+                                 MaxStaleFn max_stale) {
   if (data.size() < sizeof(kMagic) || std::memcmp(data.data(), kMagic, sizeof(kMagic)) != 0) {
     return absl::InvalidArgumentError("not a nodedns snapshot (no NDNSSNAP magic)");
   }
   Reader header(data.substr(sizeof(kMagic)));
   uint64_t version = 0, reserved = 0, written_ms = 0, count = 0;
   if (!header.Get(&version, 4)) return Damaged("truncated header");
-  if (version != kVersion) {
+  if (version != kVersion && version != 1) {
     return absl::FailedPreconditionError("snapshot version " + std::to_string(version) + " is not supported (this " +
                                          "nodedns reads version " + std::to_string(kVersion) + ")");
   }
-  if (data.size() < kHeaderSize + kTrailerSize || !header.Get(&reserved, 4) || !header.Get(&written_ms, 8) ||
-      !header.Get(&count, 8)) {
+  size_t header_size = version == 1 ? kHeaderSizeV1 : kHeaderSize;
+  std::string_view boot_id;
+  uint64_t steady_ms = 0;
+  if (data.size() < header_size + kTrailerSize || !header.Get(&reserved, 4) || !header.Get(&written_ms, 8) ||
+      !header.Get(&count, 8) || (version != 1 && (!header.Bytes(kBootIdSize, &boot_id) || !header.Get(&steady_ms, 8)))) {
     return Damaged("truncated header");
   }
   std::string_view body = data.substr(0, data.size() - kTrailerSize);
@@ -159,7 +201,10 @@ absl::StatusOr<LoadResult> Parse(std::string_view data, cache::Cache* cache, abs
   if (Crc(body) != stored_crc) return Damaged("checksum mismatch (truncated or corrupt)");
 
   // Every entry is checked before any is inserted.
-  Reader r(body.substr(kHeaderSize));
+  if (static_cast<int64_t>(written_ms) < kMinWriteMs || static_cast<int64_t>(written_ms) > kMaxWriteMs) {
+    return Damaged("write time out of range");
+  }
+  Reader r(body.substr(header_size));
   std::vector<ParsedEntry> entries;
   entries.reserve(std::min<uint64_t>(count, body.size() / 40));
   for (uint64_t i = 0; i < count; ++i) {
@@ -188,6 +233,13 @@ absl::StatusOr<LoadResult> Parse(std::string_view data, cache::Cache* cache, abs
     e.inserted_ms = static_cast<int64_t>(ins);
     e.expires_ms = static_cast<int64_t>(exp);
     e.stale_until_ms = static_cast<int64_t>(stale);
+    auto near_write = [written_ms](int64_t t) {
+      int64_t w = static_cast<int64_t>(written_ms);
+      return t > w - kMaxDeadlineSpanMs && t < w + kMaxDeadlineSpanMs;
+    };
+    if (!near_write(e.inserted_ms) || !near_write(e.expires_ms) || !near_write(e.stale_until_ms)) {
+      return Damaged(where + "deadline out of range");
+    }
     if (e.expires_ms < e.inserted_ms || e.stale_until_ms < e.expires_ms) return Damaged(where + "deadlines out of order");
     entries.push_back(e);
   }
@@ -195,6 +247,14 @@ absl::StatusOr<LoadResult> Parse(std::string_view data, cache::Cache* cache, abs
 
   LoadResult result;
   result.written_at = absl::FromUnixMillis(static_cast<int64_t>(written_ms));
+  // Written during this boot: the steady clock's reading at write converts
+  // exactly, whatever the wall clock did since. Otherwise the wall clock.
+  result.same_boot = version != 1 && now.boot_id.size() == kBootIdSize && boot_id == now.boot_id &&
+                     boot_id.find_first_not_of('\0') != std::string_view::npos;
+  TimeBase base = result.same_boot
+                      ? TimeBase{absl::FromUnixMillis(static_cast<int64_t>(steady_ms)), result.written_at}
+                      : now.time;
+  absl::Time steady_now = now.time.steady;
   result.entries_in_file = entries.size();
   dns::CacheImage image;
   image.cacheable = true;
@@ -202,10 +262,10 @@ absl::StatusOr<LoadResult> Parse(std::string_view data, cache::Cache* cache, abs
   // LRU order after loading is close to the order before the restart.
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
     const ParsedEntry& e = *it;
-    absl::Time expires = absl::FromUnixMillis(e.expires_ms);
+    absl::Time expires = base.ToSteady(absl::FromUnixMillis(e.expires_ms));
     absl::Duration allowance = std::min(absl::Milliseconds(e.stale_until_ms - e.expires_ms),
                                         max_stale(dns::CacheKeyQname(e.key)));
-    if (now >= expires + allowance && now >= expires) {
+    if (steady_now >= expires + allowance && steady_now >= expires) {
       ++result.expired;
       continue;
     }
@@ -216,7 +276,8 @@ absl::StatusOr<LoadResult> Parse(std::string_view data, cache::Cache* cache, abs
       image.ttl_offsets[t] =
           static_cast<uint16_t>((static_cast<uint8_t>(e.ttls[2 * t]) << 8) | static_cast<uint8_t>(e.ttls[2 * t + 1]));
     }
-    if (cache->InsertWithDeadlines(e.key, image, absl::FromUnixMillis(e.inserted_ms), expires, now, allowance)) {
+    if (cache->InsertWithDeadlines(e.key, image, base.ToSteady(absl::FromUnixMillis(e.inserted_ms)), expires,
+                                   steady_now, allowance)) {
       ++result.loaded;
     } else {
       ++result.rejected;
@@ -225,7 +286,8 @@ absl::StatusOr<LoadResult> Parse(std::string_view data, cache::Cache* cache, abs
   return result;
 }
 
-absl::StatusOr<LoadResult> Load(const std::string& path, cache::Cache* cache, absl::Time now, MaxStaleFn max_stale) {
+absl::StatusOr<LoadResult> Load(const std::string& path, cache::Cache* cache, const Moment& now,
+                                MaxStaleFn max_stale) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError("cannot open " + path);
   std::string data;

@@ -58,7 +58,7 @@ std::vector<uint8_t> ProbeQuery(const std::string& zone) {
 
 }  // namespace
 
-UpstreamPool::UpstreamPool(const PoolOptions& options, std::vector<ServerSpec> servers, const Clock* clock,
+UpstreamPool::UpstreamPool(const PoolOptions& options, std::vector<ServerSpec> servers, const SteadyClock* clock,
                            TimerQueue* timers, Counters* counters, uint32_t seed)
     : options_(options), clock_(clock), timers_(timers), counters_(counters),
       probe_query_(ProbeQuery(options.zone)), tokens_(std::max(1.0, options.max_qps / 10.0)) {

@@ -66,7 +66,7 @@ class UpstreamPool final : public Upstream {
     std::string name;  // "ADDR:PORT", for logs
     Transport* transport;
   };
-  UpstreamPool(const PoolOptions& options, std::vector<ServerSpec> servers, const Clock* clock,
+  UpstreamPool(const PoolOptions& options, std::vector<ServerSpec> servers, const SteadyClock* clock,
                TimerQueue* timers, Counters* counters, uint32_t seed);
   ~UpstreamPool() override;
 
@@ -104,7 +104,7 @@ class UpstreamPool final : public Upstream {
 
   const PoolOptions options_;
   std::vector<std::unique_ptr<Server>> servers_;
-  const Clock* const clock_;
+  const SteadyClock* const clock_;
   TimerQueue* const timers_;
   Counters* const counters_;
   std::vector<uint8_t> probe_query_;

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "lib/common/clock.h"
+#include "tests/support/fake_clock.h"
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
 #include "lib/dns/query_view.h"

@@ -1,7 +1,7 @@
 #include "lib/common/log_limiter.h"
 
 #include "gtest/gtest.h"
-#include "lib/common/clock.h"
+#include "tests/support/fake_clock.h"
 
 namespace nodedns {
 namespace {

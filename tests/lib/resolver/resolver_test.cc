@@ -8,6 +8,7 @@
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
 #include "lib/upstream/pool.h"
+#include "tests/support/fake_clock.h"
 #include "lib/upstream/upstream.h"
 #include "tests/support/dns_client.h"
 

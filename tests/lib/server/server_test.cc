@@ -20,7 +20,7 @@ TEST(ServerTest, AStuckWorkerLoopIsReportedAndRecovers) {
   c.workers = 2;
   c.zones[0].servers = {*SocketAddress::Parse("127.0.0.1:1")};
   c.zones[0].use_resolv_conf = false;
-  auto server = Server::Create(c, SystemClock::Get());
+  auto server = Server::Create(c, SystemSteadyClock::Get());
   ASSERT_TRUE(server.ok()) << server.status();
   (*server)->Start();
   std::string why;

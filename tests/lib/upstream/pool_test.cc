@@ -1,4 +1,5 @@
 #include "lib/upstream/pool.h"
+#include "tests/support/fake_clock.h"
 
 #include <deque>
 
