@@ -47,18 +47,22 @@
   X(stale_answers_timeout, "Stale answers: the refresh missed the client timeout")                 \
   X(stale_answers_failure, "Stale answers: the refresh failed, recently failed, or the zone is degraded") \
   X(stale_answers_breaker, "Stale answers: every server of the zone has its breaker open")          \
-  X(stale_answers_over_cap, "Stale answers: the refresh was refused by the upstream caps")          \
+  X(stale_answers_over_cap, "Stale answers: the refresh waited for room under the upstream limits")   \
   X(refreshes, "Refreshes of expired entries sent upstream")                                       \
   X(refresh_failures, "Refreshes that failed (the entry is kept; recheck after the failure window)") \
   X(prefetches, "Refreshes of popular entries sent before they expired")                           \
   X(servfail_cached, "Answers from a briefly cached SERVFAIL (RFC 2308 7)")                        \
   X(servfail_unreachable, "Misses answered SERVFAIL at once because no server of the zone was usable") \
   X(last_known_good_kept, "Negative answers not stored over a positive entry while the zone was unhealthy") \
-  X(upstream_refused_cap, "Queries the caps kept from the upstream (max_qps, max_inflight)")        \
+  X(upstream_refused_cap, "Queries refused at once by the upstream limits (qps ceiling, queue full)") \
+  X(upstream_queued, "Queries that waited in the queue for room under the concurrency limit")      \
+  X(upstream_queue_timeouts, "Queued queries that found no room within the queue timeout")         \
+  X(servfail_local, "SERVFAIL answers of our own making (limits, queue, shutdown): never cached")  \
   X(upstream_failovers, "Queries resent to another server of the zone after a failure")            \
   X(breaker_opened, "Circuit breakers that opened")                                                \
   X(breaker_closed, "Circuit breakers that closed again")                                          \
   X(probes_sent, "Probe queries sent to servers with an open breaker")                             \
+  X(zone_probes_sent, "Probe queries sent to a zone after a failure, until a server answers again") \
   X(udp_send_errors, "UDP answers the kernel refused to send")                                     \
   X(tcp_accepted, "TCP connections accepted")                                                      \
   X(tcp_rejected, "TCP connections closed at once because max_tcp_connections were open")          \

@@ -231,7 +231,12 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
           {"max_pending", IntInto(r, &c->max_pending, 1, 1'000'000)},
           {"max_waiters", IntInto(r, &c->max_waiters, 1, 100'000)},
           {"max_qps", IntInto(r, &c->max_qps, 0, 10'000'000)},
-          {"max_inflight", IntInto(r, &c->max_inflight, 0, 1'000'000)},
+          {"max_inflight", IntInto(r, &c->max_inflight, 1, 1'000'000)},
+          {"limit_initial", IntInto(r, &c->limit_initial, 1, 1'000'000)},
+          {"limit_min", IntInto(r, &c->limit_min, 1, 1'000'000)},
+          {"limit_tolerance_percent", IntInto(r, &c->limit_tolerance_percent, 110, 10'000)},
+          {"max_queue", IntInto(r, &c->max_queue, 0, 1'000'000)},
+          {"queue_timeout_ms", MillisInto(r, &c->queue_timeout, 0, 60'000)},
           {"breaker_failures", IntInto(r, &c->breaker_failures, 1, 1000)},
           {"probe_min_ms", MillisInto(r, &c->probe_min, 10, 60'000)},
           {"probe_max_ms", MillisInto(r, &c->probe_max, 10, 600'000)},
@@ -458,6 +463,10 @@ absl::Status Validate(const Config& c) {
   }
   if (c.ttl.min_ttl > c.ttl.max_ttl) return absl::InvalidArgumentError("cache.min_ttl exceeds cache.max_ttl");
   if (c.probe_min > c.probe_max) return absl::InvalidArgumentError("upstream.probe_min_ms exceeds upstream.probe_max_ms");
+  if (c.limit_min > c.max_inflight) return absl::InvalidArgumentError("upstream.limit_min exceeds upstream.max_inflight");
+  if (c.limit_initial < c.limit_min || c.limit_initial > c.max_inflight) {
+    return absl::InvalidArgumentError("upstream.limit_initial must lie between upstream.limit_min and upstream.max_inflight");
+  }
   for (const ZoneConfig& z : c.zones) {
     if (z.servers.size() > 32) return absl::InvalidArgumentError("zone '" + z.name + "' has more than 32 servers");
   }

@@ -48,8 +48,15 @@ struct Config {
   int upstream_attempts = 2;
   int max_pending = 10000;
   int max_waiters = 1000;
-  int max_qps = 2000;
+  // The adaptive concurrency limit per zone and worker (lib/upstream/limiter.h):
+  // max_inflight is its ceiling, max_qps a safety ceiling on the rate.
+  int max_qps = 50000;
   int max_inflight = 1000;
+  int limit_initial = 64;
+  int limit_min = 4;
+  int limit_tolerance_percent = 200;
+  int max_queue = 2000;
+  absl::Duration queue_timeout = absl::Milliseconds(1800);
   int breaker_failures = 3;
   absl::Duration probe_min = absl::Milliseconds(200);
   absl::Duration probe_max = absl::Seconds(1);

@@ -162,11 +162,12 @@ Resolver::Outcome Resolver::HandleStale(const uint8_t* query, size_t len, const 
   const upstream::Zone* zone = router_->Route(key.qname());
   if (zone == nullptr) return answer_stale(StaleReason::kBreaker);
   // RFC 8767 section 5: after a failed refresh, answer stale at once for the
-  // failure recheck time without asking again, unless a probe has since found
-  // the upstream answering.
-  if (now - hit_.refresh_failed_at < options_.failure_recheck &&
-      hit_.refresh_failed_at >= zone->upstream->last_recovery()) {
-    return answer_stale(StaleReason::kFailure);
+  // failure recheck time without asking again, unless the zone has answered
+  // since (newer evidence wins, per zone: one answer to anything, a probe
+  // included, ends the window of every name that failed before it).
+  if (absl::Duration since = now - hit_.refresh_failed_at; since < options_.failure_recheck) {
+    bool zone_answered_since = zone->upstream->last_good_answer() > hit_.refresh_failed_at;
+    if (!zone_answered_since || since < options_.failure_recheck_min) return answer_stale(StaleReason::kFailure);
   }
   Health health = zone->upstream->health();
   if (health == Health::kDown) return answer_stale(StaleReason::kBreaker);
@@ -216,6 +217,7 @@ Resolver::Outcome Resolver::HandleMiss(const uint8_t* query, size_t len, const d
   }
   Pending* p = nullptr;
   SendResult sent = StartUpstream(key.view(), zone, Priority::kClient, &p);
+  if (sent == SendResult::kOverCap) return fail(counters_->servfail_local, dns::kEdeNoReachableAuthority);
   if (sent != SendResult::kSent) return fail(counters_->servfail_unreachable, dns::kEdeNoReachableAuthority);
   p->waiters.push_back(MakeWaiter(to, q, query, false));
   return Outcome::kPending;
@@ -237,6 +239,7 @@ SendResult Resolver::StartUpstream(std::string_view key, const upstream::Zone* z
   auto p = std::make_unique<Pending>();
   p->zone = zone;
   p->refresh = priority == Priority::kRefresh;
+  p->started_at = clock_->Now();
   *created = p.get();
   pending_.emplace(std::move(k), std::move(p));
   return sent;
@@ -319,6 +322,20 @@ void Resolver::OnUpstreamAnswer(const std::string& key, const absl::Status& stat
   // an upstream failure (RFC 8767 section 4).
   std::optional<dns::CacheImage> image;
   int ede = dns::kEdeNetworkError;
+  if (upstream::IsLocalFailure(status)) {
+    // Our own limits (or a shutdown) kept the query from the upstream: that
+    // says nothing about the name or the upstream. Stale if we have it, else
+    // SERVFAIL + EDE 22; nothing is cached and no recheck window starts.
+    if (AnswerFromCache(key, p.waiters, StaleReason::kOverCap)) return;
+    for (const Waiter& w : p.waiters) {
+      uint8_t* out = reply_buf_.data();
+      Bump(counters_->servfail_local);
+      size_t n = Error(reinterpret_cast<const uint8_t*>(w.prefix.data()), w.prefix.size(), &w.q, dns::kServFail,
+                       dns::kEdeNoReachableAuthority, out, reply_buf_.size());
+      if (n > 0) w.to.sink->SendReply(w.to, {out, n});
+    }
+    return;
+  }
   if (!status.ok()) {
     if (absl::IsDeadlineExceeded(status)) {
       Bump(counters_->upstream_timeouts);
@@ -342,13 +359,16 @@ void Resolver::OnUpstreamAnswer(const std::string& key, const absl::Status& stat
   if (failed) {
     if (image) Bump(counters_->upstream_servfail);
     if (p.refresh) Bump(counters_->refresh_failures);
-    cache_->MarkRefreshFailed(key, now);
+    // Newer evidence wins: a query started before the zone's newest good
+    // answer (one sent in an outage that ended meanwhile) says nothing now.
+    bool outdated = p.started_at < p.zone->upstream->last_good_answer();
+    if (!outdated) cache_->MarkRefreshFailed(key, now);
     if (AnswerFromCache(key, p.waiters, StaleReason::kFailure)) return;
     // Nothing to fall back on: relay what upstream said (or SERVFAIL), and
-    // remember a SERVFAIL briefly so a failing upstream is not asked again
-    // for every client query (RFC 2308 section 7).
+    // remember the upstream's failure briefly so a failing upstream is not
+    // asked again for every client query (RFC 2308 section 7, RFC 9520).
     AnswerWaiters(p.waiters, image ? &*image : nullptr, ede);
-    if (options_.servfail_ttl > absl::ZeroDuration()) {
+    if (options_.servfail_ttl > absl::ZeroDuration() && !outdated) {
       dns::Message sf;
       sf.flags = dns::kFlagQR | dns::kFlagRA | dns::kServFail;
       sf.questions.push_back({std::string(dns::CacheKeyQname(key)), dns::CacheKeyQtype(key), dns::CacheKeyQclass(key)});

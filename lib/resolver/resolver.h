@@ -8,14 +8,19 @@
 // zone's health:
 //   fresh entry            -> answer (and prefetch it, jittered, in the last
 //                             part of its TTL if it is asked for there)
-//   stale, refresh failed in the last failure_recheck -> stale at once
+//   stale, refresh failed in the last failure_recheck, and the zone has not
+//          answered since (or answered less than failure_recheck_min after
+//          the failure)  -> stale at once
 //   stale, zone down       -> stale at once, nothing sent upstream
 //   stale, zone degraded   -> stale at once, refresh in the background
 //   stale, zone healthy    -> refresh; stale if no answer within the zone's
 //                             client timeout; the refresh still updates the cache
 //   miss, zone down        -> SERVFAIL + EDE 22 at once
-//   miss                   -> forward; a failure with nothing stale to fall
-//                             back on is answered SERVFAIL and cached briefly
+//   miss                   -> forward; an upstream's failure with nothing
+//                             stale to fall back on is answered SERVFAIL and
+//                             cached briefly (RFC 9520); a failure of our own
+//                             making (limits, queue, shutdown) is answered
+//                             SERVFAIL + EDE 22 and never cached
 //
 // Threading: a Resolver belongs to one worker thread (its loop); it is not
 // thread-safe. The cache it uses is shared and thread-safe.
@@ -69,6 +74,10 @@ struct ResolverOptions {
   size_t max_waiters = 1000;   // clients waiting on one upstream query
   uint32_t stale_reply_ttl = 30;                          // RFC 8767 section 4
   absl::Duration failure_recheck = absl::Seconds(30);     // RFC 8767 section 5
+  // Newer evidence wins: a usable answer from the zone ends a name's recheck
+  // window, but not before this (a name broken on its own, behind a zone that
+  // answers everything else, is asked at most once per this).
+  absl::Duration failure_recheck_min = absl::Seconds(1);
   absl::Duration servfail_ttl = absl::Seconds(5);         // RFC 2308 section 7
   bool prefetch = true;
   double prefetch_threshold = 0.1;  // refresh when asked for in the last 10 % of the TTL
@@ -109,6 +118,7 @@ class Resolver {
     std::vector<Waiter> waiters;
     TimerQueue::Id stale_timer = 0;
     bool refresh = false;
+    absl::Time started_at;
   };
 
   Outcome HandleStale(const uint8_t* query, size_t len, const dns::QueryView& q, const dns::CacheKey& key,

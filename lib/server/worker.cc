@@ -25,6 +25,7 @@ struct Worker::Generation {
   void Shutdown() {
     if (shut_down) return;
     shut_down = true;
+    for (auto& p : pools) p->CancelQueued();
     for (auto& t : transports) t->Shutdown();
   }
 };
@@ -73,7 +74,12 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
     po.breaker.probe_max = config.probe_max;
     po.probe_timeout = config.probe_timeout;
     po.max_qps = config.max_qps;
-    po.max_inflight = config.max_inflight;
+    po.limiter.max_limit = config.max_inflight;
+    po.limiter.initial_limit = config.limit_initial;
+    po.limiter.min_limit = config.limit_min;
+    po.limiter.tolerance = config.limit_tolerance_percent / 100.0;
+    po.max_queue = static_cast<size_t>(config.max_queue);
+    po.queue_timeout = config.queue_timeout;
     po.degraded_hold = config.degraded_hold;
     po.client_timeout = config.client_timeout;
     g->pools.push_back(std::make_unique<upstream::UpstreamPool>(po, std::move(specs), clock_, &timers_, &counters_,
@@ -217,6 +223,13 @@ absl::Status Worker::Reconfigure(const config::Config& config) {
   if (final_closed_) return absl::FailedPreconditionError("worker is stopping");
   auto g = BuildGeneration(config);
   if (!g.ok()) return g.status();
+  // What the upstreams have shown survives the reload: a zone that is down
+  // stays down (and probed), latency and limits carry over.
+  for (auto& pool : (*g)->pools) {
+    for (const auto& old : current_->pools) {
+      if (old->zone() == pool->zone()) pool->AdoptState(*old);
+    }
+  }
   for (auto& u : udp_) u->set_resolver((*g)->resolver.get());
   for (auto& t : tcp_) t->set_resolver((*g)->resolver.get());
   query_log_.set_sample(config.query_log_sample);

@@ -63,6 +63,17 @@ class CircuitBreaker {
   // interval after it passes.
   void ProbeSent(absl::Time now) { ScheduleProbe(now); }
 
+  // Reload: the state of the same server's breaker in the previous
+  // generation (the options may differ).
+  void AdoptState(const CircuitBreaker& other) {
+    state_ = other.state_;
+    state_since_ = other.state_since_;
+    next_probe_ = other.next_probe_;
+    consecutive_failures_ = other.consecutive_failures_;
+    probe_failures_ = other.probe_failures_;
+    transitions_ = other.transitions_;
+  }
+
   // The un-jittered interval after `n` failed probes (for tests and docs).
   absl::Duration Interval(int n) const {
     absl::Duration d = options_.probe_min;

@@ -35,8 +35,10 @@ struct UpstreamPool::Request {
   Callback done;
   Priority priority;
   absl::Duration client_timeout;  // at send time: a slower answer means degraded
-  uint32_t tried = 0;  // bit per server
+  uint32_t tried = 0;             // bit per server
   absl::Time sent_at;
+  absl::Time deadline;            // while queued
+  int inflight_at_send = 0;       // for the limiter: was the limit in use?
 };
 
 namespace {
@@ -47,6 +49,9 @@ bool IsFailureRcode(absl::Span<const uint8_t> answer) {
   uint16_t rcode = answer[3] & 0x0f;
   return rcode == dns::kServFail || rcode == dns::kRefused || rcode == dns::kNotImp;
 }
+
+// No answer at all: the server (or the path to it) dropped the query.
+bool IsDrop(const absl::Status& st) { return absl::IsDeadlineExceeded(st) || absl::IsUnavailable(st); }
 
 std::vector<uint8_t> ProbeQuery(const std::string& zone) {
   auto wire = dns::NameFromText(zone);
@@ -61,10 +66,23 @@ std::vector<uint8_t> ProbeQuery(const std::string& zone) {
 UpstreamPool::UpstreamPool(const PoolOptions& options, std::vector<ServerSpec> servers, const SteadyClock* clock,
                            TimerQueue* timers, Counters* counters, uint32_t seed)
     : options_(options), clock_(clock), timers_(timers), counters_(counters),
-      probe_query_(ProbeQuery(options.zone)), tokens_(std::max(1.0, options.max_qps / 10.0)) {
+      probe_query_(ProbeQuery(options.zone)), limiter_(options.limiter), rng_(seed),
+      tokens_(std::max(1.0, options.max_qps / 10.0)) {
   for (size_t i = 0; i < servers.size() && i < 32; ++i) {
     servers_.push_back(std::make_unique<Server>(servers[i], options.breaker, seed + static_cast<uint32_t>(i)));
   }
+  // A new pool knows nothing of its servers: degraded until the first good
+  // answer, and the first zone probe goes out soon, jittered.
+  ScheduleZoneProbe(clock_->Now());
+}
+
+UpstreamPool::~UpstreamPool() {
+  *alive_ = false;
+  for (auto& s : servers_) {
+    if (s->probe_timer) timers_->Cancel(s->probe_timer);
+  }
+  if (queue_timer_) timers_->Cancel(queue_timer_);
+  if (zone_probe_timer_) timers_->Cancel(zone_probe_timer_);
 }
 
 void UpstreamPool::LogState(Server& s, absl::Time now, const std::string& what) {
@@ -77,30 +95,27 @@ void UpstreamPool::LogState(Server& s, absl::Time now, const std::string& what) 
   }
 }
 
-UpstreamPool::~UpstreamPool() {
-  *alive_ = false;
-  for (auto& s : servers_) {
-    if (s->probe_timer) timers_->Cancel(s->probe_timer);
+bool UpstreamPool::TakeToken(absl::Time now) {
+  if (options_.max_qps <= 0) return true;
+  double capacity = bucket_capacity();
+  if (tokens_at_ != absl::InfinitePast()) {
+    tokens_ = std::min(capacity, tokens_ + absl::ToDoubleSeconds(now - tokens_at_) * options_.max_qps);
   }
+  tokens_at_ = now;
+  if (tokens_ < 1.0) return false;
+  tokens_ -= 1.0;
+  return true;
 }
 
-bool UpstreamPool::Admit(Priority priority, absl::Time now) {
-  double share = priority == Priority::kClient ? 1.0 : options_.refresh_share;
-  if (options_.max_inflight > 0 && static_cast<double>(inflight_) >= options_.max_inflight * share) return false;
-  if (priority == Priority::kRefresh && now < degraded_until_ &&
-      refresh_inflight_ >= static_cast<size_t>(options_.degraded_max_refreshes)) {
-    return false;
-  }
-  if (options_.max_qps > 0) {
-    double capacity = bucket_capacity();
-    if (tokens_at_ != absl::InfinitePast()) {
-      tokens_ = std::min(capacity, tokens_ + absl::ToDoubleSeconds(now - tokens_at_) * options_.max_qps);
+bool UpstreamPool::HasRoom(Priority priority, absl::Time now) const {
+  size_t limit = static_cast<size_t>(limiter_.limit());
+  if (inflight_ >= limit) return false;
+  if (priority == Priority::kRefresh) {
+    size_t share = std::max<size_t>(1, static_cast<size_t>(limit * options_.refresh_share));
+    if (refresh_inflight_ >= share) return false;
+    if (now < degraded_until_ && refresh_inflight_ >= static_cast<size_t>(options_.degraded_max_refreshes)) {
+      return false;
     }
-    tokens_at_ = now;
-    // A refresh must leave (1 - share) of the bucket for client misses.
-    double floor = priority == Priority::kClient ? 0.0 : capacity * (1.0 - share);
-    if (tokens_ < floor + 1.0) return false;
-    tokens_ -= 1.0;
   }
   return true;
 }
@@ -114,9 +129,8 @@ size_t UpstreamPool::NextServer(uint32_t tried) const {
 
 SendResult UpstreamPool::Send(absl::Span<const uint8_t> query, Priority priority, Callback done) {
   absl::Time now = clock_->Now();
-  size_t first = NextServer(0);
-  if (first == servers_.size()) return SendResult::kUnavailable;
-  if (!Admit(priority, now)) {
+  if (NextServer(0) == servers_.size()) return SendResult::kUnavailable;
+  if (!TakeToken(now)) {
     Bump(counters_->upstream_refused_cap);
     return SendResult::kOverCap;
   }
@@ -124,11 +138,95 @@ SendResult UpstreamPool::Send(absl::Span<const uint8_t> query, Priority priority
   req->query.assign(query.begin(), query.end());
   req->done = std::move(done);
   req->priority = priority;
+  // FIFO within a priority, clients before refreshes.
+  bool waiting_ahead = !queue_[0].empty() || (priority == Priority::kRefresh && !queue_[1].empty());
+  if (!waiting_ahead && HasRoom(priority, now)) {
+    Start(req, now);
+    return SendResult::kSent;
+  }
+  // Over the limit: wait for room. A background refresh of a zone that is
+  // not healthy has no client waiting for it: it is not worth a queue slot.
+  if (queued() >= options_.max_queue || (priority == Priority::kRefresh && health() != Health::kHealthy)) {
+    Bump(counters_->upstream_refused_cap);
+    return SendResult::kOverCap;
+  }
+  req->deadline = now + options_.queue_timeout;
+  queue_[static_cast<size_t>(priority)].push_back(std::move(req));
+  Bump(counters_->upstream_queued);
+  ArmQueueTimer();
+  return SendResult::kSent;
+}
+
+void UpstreamPool::Start(const std::shared_ptr<Request>& req, absl::Time now) {
   req->client_timeout = client_timeout();
   ++inflight_;
-  if (priority == Priority::kRefresh) ++refresh_inflight_;
-  Dispatch(req, first);
-  return SendResult::kSent;
+  if (req->priority == Priority::kRefresh) ++refresh_inflight_;
+  req->inflight_at_send = static_cast<int>(inflight_);
+  Dispatch(req, NextServer(0));
+}
+
+void UpstreamPool::Pump() {
+  absl::Time now = clock_->Now();
+  std::vector<std::pair<std::shared_ptr<Request>, absl::Status>> failed;
+  for (auto& q : queue_) {
+    while (!q.empty() && q.front()->deadline <= now) {
+      Bump(counters_->upstream_queue_timeouts);
+      failed.emplace_back(std::move(q.front()),
+                          absl::ResourceExhaustedError("no room under the upstream concurrency limit (" +
+                                                       std::to_string(limiter_.limit()) + ") within the queue timeout"));
+      q.pop_front();
+    }
+  }
+  while (true) {
+    std::deque<std::shared_ptr<Request>>* q = nullptr;
+    if (!queue_[0].empty() && HasRoom(Priority::kClient, now)) {
+      q = &queue_[0];
+    } else if (!queue_[1].empty() && HasRoom(Priority::kRefresh, now)) {
+      q = &queue_[1];
+    } else {
+      break;
+    }
+    std::shared_ptr<Request> req = std::move(q->front());
+    q->pop_front();
+    if (NextServer(0) == servers_.size()) {
+      failed.emplace_back(std::move(req), absl::ResourceExhaustedError("every server's breaker opened while queued"));
+      continue;
+    }
+    Start(req, now);
+  }
+  ArmQueueTimer();
+  std::weak_ptr<bool> alive = alive_;
+  for (auto& [req, st] : failed) {
+    if (alive.expired()) return;
+    req->done(st, {});
+  }
+}
+
+void UpstreamPool::ArmQueueTimer() {
+  absl::Time next = absl::InfiniteFuture();
+  for (const auto& q : queue_) {
+    if (!q.empty()) next = std::min(next, q.front()->deadline);
+  }
+  if (next == queue_timer_at_) return;
+  if (queue_timer_) timers_->Cancel(queue_timer_);
+  queue_timer_ = 0;
+  queue_timer_at_ = next;
+  if (next == absl::InfiniteFuture()) return;
+  queue_timer_ = timers_->Add(next, [this] {
+    queue_timer_ = 0;
+    queue_timer_at_ = absl::InfiniteFuture();
+    Pump();
+  });
+}
+
+void UpstreamPool::CancelQueued() {
+  std::vector<std::shared_ptr<Request>> cancelled;
+  for (auto& q : queue_) {
+    for (auto& r : q) cancelled.push_back(std::move(r));
+    q.clear();
+  }
+  ArmQueueTimer();
+  for (auto& r : cancelled) r->done(absl::CancelledError("upstream generation closed"), {});
 }
 
 void UpstreamPool::Dispatch(const std::shared_ptr<Request>& req, size_t index) {
@@ -156,7 +254,7 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
   bool outdated = req->sent_at < servers_[index]->last_good_sent;
   if (failed) {
     ++servers_[index]->failures;
-    if (!outdated) OnFailure(index, now);
+    if (!outdated) OnFailure(index, now, IsDrop(status));
     // Fail over to the next server whose breaker is closed and that this
     // query has not tried yet.
     if (size_t next = NextServer(req->tried); next < servers_.size()) {
@@ -166,12 +264,11 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
     }
   } else if (!cancelled) {
     Server& s = *servers_[index];
-    if (s.breaker.OnSuccess(now)) {
-      Bump(counters_->breaker_closed);
-      LogState(s, now, "breaker closed, answering again");
-    }
+    OnGood(s, now);
     absl::Duration rtt = now - req->sent_at;
     s.srtt = s.srtt == absl::ZeroDuration() ? rtt : (s.srtt * 7 + rtt) / 8;
+    // Slow answers are congestion evidence too: the limiter sees every one.
+    limiter_.OnSample(rtt, req->inflight_at_send, now);
     if (rtt > req->client_timeout) {
       // Good but later than a client would wait: RFC 8767's client response
       // timer was missed, so the zone is degraded (stale goes out at once).
@@ -191,24 +288,65 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
   }
   --inflight_;
   if (req->priority == Priority::kRefresh) --refresh_inflight_;
+  std::weak_ptr<bool> alive = alive_;
   req->done(status, answer);
+  if (!alive.expired()) Pump();
+}
+
+void UpstreamPool::OnGood(Server& s, absl::Time now) {
+  last_good_at_ = std::max(last_good_at_, now);
+  // The first good answer of a new pool: it is not "unknown" any more (a slow
+  // answer may still degrade it, for degraded_hold).
+  if (degraded_until_ == absl::InfiniteFuture()) degraded_until_ = absl::InfinitePast();
+  if (s.breaker.OnSuccess(now)) {
+    Bump(counters_->breaker_closed);
+    LogState(s, now, "breaker closed, answering again");
+    // Ramp up again from a small limit (slow start): thousands of nodes
+    // coming back together must not stampede a recovering server.
+    limiter_.OnRecovery(now);
+  }
+  if (zone_probe_timer_ && last_good_at_ > last_failure_at_) {
+    timers_->Cancel(zone_probe_timer_);
+    zone_probe_timer_ = 0;
+  }
+  zone_probe_failures_ = 0;
 }
 
 void UpstreamPool::MarkBad(absl::Time now) {
   if (degraded_until_ <= now) spdlog::debug("upstream ({}): degraded", options_.zone);
   last_bad_at_ = now;
-  degraded_until_ = now + options_.degraded_hold;
+  degraded_until_ = std::max(degraded_until_, now + options_.degraded_hold);
 }
 
-void UpstreamPool::OnFailure(size_t index, absl::Time now) {
+void UpstreamPool::OnFailure(size_t index, absl::Time now, bool drop) {
   Server& s = *servers_[index];
   MarkBad(now);
+  last_failure_at_ = now;
+  if (drop) limiter_.OnDrop(now);
   if (s.breaker.OnFailure(now)) {
     Bump(counters_->breaker_opened);
     LogState(s, now, "breaker open after " + std::to_string(s.breaker.consecutive_failures()) +
                          " consecutive failures; probing");
     ScheduleProbe(index);
   }
+  ScheduleZoneProbe(now);
+}
+
+void UpstreamPool::ScheduleZoneProbe(absl::Time now) {
+  if (zone_probe_timer_) return;
+  // The same backoff as an open breaker's, jittered into its upper half
+  // (the first one, at start-up, anywhere within probe_min).
+  absl::Duration interval = servers_.empty() ? options_.breaker.probe_min
+                                             : servers_[0]->breaker.Interval(zone_probe_failures_);
+  std::uniform_real_distribution<double> jitter(last_good_at_ == absl::InfinitePast() ? 0.0 : 0.5, 1.0);
+  zone_probe_timer_ = timers_->Add(now + interval * jitter(rng_), [this] {
+    zone_probe_timer_ = 0;
+    // Recovered meanwhile (a client query was answered): nothing to probe.
+    if (last_good_at_ != absl::InfinitePast() && last_good_at_ > last_failure_at_) return;
+    size_t i = NextServer(0);
+    if (i == servers_.size()) return;  // every breaker is open: their own probes run
+    SendProbe(i, /*zone_probe=*/true);
+  });
 }
 
 void UpstreamPool::ScheduleProbe(size_t index) {
@@ -216,34 +354,46 @@ void UpstreamPool::ScheduleProbe(size_t index) {
   if (s.probe_timer) timers_->Cancel(s.probe_timer);
   s.probe_timer = timers_->Add(s.breaker.next_probe(), [this, index] {
     servers_[index]->probe_timer = 0;  // the destructor cancels this timer
-    SendProbe(index);
+    SendProbe(index, /*zone_probe=*/false);
   });
 }
 
-void UpstreamPool::SendProbe(size_t index) {
+void UpstreamPool::SendProbe(size_t index, bool zone_probe) {
   Server& s = *servers_[index];
-  if (s.breaker.allows_traffic()) return;
+  if (s.breaker.allows_traffic() != zone_probe) return;
   absl::Time now = clock_->Now();
-  s.breaker.ProbeSent(now);
+  if (s.probe_inflight) {  // the other kind of probe is out: its answer decides
+    if (zone_probe) ScheduleZoneProbe(now);
+    return;
+  }
+  if (!zone_probe) s.breaker.ProbeSent(now);
   uint64_t generation = ++s.probe_generation;
   s.probe_inflight = true;
-  Bump(counters_->probes_sent);
-  spdlog::debug("upstream {} ({}): probe sent", s.name, options_.zone);
+  Bump(zone_probe ? counters_->zone_probes_sent : counters_->probes_sent);
+  spdlog::debug("upstream {} ({}): {} sent", s.name, options_.zone, zone_probe ? "zone probe" : "probe");
   // The probe gets its own short deadline, so a blackholed server is probed
   // again within about probe_max whatever the transport's timeout.
   std::weak_ptr<bool> alive = alive_;
-  timers_->Add(now + options_.probe_timeout, [this, alive, index, generation] {
+  auto failed = [this, index, zone_probe](absl::Time t, bool drop) {
+    if (zone_probe) {
+      ++zone_probe_failures_;
+      OnFailure(index, t, drop);  // counts toward the breaker; schedules the next zone probe
+    } else {
+      servers_[index]->breaker.OnFailure(t);
+      ScheduleProbe(index);
+    }
+  };
+  timers_->Add(now + options_.probe_timeout, [this, alive, index, generation, failed] {
     if (alive.expired()) return;
     Server& srv = *servers_[index];
     if (srv.probe_generation != generation || !srv.probe_inflight) return;
     srv.probe_inflight = false;
     ++srv.probe_generation;
     spdlog::debug("upstream {} ({}): probe timed out", srv.name, options_.zone);
-    srv.breaker.OnFailure(clock_->Now());
-    ScheduleProbe(index);
+    failed(clock_->Now(), /*drop=*/true);
   });
-  s.transport->Send(probe_query_, [this, alive, index, generation](const absl::Status& st,
-                                                                    absl::Span<const uint8_t> answer) {
+  s.transport->Send(probe_query_, [this, alive, index, generation, failed, now](const absl::Status& st,
+                                                                                absl::Span<const uint8_t> answer) {
     if (alive.expired()) return;
     Server& srv = *servers_[index];
     if (srv.probe_generation != generation || absl::IsCancelled(st)) {
@@ -255,19 +405,15 @@ void UpstreamPool::SendProbe(size_t index) {
     absl::Time t = clock_->Now();
     uint16_t rcode = answer.size() >= dns::kHeaderSize ? (answer[3] & 0x0f) : 0xffff;
     if (st.ok() && (rcode == dns::kNoError || rcode == dns::kNxDomain)) {
-      if (srv.breaker.OnSuccess(t)) {
-        Bump(counters_->breaker_closed);
-        LogState(srv, t, "probe answered, breaker closed");
-        // The server answers again: stale entries are refreshed on demand at
-        // once (under the caps), so fresh answers flow within a probe interval.
-        last_recovery_ = t;
-        srv.last_good_sent = t;
-        degraded_until_ = absl::InfinitePast();
-      }
+      OnGood(srv, t);
+      // The server answers again: failures of queries sent before this
+      // probe are outdated, the zone is not degraded by them any more, and
+      // stale entries are refreshed on demand at once (under the limits).
+      srv.last_good_sent = std::max(srv.last_good_sent, now);
+      if (now > last_bad_at_) degraded_until_ = absl::InfinitePast();
     } else {
       spdlog::debug("upstream {} ({}): probe failed: {} rcode {}", srv.name, options_.zone, st.ToString(), rcode);
-      srv.breaker.OnFailure(t);
-      ScheduleProbe(index);
+      failed(t, IsDrop(st));
     }
   });
 }
@@ -278,7 +424,11 @@ Health UpstreamPool::health() const {
   return Health::kHealthy;
 }
 
-void UpstreamPool::ReportClientTimeout() { MarkBad(clock_->Now()); }
+void UpstreamPool::ReportClientTimeout() {
+  // Queries waiting for room under our own limit: the wait was ours.
+  if (queued() > 0) return;
+  MarkBad(clock_->Now());
+}
 
 absl::Duration UpstreamPool::p99_latency() const {
   if (latency_.empty()) return absl::ZeroDuration();
@@ -309,6 +459,41 @@ absl::Duration UpstreamPool::client_timeout() const {
   return adaptive_timeout_;
 }
 
+void UpstreamPool::AdoptState(const UpstreamPool& previous) {
+  bool any = false;
+  absl::Time now = clock_->Now();
+  for (size_t i = 0; i < servers_.size(); ++i) {
+    Server& s = *servers_[i];
+    for (const auto& old : previous.servers_) {
+      if (old->name != s.name) continue;
+      any = true;
+      s.breaker.AdoptState(old->breaker);
+      s.last_good_sent = old->last_good_sent;
+      s.queries = old->queries;
+      s.failures = old->failures;
+      s.srtt = old->srtt;
+      if (!s.breaker.allows_traffic()) ScheduleProbe(i);  // an open breaker keeps probing
+    }
+  }
+  if (!any) return;  // new servers only: nothing learnt applies
+  latency_ = previous.latency_;
+  latency_next_ = previous.latency_next_;
+  samples_since_recompute_ = previous.samples_since_recompute_;
+  adaptive_timeout_ = previous.adaptive_timeout_;
+  degraded_until_ = previous.degraded_until_;
+  last_bad_at_ = previous.last_bad_at_;
+  last_good_at_ = previous.last_good_at_;
+  last_failure_at_ = previous.last_failure_at_;
+  zone_probe_failures_ = previous.zone_probe_failures_;
+  limiter_.AdoptState(previous.limiter_);
+  tokens_ = previous.tokens_;
+  tokens_at_ = previous.tokens_at_;
+  // The start-up probe is for a pool that knows nothing; this one knows.
+  if (zone_probe_timer_) timers_->Cancel(zone_probe_timer_);
+  zone_probe_timer_ = 0;
+  if (previous.zone_probe_timer_ != 0) ScheduleZoneProbe(now);
+}
+
 std::vector<ServerStatus> UpstreamPool::servers() const {
   std::vector<ServerStatus> out;
   for (const auto& s : servers_) {
@@ -316,6 +501,10 @@ std::vector<ServerStatus> UpstreamPool::servers() const {
                    s->breaker.consecutive_failures(), s->queries, s->failures, s->srtt});
   }
   return out;
+}
+
+ZoneStatus UpstreamPool::zone_status() const {
+  return {health(), limiter_.limit(), inflight_, queued(), limiter_.baseline_rtt(), last_good_at_};
 }
 
 }  // namespace nodedns::upstream

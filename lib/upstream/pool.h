@@ -1,20 +1,36 @@
 #ifndef NODEDNS_LIB_UPSTREAM_POOL_H_
 #define NODEDNS_LIB_UPSTREAM_POOL_H_
 
-// The servers of one zone as the resolver sees them: a circuit breaker per
-// server, failover to the next server whose breaker is closed, probes to open
-// ones (a SOA query for the zone, one per probe interval), caps on queries per
-// second and in flight (client misses first, refreshes only within
-// refresh_share of the caps), the zone's health, and a client timeout that
-// adapts to the servers' observed latency.
+// The servers of one zone as the resolver sees them:
+//  - a circuit breaker per server, failover to the next server whose breaker
+//    is closed, probes to open ones (a SOA query for the zone, one per probe
+//    interval);
+//  - zone probes: after a failure, until a server of the zone answers again,
+//    one probe per probe interval to the first server whose breaker is
+//    closed, so that recovery is noticed within about a second even when no
+//    breaker opened (a few names asked now and then never fail three times
+//    in a row);
+//  - an adaptive concurrency limit (limiter.h) for the queries in flight:
+//    over it, queries wait in a bounded FIFO queue (client misses before
+//    refreshes) for at most queue_timeout, then fail with ResourceExhausted;
+//    refreshes may use only refresh_share of the limit;
+//  - a high safety ceiling on queries per second (max_qps);
+//  - the zone's health, and a client timeout that adapts to the servers'
+//    observed latency. A new pool is degraded until its first good answer
+//    (nodedns restarted in the middle of an outage answers stale at once, and
+//    the first zone probe decides); a reload carries the state over
+//    (AdoptState).
 //
 // Threading: one loop thread; timers come from that loop's TimerQueue.
 // Lifetime: the transports are not owned and must outlive the pool's use;
-// shut them down (their callbacks run with Cancelled) before destroying it.
+// CancelQueued() and then shut the transports down (their callbacks run with
+// Cancelled) before destroying it.
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -23,6 +39,7 @@
 #include "lib/common/counters.h"
 #include "lib/common/timer_queue.h"
 #include "lib/upstream/circuit_breaker.h"
+#include "lib/upstream/limiter.h"
 #include "lib/upstream/upstream.h"
 
 namespace nodedns::upstream {
@@ -31,9 +48,14 @@ struct PoolOptions {
   std::string zone = ".";  // presentation form; the probe asks its SOA
   BreakerOptions breaker;
   absl::Duration probe_timeout = absl::Milliseconds(500);
-  int max_qps = 2000;        // 0: no cap
-  int max_inflight = 1000;   // 0: no cap
-  double refresh_share = 0.5;  // refreshes may use at most this share of each cap
+  // Safety ceiling on queries per second (token bucket, burst: a tenth of a
+  // second's worth); far above what a healthy upstream is asked. 0: none.
+  int max_qps = 50000;
+  // The adaptive concurrency limit; its max_limit is [upstream] max_inflight.
+  LimiterOptions limiter;
+  size_t max_queue = 2000;  // queries waiting for room under the limit
+  absl::Duration queue_timeout = absl::Milliseconds(1800);  // RFC 8767's client response timer
+  double refresh_share = 0.5;  // refreshes may use at most this share of the limit
   // While degraded, at most this many refreshes in flight: a suspect upstream
   // gets a trickle, not one refresh per stale name, until its breaker decides.
   int degraded_max_refreshes = 8;
@@ -43,9 +65,8 @@ struct PoolOptions {
   double adaptive_factor = 4;
   absl::Duration adaptive_min = absl::Milliseconds(50);
   absl::Duration adaptive_max = absl::Milliseconds(1800);
-  // Until 16 latency samples exist (start-up, a reload): short enough that a
-  // restart in the middle of an outage answers from the snapshot within a
-  // second, long enough for any upstream a node should depend on.
+  // Until 16 latency samples exist (start-up, new servers): long enough for
+  // any upstream a node should depend on.
   absl::Duration initial_client_timeout = absl::Milliseconds(400);
 };
 
@@ -58,6 +79,16 @@ struct ServerStatus {
   uint64_t queries;   // client queries and refreshes sent to it (not probes)
   uint64_t failures;  // of those: timeouts, network errors, SERVFAIL/REFUSED/NOTIMP
   absl::Duration srtt;  // smoothed round-trip time of its good answers; 0 before any
+};
+
+// The zone as a whole, for dnsctl and metrics.
+struct ZoneStatus {
+  Health health;
+  int limit;           // the concurrency limit now
+  size_t inflight;
+  size_t queued;
+  absl::Duration baseline_rtt;  // the limiter's; 0 before any sample
+  absl::Time last_good;         // InfinitePast if never
 };
 
 class UpstreamPool final : public Upstream {
@@ -74,33 +105,53 @@ class UpstreamPool final : public Upstream {
   Health health() const override;
   absl::Duration client_timeout() const override;
   void ReportClientTimeout() override;
-  absl::Time last_recovery() const override { return last_recovery_; }
+  absl::Time last_good_answer() const override { return last_good_at_; }
   bool recently_unhealthy() const override {
     return health() != Health::kHealthy || clock_->Now() < last_bad_at_ + options_.degraded_hold;
   }
 
+  // Reload: takes over what `previous` (the same zone in the generation being
+  // replaced) learnt of the servers both have: breakers (an open one keeps
+  // probing), latency, counts, health, the concurrency limit. Call before the
+  // first Send.
+  void AdoptState(const UpstreamPool& previous);
+  // Fails every queued query with Cancelled (reload drain, shutdown).
+  void CancelQueued();
+
   std::vector<ServerStatus> servers() const;
+  ZoneStatus zone_status() const;
   const std::string& zone() const { return options_.zone; }
   absl::Duration p99_latency() const;  // ZeroDuration without samples
   size_t inflight() const { return inflight_; }
-  // Burst size of the qps cap: a tenth of a second's worth.
+  size_t queued() const { return queue_[0].size() + queue_[1].size(); }
+  int limit() const { return limiter_.limit(); }
+  // Burst size of the qps ceiling: a tenth of a second's worth.
   double bucket_capacity() const { return std::max(1.0, options_.max_qps / 10.0); }
 
  private:
   struct Server;
   struct Request;
-  bool Admit(Priority priority, absl::Time now);
+  bool TakeToken(absl::Time now);
+  bool HasRoom(Priority priority, absl::Time now) const;
+  // Starts queued queries while there is room; fails those past their
+  // deadline. Runs from callbacks and timers, never inside Send().
+  void Pump();
+  void ArmQueueTimer();
+  void Start(const std::shared_ptr<Request>& req, absl::Time now);
   // The first server whose breaker is closed and whose bit is not in `tried`;
   // servers_.size() if there is none.
   size_t NextServer(uint32_t tried) const;
   void Dispatch(const std::shared_ptr<Request>& req, size_t index);
   void OnResult(const std::shared_ptr<Request>& req, size_t index, const absl::Status& status,
                 absl::Span<const uint8_t> answer);
-  void OnFailure(size_t index, absl::Time now);
+  void OnFailure(size_t index, absl::Time now, bool drop);
+  void OnGood(Server& s, absl::Time now);
   void MarkBad(absl::Time now);
   void LogState(Server& s, absl::Time now, const std::string& what);
   void ScheduleProbe(size_t index);
-  void SendProbe(size_t index);
+  // A SOA probe to server `index`; `zone_probe` when its breaker is closed.
+  void SendProbe(size_t index, bool zone_probe);
+  void ScheduleZoneProbe(absl::Time now);
 
   const PoolOptions options_;
   std::vector<std::unique_ptr<Server>> servers_;
@@ -108,15 +159,24 @@ class UpstreamPool final : public Upstream {
   TimerQueue* const timers_;
   Counters* const counters_;
   std::vector<uint8_t> probe_query_;
-  // Caps: a token bucket for qps, a count for in flight.
+  ConcurrencyLimiter limiter_;
+  std::mt19937 rng_;
+  // The qps ceiling: a token bucket.
   double tokens_;
   absl::Time tokens_at_ = absl::InfinitePast();
   size_t inflight_ = 0;
   size_t refresh_inflight_ = 0;
-  absl::Time degraded_until_ = absl::InfinitePast();
+  std::deque<std::shared_ptr<Request>> queue_[2];  // by Priority
+  TimerQueue::Id queue_timer_ = 0;
+  absl::Time queue_timer_at_ = absl::InfiniteFuture();
+  // Degraded until the first good answer: a new pool knows nothing yet.
+  absl::Time degraded_until_ = absl::InfiniteFuture();
   absl::Time last_bad_at_ = absl::InfinitePast();  // last failure or slow answer
-  absl::Time last_good_sent_ = absl::InfinitePast();  // send time of the newest good answer
-  absl::Time last_recovery_ = absl::InfinitePast();
+  absl::Time last_good_at_ = absl::InfinitePast();  // receipt of the newest usable answer
+  absl::Time last_failure_at_ = absl::InfinitePast();
+  // Zone probes, while a failure is newer than the newest good answer.
+  TimerQueue::Id zone_probe_timer_ = 0;
+  int zone_probe_failures_ = 0;
   // Latency of good answers, the last kSamples.
   static constexpr size_t kSamples = 256;
   std::vector<absl::Duration> latency_;

@@ -19,9 +19,15 @@ namespace nodedns::upstream {
 
 // Called exactly once per Send, on the owning loop's thread, never from
 // inside Send(): with the raw answer (OK), or with an error status
-// (DeadlineExceeded for a timeout, Unavailable, DataLoss, Cancelled on
-// shutdown). The span is valid only during the call.
+// (DeadlineExceeded for a timeout, Unavailable, DataLoss). Two codes are of
+// nodedns's own making and say nothing about the upstream, so they are never
+// cached as a failure: ResourceExhausted (a local limit: the query waited
+// too long for room under the concurrency limit, or no memory) and Cancelled
+// (shutdown, a reload). The span is valid only during the call.
 using Callback = absl::AnyInvocable<void(const absl::Status&, absl::Span<const uint8_t>)>;
+
+// ResourceExhausted or Cancelled: a failure of nodedns's own making.
+inline bool IsLocalFailure(const absl::Status& s) { return absl::IsResourceExhausted(s) || absl::IsCancelled(s); }
 
 class Transport {
  public:
@@ -35,24 +41,27 @@ class Transport {
 // timeouts) -> serve stale at once, refresh in the background; down (every
 // server's breaker open) -> serve stale at once, send nothing but probes.
 enum class Health : uint8_t { kHealthy, kDegraded, kDown };
-// Client misses go before background refreshes when the caps bind.
+// Client misses go before background refreshes when the limits bind.
 enum class Priority : uint8_t { kClient, kRefresh };
 enum class SendResult : uint8_t { kSent, kOverCap, kUnavailable };
 
 class Upstream {
  public:
   virtual ~Upstream() = default;
-  // kSent: `done` will be called once. Otherwise nothing was sent and `done`
-  // is dropped uncalled.
+  // kSent: `done` will be called once (the query may first wait in a queue).
+  // Otherwise nothing was sent and `done` is dropped uncalled.
   virtual SendResult Send(absl::Span<const uint8_t> query, Priority priority, Callback done) = 0;
   virtual Health health() const = 0;
   // How long a client waits for a refresh before it is answered stale.
   virtual absl::Duration client_timeout() const = 0;
-  // A refresh missed the client timeout: the zone counts as degraded.
+  // A refresh missed the client timeout: the zone counts as degraded (unless
+  // queries are waiting for room under our own limit: then the wait was ours).
   virtual void ReportClientTimeout() = 0;
-  // When a probe last found a server answering again (InfinitePast if never).
-  // Refresh failures before it need not wait out the failure-recheck time.
-  virtual absl::Time last_recovery() const = 0;
+  // When a usable answer (NOERROR or NXDOMAIN, probes included) last came
+  // from a server of the zone (InfinitePast if never). Newer evidence wins:
+  // a name whose refresh failed before it need not wait out the whole
+  // failure-recheck time.
+  virtual absl::Time last_good_answer() const = 0;
   // Unhealthy now, or a failure or slow answer within the degraded hold, even
   // if a good answer has since ended the degraded state. "Last known good"
   // uses it: the answers that end an outage are the ones it must distrust.

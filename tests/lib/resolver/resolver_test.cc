@@ -42,7 +42,7 @@ class ScriptedTransport : public upstream::Transport {
   };
   void Send(absl::Span<const uint8_t> query, upstream::Callback done) override {
     sent.push_back({std::vector<uint8_t>(query.begin(), query.end()), std::move(done)});
-    ++total;
+    ++(dns::ParseMessage(query)->questions[0].type == dns::kTypeSOA ? probes : total);
   }
   // Answers the oldest query: one A record, or the given rcode (NXDOMAIN with
   // an SOA), or an answer for another name.
@@ -75,8 +75,22 @@ class ScriptedTransport : public upstream::Transport {
     s.done(st, {});
   }
   uint16_t OldestQtype() const { return dns::ParseMessage(sent.front().query)->questions[0].type; }
+  // Answers probes (SOA) in the queue with `rcode`, and leaves the rest.
+  void AnswerProbes(uint16_t rcode) {
+    std::deque<Sent> rest;
+    while (!sent.empty()) {
+      if (OldestQtype() == dns::kTypeSOA) {
+        AnswerOldest(60, rcode);
+      } else {
+        rest.push_back(std::move(sent.front()));
+        sent.pop_front();
+      }
+    }
+    sent = std::move(rest);
+  }
   std::deque<Sent> sent;
-  int total = 0;
+  int total = 0;   // queries for names
+  int probes = 0;  // SOA probes
 };
 
 class RecordingSink : public ReplySink {
@@ -98,7 +112,8 @@ class ResolverTest : public ::testing::Test {
     cache_ = *cache::Cache::Create(cache::CacheOptions{});
     pool_options_.client_timeout = absl::Milliseconds(100);
     pool_options_.max_qps = 0;
-    pool_options_.max_inflight = 0;
+    // No limit unless a test sets one.
+    pool_options_.limiter.initial_limit = pool_options_.limiter.max_limit = 100000;
     Make();
   }
   // (Re)builds pool, zone and resolver from pool_options_, zone_ and options_.
@@ -145,6 +160,13 @@ class ResolverTest : public ::testing::Test {
   void Advance(absl::Duration d) {
     clock_.Advance(d);
     timers_.RunDue(clock_.Now());
+  }
+  // Advances in 250 ms steps, answering the zone probes with `rcode`.
+  void AdvanceAnsweringProbes(absl::Duration d, uint16_t rcode) {
+    for (absl::Duration done; done < d; done += absl::Milliseconds(250)) {
+      Advance(std::min(absl::Milliseconds(250), d - done));
+      transport_.AnswerProbes(rcode);
+    }
   }
   // Puts `name` in the cache with `ttl`.
   void Warm(const std::string& name, uint32_t ttl) {
@@ -382,7 +404,9 @@ TEST_F(ResolverTest, FirstMissedClientTimeoutReleasesEveryWaiterOfTheZone) {
   EXPECT_EQ(counters_.stale_answers_timeout.load(), 2u);
 }
 
-TEST_F(ResolverTest, FailedRefreshServesStaleAndRechecksOnlyAfterTheWindow) {
+TEST_F(ResolverTest, FailedRefreshServesStaleUntilTheZoneAnswersOrTheWindowEnds) {
+  pool_options_.breaker.failures_to_open = 1000;  // the zone stays up, failing
+  Make();
   Warm("a.example", 2);
   Advance(absl::Seconds(3));
   EXPECT_FALSE(Ask("a.example"));
@@ -391,17 +415,82 @@ TEST_F(ResolverTest, FailedRefreshServesStaleAndRechecksOnlyAfterTheWindow) {
   EXPECT_EQ(m.rcode(), dns::kNoError);
   EXPECT_EQ(EdeOf(m), dns::kEdeStaleAnswer);
   EXPECT_EQ(counters_.refresh_failures.load(), 1u);
-  // Within failure_recheck: stale at once, nothing sent, whatever the health.
-  Advance(absl::Seconds(10));
-  for (int i = 0; i < 5; ++i) {
+  // Within failure_recheck, while the zone fails its probes too: stale at
+  // once, nothing sent for the name; the zone is probed about once a second.
+  for (int i = 0; i < 40; ++i) {
+    Advance(absl::Milliseconds(250));
+    transport_.AnswerProbes(dns::kServFail);
     auto s = Ask("a.example");
     ASSERT_TRUE(s);
     EXPECT_EQ(EdeOf(*s), dns::kEdeStaleAnswer);
   }
   EXPECT_EQ(transport_.total, 2);  // the warm-up and the one refresh
-  Advance(absl::Seconds(21));  // failure_recheck (30 s) has passed
-  EXPECT_FALSE(Ask("a.example"));
+  EXPECT_GE(transport_.probes, 8);
+  EXPECT_LE(transport_.probes, 25);
+  AdvanceAnsweringProbes(absl::Seconds(21), dns::kServFail);  // failure_recheck (30 s) has passed
+  Ask("a.example");  // degraded: stale at once, and refreshed in the background
   EXPECT_EQ(transport_.total, 3);
+}
+
+TEST_F(ResolverTest, AZoneAnswerEndsTheRecheckWindowOfEveryNameThatFailedBeforeIt) {
+  Warm("a.example", 2);
+  Warm("b.example", 2);
+  Advance(absl::Seconds(3));
+  for (const char* n : {"a.example", "b.example"}) {
+    Ask(n);  // a waits for its refresh; b, in a degraded zone, is answered stale at once
+    transport_.AnswerOldest(0, dns::kServFail);  // a short SERVFAIL outage
+  }
+  EXPECT_EQ(counters_.breaker_opened.load(), 0u);  // two failures: no breaker opened
+  // The upstream is back; the next zone probe (within a second) finds it.
+  Advance(absl::Seconds(1));
+  EXPECT_EQ(counters_.zone_probes_sent.load(), 1u);
+  transport_.AnswerProbes(dns::kNoError);
+  EXPECT_EQ(pool_->health(), upstream::Health::kHealthy);
+  for (const char* n : {"a.example", "b.example"}) {
+    EXPECT_FALSE(Ask(n)) << n;  // refreshed at once, not after 30 s
+    transport_.AnswerOldest(300);
+    dns::Message fresh = Reply(sink_.replies.size() - 1);
+    EXPECT_EQ(fresh.answers.at(0).ttl, 300u) << n;
+    EXPECT_EQ(EdeOf(fresh), 0xffff) << n;
+  }
+}
+
+TEST_F(ResolverTest, ANameBrokenOnItsOwnIsAskedAtMostOncePerRecheckMin) {
+  Warm("a.example", 2);
+  Warm("b.example", 2);
+  Advance(absl::Seconds(3));
+  EXPECT_FALSE(Ask("a.example"));
+  transport_.AnswerOldest(0, dns::kServFail);  // a's authority is broken
+  Ask("b.example");  // stale at once (one failure degrades the zone), refreshed in the background
+  transport_.AnswerOldest(300);  // ... and the zone answers everything else
+  int sent = transport_.total;
+  for (int i = 0; i < 9; ++i) {
+    Advance(absl::Milliseconds(100));
+    transport_.AnswerProbes(dns::kNoError);
+    auto s = Ask("a.example");  // within failure_recheck_min: not asked again
+    ASSERT_TRUE(s);
+    EXPECT_EQ(EdeOf(*s), dns::kEdeStaleAnswer);
+  }
+  EXPECT_EQ(transport_.total, sent);
+  Advance(absl::Milliseconds(100));
+  Ask("a.example");
+  EXPECT_EQ(transport_.total, sent + 1);
+}
+
+TEST_F(ResolverTest, ARestartAnswersStaleAtOnceAndTheFirstProbeDecides) {
+  Warm("a.example", 2);
+  Advance(absl::Seconds(3));
+  // nodedns restarts (from its snapshot: the cache is kept) in the middle of
+  // an outage. It knows nothing of the upstream yet: no client waits.
+  Make();
+  auto m = Ask("a.example");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(EdeOf(*m), dns::kEdeStaleAnswer);
+  EXPECT_EQ(transport_.total, 2);  // and a refresh went out in the background
+  Advance(pool_options_.breaker.probe_min);
+  EXPECT_EQ(transport_.probes, 1);
+  transport_.AnswerProbes(dns::kNoError);  // the upstream answers: healthy
+  EXPECT_EQ(pool_->health(), upstream::Health::kHealthy);
 }
 
 TEST_F(ResolverTest, DegradedServesStaleAtOnceAndRefreshesInBackground) {
@@ -498,36 +587,63 @@ TEST_F(ResolverTest, MaxStaleBoundaryAndZero) {
   EXPECT_EQ(EdeOf(Reply(1)), dns::kEdeStaleAnswer);
   // Past expiry + max_stale: gone, a plain miss.
   Advance(absl::Seconds(2));
+  transport_.AnswerProbes(dns::kServFail);
   EXPECT_FALSE(Ask("a.example"));
   transport_.FailOldest(absl::UnavailableError("down"));
   EXPECT_EQ(Reply(2).rcode(), dns::kServFail);
 
   zone_.max_stale = absl::ZeroDuration();  // stale serving off for the zone
-  Advance(absl::Seconds(10));
+  AdvanceAnsweringProbes(absl::Seconds(10), dns::kNoError);
   Warm("b.example", 2);
   Advance(absl::Seconds(3));
   EXPECT_FALSE(Ask("b.example"));
   EXPECT_EQ(counters_.refreshes.load(), 1u);  // only a.example's; b is a miss now
 }
 
-TEST_F(ResolverTest, CapsRefuseRefreshesBeforeClientMisses) {
-  pool_options_.max_inflight = 2;
+TEST_F(ResolverTest, OverTheLimitClientMissesWaitBeforeRefreshes) {
+  pool_options_.limiter = {.initial_limit = 2, .min_limit = 2, .max_limit = 2};
   pool_options_.refresh_share = 0.5;  // refreshes may fill 1 of the 2 slots
   Make();
   Warm("a.example", 2);
   Warm("b.example", 2);
   Advance(absl::Seconds(3));
-  EXPECT_FALSE(Ask("a.example"));  // refresh takes the refresh slot
-  auto b = Ask("b.example");       // over the refresh share: stale at once
-  ASSERT_TRUE(b);
-  EXPECT_EQ(EdeOf(*b), dns::kEdeStaleAnswer);
-  EXPECT_EQ(counters_.stale_answers_over_cap.load(), 1u);
-  EXPECT_FALSE(Ask("miss.example"));  // a client miss still gets the last slot
-  auto refused = Ask("miss2.example");
-  ASSERT_TRUE(refused);
-  EXPECT_EQ(refused->rcode(), dns::kServFail);
-  EXPECT_EQ(EdeOf(*refused), dns::kEdeNoReachableAuthority);
-  EXPECT_EQ(counters_.upstream_refused_cap.load(), 2u);
+  EXPECT_FALSE(Ask("a.example"));     // the refresh takes the refresh slot
+  EXPECT_FALSE(Ask("b.example"));     // over the refresh share: its refresh waits
+  EXPECT_FALSE(Ask("miss.example"));  // a client miss gets the last slot
+  EXPECT_FALSE(Ask("miss2.example"));  // no room: it waits, before b's refresh
+  ASSERT_EQ(transport_.sent.size(), 2u);
+  EXPECT_EQ(counters_.upstream_queued.load(), 2u);
+  transport_.AnswerOldest(60);  // a's refresh: its slot goes to miss2, not b
+  ASSERT_EQ(transport_.sent.size(), 2u);
+  EXPECT_EQ(dns::ParseMessage(transport_.sent.back().query)->questions[0].name, *dns::NameFromText("miss2.example"));
+  // b's client was answered stale at its client timeout (100 ms), without
+  // degrading the zone: the wait was under our own limit.
+  Advance(absl::Milliseconds(100));
+  EXPECT_EQ(EdeOf(Reply(sink_.replies.size() - 1)), dns::kEdeStaleAnswer);
+  EXPECT_EQ(pool_->health(), upstream::Health::kHealthy);
+  transport_.AnswerOldest(60);  // miss: now b's refresh goes
+  ASSERT_EQ(transport_.sent.size(), 2u);
+  EXPECT_EQ(dns::ParseMessage(transport_.sent.back().query)->questions[0].name, *dns::NameFromText("b.example"));
+  EXPECT_EQ(counters_.upstream_refused_cap.load(), 0u);
+}
+
+TEST_F(ResolverTest, AServfailOfOurOwnMakingIsNeverCached) {
+  pool_options_.limiter = {.initial_limit = 1, .min_limit = 1, .max_limit = 1};
+  Make();
+  EXPECT_FALSE(Ask("first.example"));
+  EXPECT_FALSE(Ask("second.example"));  // waits for room
+  Advance(pool_options_.queue_timeout);  // no room within the queue timeout
+  dns::Message m = Reply(0);
+  EXPECT_EQ(m.rcode(), dns::kServFail);
+  EXPECT_EQ(EdeOf(m), dns::kEdeNoReachableAuthority);
+  EXPECT_EQ(counters_.upstream_queue_timeouts.load(), 1u);
+  EXPECT_EQ(counters_.servfail_local.load(), 1u);
+  transport_.AnswerOldest(60);
+  // Asked again: not a cached SERVFAIL, a query upstream.
+  EXPECT_FALSE(Ask("second.example"));
+  transport_.AnswerOldest(60);
+  EXPECT_EQ(Reply(sink_.replies.size() - 1).rcode(), dns::kNoError);
+  EXPECT_EQ(counters_.servfail_cached.load(), 0u);
 }
 
 TEST_F(ResolverTest, QpsCapLimitsUpstreamRate) {
@@ -601,7 +717,7 @@ TEST_F(ResolverTest, LastKnownGoodKeepsPositiveWhileUnhealthy) {
   ASSERT_TRUE(m);
   transport_.AnswerOldest(60, dns::kNxDomain);  // the recovering control plane lies
   EXPECT_EQ(counters_.last_known_good_kept.load(), 1u);
-  Advance(absl::Seconds(31));
+  AdvanceAnsweringProbes(absl::Seconds(31), dns::kNoError);
   // Healthy again: the NXDOMAIN is believed.
   EXPECT_FALSE(Ask("svc.example"));
   transport_.AnswerOldest(60, dns::kNxDomain);

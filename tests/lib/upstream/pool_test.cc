@@ -78,17 +78,34 @@ class PoolTest : public ::testing::Test {
     return std::make_unique<UpstreamPool>(
         o, std::vector<UpstreamPool::ServerSpec>{{"a", &a_}, {"b", &b_}}, &clock_, &timers_, &counters_, 3);
   }
-  SendResult Send(UpstreamPool& p, Priority prio = Priority::kClient) {
-    static const std::vector<uint8_t> q(17, 0);
+  SendResult Send(UpstreamPool& p, Priority prio = Priority::kClient, uint8_t tag = 0) {
+    std::vector<uint8_t> q(17, 0);
+    q[12] = tag;  // tells queries apart in the transports' queues
     return p.Send(q, prio, [this](const absl::Status& s, absl::Span<const uint8_t> answer) {
       results.push_back(s.ok() && answer.size() >= 4 ? answer[3] & 0x0f : -1);
+      codes.push_back(s.code());
     });
+  }
+  void Advance(absl::Duration d) {
+    clock_.Advance(d);
+    timers_.RunDue(clock_.Now());
+  }
+  // A pool that has had its first good answer (a new pool is degraded and
+  // probes at once).
+  std::unique_ptr<UpstreamPool> Proven(PoolOptions o) {
+    auto p = Make(o);
+    Send(*p);
+    a_.Reply(dns::kNoError);
+    results.clear();
+    codes.clear();
+    return p;
   }
   FakeClock clock_;
   TimerQueue timers_;
   Counters counters_;
   FakeTransport a_, b_;
   std::vector<int> results;
+  std::vector<absl::StatusCode> codes;
 };
 
 TEST_F(PoolTest, FailsOverToTheNextServerAndSkipsOpenBreakers) {
@@ -191,6 +208,153 @@ TEST_F(PoolTest, ClientTimeoutAdaptsToLatency) {
   PoolOptions fixed;
   fixed.client_timeout = absl::Milliseconds(250);
   EXPECT_EQ(Make(fixed)->client_timeout(), absl::Milliseconds(250));
+}
+
+TEST_F(PoolTest, ANewPoolIsDegradedUntilItsFirstGoodAnswerAndProbesAtOnce) {
+  PoolOptions o;
+  auto p = Make(o);
+  // nodedns restarted in the middle of an outage knows nothing yet: stale
+  // answers go out at once, and the first probe decides.
+  EXPECT_EQ(p->health(), Health::kDegraded);
+  Advance(o.breaker.probe_min);
+  ASSERT_EQ(a_.sent.size(), 1u);
+  EXPECT_EQ(counters_.zone_probes_sent.load(), 1u);
+  a_.Reply(dns::kNoError);
+  EXPECT_EQ(p->health(), Health::kHealthy);
+  EXPECT_NE(p->last_good_answer(), absl::InfinitePast());
+  Advance(absl::Seconds(10));
+  EXPECT_TRUE(a_.sent.empty());  // nothing more to probe
+}
+
+TEST_F(PoolTest, AFailureStartsZoneProbesUntilAServerAnswersAgain) {
+  PoolOptions o;
+  o.breaker.failures_to_open = 100;  // no breaker opens: the zone probes find the recovery
+  auto p = Proven(o);
+  Advance(absl::Milliseconds(1));
+  Send(*p);
+  a_.Reply(dns::kServFail);
+  b_.Reply(dns::kServFail);
+  EXPECT_EQ(p->health(), Health::kDegraded);
+  absl::Time failed_at = clock_.Now();
+  // One probe per interval (200 ms doubling to 1 s, jittered), to the first
+  // server whose breaker is closed, while it fails.
+  int probes = 0;
+  for (int i = 0; i < 40; ++i) {
+    Advance(absl::Milliseconds(100));
+    while (!a_.sent.empty()) {
+      a_.Reply(dns::kServFail);
+      ++probes;
+    }
+  }
+  EXPECT_GE(probes, 4);
+  EXPECT_LE(probes, 12);
+  EXPECT_LT(p->last_good_answer(), failed_at);
+  // The upstream is back: the next probe (within a second) finds it.
+  for (int i = 0; i < 10 && a_.sent.empty(); ++i) Advance(absl::Milliseconds(100));
+  ASSERT_EQ(a_.sent.size(), 1u);
+  a_.Reply(dns::kNoError);
+  EXPECT_GT(p->last_good_answer(), failed_at);
+  EXPECT_EQ(p->health(), Health::kHealthy);
+  Advance(absl::Seconds(5));
+  EXPECT_TRUE(a_.sent.empty());
+}
+
+TEST_F(PoolTest, OverTheLimitQueriesWaitClientsFirstAndFailAfterTheQueueTimeout) {
+  PoolOptions o;
+  o.limiter = {.initial_limit = 2, .min_limit = 2, .max_limit = 2};
+  o.refresh_share = 0.5;
+  auto p = Proven(o);
+  EXPECT_EQ(Send(*p, Priority::kClient, 1), SendResult::kSent);
+  EXPECT_EQ(Send(*p, Priority::kClient, 2), SendResult::kSent);
+  EXPECT_EQ(Send(*p, Priority::kRefresh, 3), SendResult::kSent);  // waits
+  EXPECT_EQ(Send(*p, Priority::kClient, 4), SendResult::kSent);   // waits, but goes first
+  EXPECT_EQ(a_.sent.size(), 2u);
+  EXPECT_EQ(p->queued(), 2u);
+  a_.Reply(dns::kNoError);
+  ASSERT_EQ(a_.sent.size(), 2u);
+  EXPECT_EQ(a_.sent.back().first[12], 4);  // the client before the refresh
+  a_.Reply(dns::kNoError);
+  ASSERT_EQ(a_.sent.back().first[12], 3);
+  // A full limit and a query that finds no room within the queue timeout.
+  Send(*p, Priority::kClient, 5);
+  EXPECT_EQ(p->queued(), 1u);
+  Advance(o.queue_timeout);
+  EXPECT_EQ(codes.back(), absl::StatusCode::kResourceExhausted);  // of our own making
+  EXPECT_EQ(counters_.upstream_queue_timeouts.load(), 1u);
+  EXPECT_EQ(a_.sent.size(), 2u);  // it never went upstream
+}
+
+TEST_F(PoolTest, TheQueueIsBounded) {
+  PoolOptions o;
+  o.limiter = {.initial_limit = 2, .min_limit = 2, .max_limit = 2};
+  o.max_queue = 1;
+  auto p = Proven(o);
+  Send(*p);
+  Send(*p);
+  EXPECT_EQ(Send(*p), SendResult::kSent);
+  EXPECT_EQ(Send(*p), SendResult::kOverCap);
+  EXPECT_EQ(counters_.upstream_refused_cap.load(), 1u);
+}
+
+TEST_F(PoolTest, RefreshesOfAZoneThatIsNotHealthyDoNotWait) {
+  PoolOptions o;
+  o.limiter = {.initial_limit = 2, .min_limit = 2, .max_limit = 2};
+  auto p = Proven(o);
+  Send(*p);
+  a_.Reply(dns::kServFail);  // degraded
+  b_.Reply(dns::kNoError);
+  ASSERT_EQ(p->health(), Health::kDegraded);
+  Send(*p);
+  Send(*p);
+  EXPECT_EQ(Send(*p, Priority::kRefresh), SendResult::kOverCap);  // no client waits for it
+  EXPECT_EQ(Send(*p, Priority::kClient), SendResult::kSent);
+}
+
+TEST_F(PoolTest, ARecoveryRestartsTheLimitSmall) {
+  PoolOptions o;
+  o.breaker.failures_to_open = 1;
+  o.limiter = {.initial_limit = 64, .min_limit = 4, .max_limit = 1000};
+  auto p = Proven(o);
+  EXPECT_EQ(p->limit(), 64);
+  Send(*p);
+  a_.Fail();
+  b_.Fail();  // every breaker open
+  ASSERT_EQ(p->health(), Health::kDown);
+  Advance(o.breaker.probe_min);
+  ASSERT_FALSE(a_.sent.empty());
+  a_.Reply(dns::kNoError);  // a's probe: it answers again
+  EXPECT_EQ(p->limit(), 4);  // and slow-starts from there
+}
+
+TEST_F(PoolTest, AReloadKeepsWhatTheUpstreamsHaveShown) {
+  PoolOptions o;
+  o.breaker.failures_to_open = 1;
+  auto before = Proven(o);
+  for (int i = 0; i < 40; ++i) {
+    Send(*before);
+    Advance(absl::Milliseconds(30));
+    a_.Reply(dns::kNoError);
+  }
+  absl::Duration timeout = before->client_timeout();
+  Send(*before);
+  a_.Fail();  // a's breaker opens: b takes over
+  b_.Reply(dns::kNoError);
+  ASSERT_EQ(before->servers()[0].state, CircuitBreaker::State::kOpen);
+  before->CancelQueued();
+  Health health = before->health();
+  // The reload: a new pool for the same zone and servers, then the old one goes.
+  auto after = Make(o);
+  after->AdoptState(*before);
+  before.reset();
+  EXPECT_EQ(after->servers()[0].state, CircuitBreaker::State::kOpen);
+  EXPECT_EQ(after->servers()[0].queries, 42u);
+  EXPECT_EQ(after->client_timeout(), timeout);
+  EXPECT_EQ(after->health(), health);  // degraded by a's failure, as before the reload
+  // The open breaker keeps probing in the new pool (and only there).
+  Advance(absl::Seconds(1));
+  ASSERT_EQ(a_.sent.size(), 1u);
+  a_.Reply(dns::kNoError);
+  EXPECT_EQ(after->servers()[0].state, CircuitBreaker::State::kClosed);
 }
 
 }  // namespace

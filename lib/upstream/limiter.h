@@ -1,0 +1,147 @@
+#ifndef NODEDNS_LIB_UPSTREAM_LIMITER_H_
+#define NODEDNS_LIB_UPSTREAM_LIMITER_H_
+
+// An adaptive concurrency limit for the queries a worker sends to one zone:
+// how many may be in flight at once. It protects an upstream that struggles
+// and stays out of the way of one that does not.
+//
+// The algorithm borrows from TCP congestion control, as Netflix's
+// concurrency-limits and Envoy's adaptive concurrency filter do:
+//  - Latency gradient (Netflix Gradient2, Envoy's gradient controller): the
+//    baseline is the smallest round-trip time of the last `baseline_window`
+//    (a windowed minimum, like Envoy's minRTT); the current RTT is a short
+//    moving average. When the current RTT exceeds tolerance x baseline + slack,
+//    the upstream is queueing: the limit is multiplied by
+//    max(0.5, threshold / current RTT), at most once per current RTT.
+//  - Drops (AIMD): a timeout or network error multiplies the limit by
+//    `backoff`, at most once per `drop_interval`. SERVFAIL/REFUSED are not
+//    congestion (a server that answers quickly is not overloaded); they are the
+//    circuit breakers' business.
+//  - Growth: only while the limit is in use (at least half of it in flight
+//    when the query was sent; an idle limit says nothing, as in Gradient2).
+//    Below the slow-start threshold +1 per good answer, which doubles the
+//    limit every round trip (TCP slow start); above it +1 per round trip.
+//  - Recovery: when a zone answers again after an outage, the limit restarts
+//    at `min_limit` and slow-starts up to `initial_limit`, so thousands of
+//    nodes coming back together ramp up instead of stampeding a recovering
+//    CoreDNS; the latency gradient then brakes each node as that server slows.
+//  - A cold start is not a recovery: the limit starts at `initial_limit`, and
+//    slow start takes it further while the upstream keeps its latency.
+// `max_limit` is the safety ceiling ([upstream] max_inflight).
+//
+// Pure logic on times given by the caller; not thread-safe.
+
+#include <algorithm>
+#include <cstdint>
+
+#include "absl/time/time.h"
+
+namespace nodedns::upstream {
+
+struct LimiterOptions {
+  int initial_limit = 64;
+  int min_limit = 4;
+  int max_limit = 1000;
+  double tolerance = 2.0;
+  // Sub-millisecond jitter on a node-local upstream is not queueing.
+  absl::Duration rtt_slack = absl::Milliseconds(5);
+  double backoff = 0.5;
+  absl::Duration drop_interval = absl::Milliseconds(100);
+  absl::Duration baseline_window = absl::Seconds(30);
+};
+
+class ConcurrencyLimiter {
+ public:
+  explicit ConcurrencyLimiter(const LimiterOptions& options)
+      : options_(Sane(options)), limit_(options_.initial_limit), ssthresh_(options_.max_limit) {}
+
+  int limit() const { return static_cast<int>(limit_); }
+  bool in_slow_start() const { return limit_ < ssthresh_; }
+  // 0 before any sample.
+  absl::Duration baseline_rtt() const { return std::min(min_[0], min_[1]) == absl::InfiniteDuration()
+                                                   ? absl::ZeroDuration()
+                                                   : std::min(min_[0], min_[1]); }
+  absl::Duration current_rtt() const { return current_; }
+  uint64_t decreases() const { return decreases_; }
+
+  // A good answer that came back within the client timeout, `rtt` after it
+  // was sent with `inflight` queries in flight (itself included).
+  void OnSample(absl::Duration rtt, int inflight, absl::Time now) {
+    UpdateBaseline(rtt, now);
+    current_ = current_ == absl::ZeroDuration() ? rtt : (current_ * 4 + rtt) / 5;
+    absl::Duration threshold = baseline_rtt() * options_.tolerance + options_.rtt_slack;
+    if (current_ > threshold) {
+      if (now - last_decrease_ >= current_) {
+        double gradient = std::max(0.5, absl::FDivDuration(threshold, current_));
+        Decrease(limit_ * gradient, now);
+      }
+      return;
+    }
+    if (inflight * 2 < limit_) return;  // not using the limit: no evidence it could be higher
+    limit_ += in_slow_start() ? 1.0 : 1.0 / limit_;
+    limit_ = std::min<double>(limit_, options_.max_limit);
+  }
+  // A timeout or a network error.
+  void OnDrop(absl::Time now) {
+    if (now - last_decrease_ < options_.drop_interval) return;
+    Decrease(limit_ * options_.backoff, now);
+  }
+  // Reload: what the same zone's limiter in the previous generation learnt
+  // (clamped to this one's options).
+  void AdoptState(const ConcurrencyLimiter& other) {
+    limit_ = std::clamp<double>(other.limit_, options_.min_limit, options_.max_limit);
+    ssthresh_ = other.ssthresh_;
+    current_ = other.current_;
+    min_[0] = other.min_[0];
+    min_[1] = other.min_[1];
+    window_start_ = other.window_start_;
+    last_decrease_ = other.last_decrease_;
+    decreases_ = other.decreases_;
+  }
+  // The zone answers again after an outage: start small and slow-start.
+  void OnRecovery(absl::Time now) {
+    limit_ = options_.min_limit;
+    ssthresh_ = std::max(options_.initial_limit, options_.min_limit);
+    current_ = absl::ZeroDuration();  // the outage's samples say nothing now
+    last_decrease_ = now;
+  }
+
+ private:
+  static LimiterOptions Sane(LimiterOptions o) {
+    o.min_limit = std::max(1, o.min_limit);
+    o.max_limit = std::max(o.min_limit, o.max_limit);
+    o.initial_limit = std::clamp(o.initial_limit, o.min_limit, o.max_limit);
+    return o;
+  }
+  void Decrease(double to, absl::Time now) {
+    limit_ = std::max<double>(options_.min_limit, to);
+    ssthresh_ = limit_;
+    last_decrease_ = now;
+    ++decreases_;
+  }
+  // The minimum over two half windows: the baseline forgets samples older
+  // than one to two half windows, so a server that became slower for good
+  // (moved further away) gets a new baseline instead of a shrinking limit.
+  void UpdateBaseline(absl::Duration rtt, absl::Time now) {
+    absl::Duration half = options_.baseline_window / 2;
+    if (now - window_start_ >= half) {
+      min_[0] = now - window_start_ >= 2 * half ? absl::InfiniteDuration() : min_[1];
+      min_[1] = absl::InfiniteDuration();
+      window_start_ = now;
+    }
+    min_[1] = std::min(min_[1], rtt);
+  }
+
+  const LimiterOptions options_;
+  double limit_;
+  double ssthresh_;
+  absl::Duration current_ = absl::ZeroDuration();
+  absl::Duration min_[2] = {absl::InfiniteDuration(), absl::InfiniteDuration()};
+  absl::Time window_start_ = absl::InfinitePast();
+  absl::Time last_decrease_ = absl::InfinitePast();
+  uint64_t decreases_ = 0;
+};
+
+}  // namespace nodedns::upstream
+
+#endif  // NODEDNS_LIB_UPSTREAM_LIMITER_H_

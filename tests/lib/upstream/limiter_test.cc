@@ -1,0 +1,120 @@
+#include "lib/upstream/limiter.h"
+
+#include "gtest/gtest.h"
+
+namespace nodedns::upstream {
+namespace {
+
+constexpr absl::Duration kMs = absl::Milliseconds(1);
+
+class LimiterTest : public ::testing::Test {
+ protected:
+  // `n` good answers of `rtt`, each sent with `inflight` in flight, one per rtt.
+  void Samples(ConcurrencyLimiter& l, int n, absl::Duration rtt, int inflight) {
+    for (int i = 0; i < n; ++i) {
+      now_ += rtt;
+      l.OnSample(rtt, inflight, now_);
+    }
+  }
+  absl::Time now_ = absl::UnixEpoch() + absl::Hours(1);
+};
+
+TEST_F(LimiterTest, AnIdleLimitDoesNotGrow) {
+  ConcurrencyLimiter l(LimiterOptions{.initial_limit = 64});
+  Samples(l, 1000, kMs, 3);
+  EXPECT_EQ(l.limit(), 64);
+}
+
+TEST_F(LimiterTest, SlowStartDoublesPerRoundTripWhileTheLimitIsUsed) {
+  ConcurrencyLimiter l(LimiterOptions{.initial_limit = 64, .max_limit = 1000});
+  EXPECT_TRUE(l.in_slow_start());
+  // One round trip: `limit` answers, each +1.
+  Samples(l, 64, kMs, 64);
+  EXPECT_EQ(l.limit(), 128);
+  Samples(l, 2000, kMs, 1000);
+  EXPECT_EQ(l.limit(), 1000);  // the ceiling (max_inflight)
+}
+
+TEST_F(LimiterTest, RisingLatencyShrinksTheLimitAtMostHalfPerRoundTrip) {
+  LimiterOptions o{.initial_limit = 100, .min_limit = 4, .max_limit = 1000};
+  ConcurrencyLimiter l(o);
+  Samples(l, 50, kMs, 10);  // baseline 1 ms
+  EXPECT_EQ(l.baseline_rtt(), kMs);
+  // Within tolerance (2 x 1 ms + 5 ms slack): no change.
+  Samples(l, 50, 6 * kMs, 10);
+  EXPECT_EQ(l.limit(), 100);
+  // The upstream queues: 50 ms. One decrease per current round trip, each by
+  // at most half, never below min_limit.
+  now_ += 50 * kMs;
+  l.OnSample(50 * kMs, 100, now_);  // the average moves to about 14.8 ms
+  int after_one = l.limit();
+  EXPECT_LT(after_one, 100);
+  EXPECT_GE(after_one, 50);
+  l.OnSample(50 * kMs, 100, now_);  // same moment: no second decrease
+  EXPECT_EQ(l.limit(), after_one);
+  Samples(l, 200, 50 * kMs, 100);
+  EXPECT_EQ(l.limit(), 4);
+  EXPECT_FALSE(l.in_slow_start());
+  // Latency back to normal: additive growth, about one per round trip.
+  Samples(l, 30, kMs, 100);
+  int back = l.limit();
+  Samples(l, 100, kMs, 100);
+  EXPECT_GT(l.limit(), back);
+  EXPECT_LT(l.limit(), back + 40);
+}
+
+TEST_F(LimiterTest, DropsHalveTheLimitAtMostOncePerInterval) {
+  ConcurrencyLimiter l(LimiterOptions{.initial_limit = 64, .min_limit = 4});
+  l.OnDrop(now_);
+  EXPECT_EQ(l.limit(), 32);
+  l.OnDrop(now_ + 50 * kMs);  // a burst of timeouts from the same moment counts once
+  EXPECT_EQ(l.limit(), 32);
+  for (int i = 1; i < 10; ++i) l.OnDrop(now_ + i * 100 * kMs);
+  EXPECT_EQ(l.limit(), 4);
+}
+
+TEST_F(LimiterTest, RecoveryRestartsSmallAndSlowStartsUpToTheInitialLimit) {
+  ConcurrencyLimiter l(LimiterOptions{.initial_limit = 64, .min_limit = 4, .max_limit = 1000});
+  Samples(l, 2000, kMs, 1000);
+  ASSERT_EQ(l.limit(), 1000);
+  l.OnRecovery(now_);
+  EXPECT_EQ(l.limit(), 4);
+  // 4 -> 8 -> 16 -> 32 -> 64 in four round trips, then about +1 per round trip.
+  int rounds = 0;
+  while (l.in_slow_start()) {
+    Samples(l, l.limit(), 2 * kMs, l.limit());
+    ++rounds;
+  }
+  EXPECT_EQ(rounds, 4);
+  EXPECT_EQ(l.limit(), 64);
+  Samples(l, 64 * 3, 2 * kMs, 64);
+  EXPECT_GE(l.limit(), 66);
+  EXPECT_LE(l.limit(), 68);
+}
+
+TEST_F(LimiterTest, TheBaselineFollowsAServerThatBecameSlowerForGood) {
+  ConcurrencyLimiter l(LimiterOptions{.initial_limit = 100, .baseline_window = absl::Seconds(30)});
+  Samples(l, 100, kMs, 10);
+  // Moved further away: 40 ms from now on. The limit shrinks at first ...
+  Samples(l, 100, 40 * kMs, 100);
+  int shrunk = l.limit();
+  EXPECT_LT(shrunk, 100);
+  // ... until the 1 ms samples have left the window (30 to 45 s): 40 ms is
+  // the new baseline and the limit grows again.
+  Samples(l, 2000, 40 * kMs, 100);
+  EXPECT_EQ(l.baseline_rtt(), 40 * kMs);
+  EXPECT_GT(l.limit(), shrunk);
+}
+
+TEST_F(LimiterTest, AReloadKeepsWhatWasLearntWithinTheNewBounds) {
+  ConcurrencyLimiter before(LimiterOptions{.initial_limit = 64});
+  before.OnDrop(now_);
+  Samples(before, 10, 3 * kMs, 1);
+  ConcurrencyLimiter after(LimiterOptions{.initial_limit = 64, .max_limit = 20});
+  after.AdoptState(before);
+  EXPECT_EQ(after.limit(), 20);
+  EXPECT_EQ(after.baseline_rtt(), 3 * kMs);
+}
+
+}  // namespace
+}  // namespace nodedns::upstream
