@@ -89,8 +89,9 @@ class Cache {
   // Stores an entry with explicit deadlines (snapshot load).
   bool InsertWithDeadlines(std::string_view key, const dns::CacheImage& image, absl::Time inserted_at,
                            absl::Time expires_at, absl::Time now, absl::Duration max_stale);
-  // Records that a refresh of `key` failed at `now` (RFC 8767 failure recheck).
-  void MarkRefreshFailed(std::string_view key, absl::Time now);
+  // Records that a refresh of `key` sent at `sent_at` failed (RFC 8767 failure
+  // recheck; the window counts from the send, see the resolver).
+  void MarkRefreshFailed(std::string_view key, absl::Time sent_at);
 
   bool Erase(std::string_view key);
   // Removes every entry for `qname` (lowercased uncompressed wire name), all

@@ -47,6 +47,27 @@ size_t WriteOpt(uint8_t* out, uint16_t udp_size, uint8_t ext_rcode, bool dnssec_
   return 17;
 }
 
+bool IsAnswerTo(absl::Span<const uint8_t> query, absl::Span<const uint8_t> answer) {
+  if (query.size() < kHeaderSize || answer.size() < kHeaderSize) return false;
+  uint16_t flags = Read16(answer.data() + 2);
+  if (!(flags & kFlagQR) || OpcodeOf(flags) != 0 || Read16(answer.data() + 4) != 1) return false;
+  size_t name_len = ValidateUncompressedName(query.data() + kHeaderSize, query.size() - kHeaderSize);
+  size_t question = name_len + 4;
+  if (name_len == 0 || kHeaderSize + question > query.size() || kHeaderSize + question > answer.size()) return false;
+  const uint8_t* q = query.data() + kHeaderSize;
+  const uint8_t* a = answer.data() + kHeaderSize;
+  // Label lengths equal and letters equal in any case (a length octet is at
+  // most 63, below 'A', so lowering leaves it alone): the question of a
+  // response is never compressed (nothing precedes it to point at).
+  auto lower = [](uint8_t c) { return c >= 'A' && c <= 'Z' ? static_cast<uint8_t>(c + 32) : c; };
+  for (size_t i = 0; i < question; ++i) {
+    uint8_t x = q[i], y = a[i];
+    if (x == y) continue;
+    if (i >= name_len || lower(x) != lower(y)) return false;
+  }
+  return true;
+}
+
 QueryCheck InspectQuery(const uint8_t* d, size_t len, QueryView* q) {
   *q = QueryView{};
   if (len < kHeaderSize) return QueryCheck::kTooShort;

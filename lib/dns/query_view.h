@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <cstdint>
+
+#include "absl/types/span.h"
 #include <string_view>
 
 #include "lib/dns/constants.h"
@@ -93,6 +95,11 @@ inline constexpr size_t kMaxQuerySize = kHeaderSize + kMaxNameLength + 4 + 11;
 // octets; returns the length.
 size_t WriteQuery(std::string_view qname, uint16_t qtype, uint16_t qclass, bool checking_disabled, bool dnssec_ok,
                   uint8_t* out);
+
+// True if `answer` is a response (QR=1, QUERY) to `query` (one we wrote with
+// WriteQuery): one question, the same name in any letter case, type and
+// class. It does not look past the question; the resolver's full parse does.
+bool IsAnswerTo(absl::Span<const uint8_t> query, absl::Span<const uint8_t> answer);
 
 // Writes an answer with no records and the given rcode for `query` into out:
 // the client's ID, opcode, RD and CD, RA set, the question when `q` is known

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "lib/dns/message.h"
@@ -135,6 +136,9 @@ Resolver::Outcome Resolver::HandleQuery(const uint8_t* query, size_t len, const 
   dns::MakeCacheKey(query, q, &key);
   absl::Time now = clock_->Now();
   cache::LookupStatus st = cache_->Lookup(key.view(), now, out, cap - dns::kAnswerOverhead, &hit_);
+  if (st == cache::LookupStatus::kFresh && hit_.kind == dns::AnswerKind::kServFail && ServfailOutdated(key, now)) {
+    st = cache::LookupStatus::kMiss;
+  }
   if (st == cache::LookupStatus::kFresh) {
     if (hit_.kind == dns::AnswerKind::kServFail) {
       Bump(counters_->servfail_cached);
@@ -149,6 +153,15 @@ Resolver::Outcome Resolver::HandleQuery(const uint8_t* query, size_t len, const 
   Bump(counters_->cache_misses);
   if (st == cache::LookupStatus::kStale) return HandleStale(query, len, q, key, to, out, cap, out_len);
   return HandleMiss(query, len, q, key, to, out, cap, out_len);
+}
+
+bool Resolver::ServfailOutdated(const dns::CacheKey& key, absl::Time now) {
+  // Newer evidence wins here too: once the zone has answered after an
+  // upstream failure was cached, the failure says nothing any more (but a
+  // name broken on its own is asked at most once per failure_recheck_min).
+  const upstream::Zone* zone = router_->Route(key.qname());
+  return zone != nullptr && zone->upstream->last_good_answer() > hit_.inserted_at &&
+         now - hit_.inserted_at >= options_.failure_recheck_min;
 }
 
 Resolver::Outcome Resolver::HandleStale(const uint8_t* query, size_t len, const dns::QueryView& q,
@@ -277,6 +290,8 @@ void Resolver::OnStaleTimer(const std::string& key) {
   for (auto& [k, p] : pending_) {
     if (p->zone == zone && (p->stale_timer || k == key)) keys.push_back(k);
   }
+  // In a fixed order (a hash map's is not), so a run can be replayed.
+  std::sort(keys.begin(), keys.end());
   for (const std::string& k : keys) FlushStaleWaiters(k);
 }
 
@@ -362,7 +377,9 @@ void Resolver::OnUpstreamAnswer(const std::string& key, const absl::Status& stat
     // Newer evidence wins: a query started before the zone's newest good
     // answer (one sent in an outage that ended meanwhile) says nothing now.
     bool outdated = p.started_at < p.zone->upstream->last_good_answer();
-    if (!outdated) cache_->MarkRefreshFailed(key, now);
+    // The window counts from when the failed query was sent: a good answer
+    // from the zone after that is newer evidence (HandleStale).
+    if (!outdated) cache_->MarkRefreshFailed(key, p.started_at);
     if (AnswerFromCache(key, p.waiters, StaleReason::kFailure)) return;
     // Nothing to fall back on: relay what upstream said (or SERVFAIL), and
     // remember the upstream's failure briefly so a failing upstream is not

@@ -125,6 +125,8 @@ class Resolver {
                       const ReplyTarget& to, uint8_t* out, size_t cap, size_t* out_len);
   Outcome HandleMiss(const uint8_t* query, size_t len, const dns::QueryView& q, const dns::CacheKey& key,
                      const ReplyTarget& to, uint8_t* out, size_t cap, size_t* out_len);
+  // A cached SERVFAIL (hit_) from before the zone's newest good answer.
+  bool ServfailOutdated(const dns::CacheKey& key, absl::Time now);
   static Waiter MakeWaiter(const ReplyTarget& to, const dns::QueryView& q, const uint8_t* query,
                            bool stale_fallback);
   // Answered stale for the waiters with a fallback after the zone's client timeout.

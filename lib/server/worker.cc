@@ -42,6 +42,39 @@ absl::Duration LongestQuery(const config::Config& c) {
 
 }  // namespace
 
+upstream::PoolOptions PoolOptionsFor(const config::Config& config, const config::ZoneConfig& z) {
+  upstream::PoolOptions po;
+  po.zone = z.name;
+  po.breaker.failures_to_open = config.breaker_failures;
+  po.breaker.probe_min = config.probe_min;
+  po.breaker.probe_max = config.probe_max;
+  po.probe_timeout = config.probe_timeout;
+  po.max_qps = config.max_qps;
+  po.limiter.max_limit = config.max_inflight;
+  po.limiter.initial_limit = config.limit_initial;
+  po.limiter.min_limit = config.limit_min;
+  po.limiter.tolerance = config.limit_tolerance_percent / 100.0;
+  po.max_queue = static_cast<size_t>(config.max_queue);
+  po.queue_timeout = config.queue_timeout;
+  po.degraded_hold = config.degraded_hold;
+  po.client_timeout = config.client_timeout;
+  return po;
+}
+
+resolver::ResolverOptions ResolverOptionsFor(const config::Config& config) {
+  resolver::ResolverOptions ro;
+  ro.max_udp_size = static_cast<uint16_t>(config.max_udp_size);
+  ro.ttl = config.ttl;
+  ro.max_pending = static_cast<size_t>(config.max_pending);
+  ro.max_waiters = static_cast<size_t>(config.max_waiters);
+  ro.stale_reply_ttl = static_cast<uint32_t>(config.stale_reply_ttl);
+  ro.failure_recheck = config.failure_recheck;
+  ro.servfail_ttl = config.servfail_ttl;
+  ro.prefetch = config.prefetch;
+  ro.prefetch_threshold = config.prefetch_threshold_percent / 100.0;
+  return ro;
+}
+
 Worker::Worker(int index, const config::Config& config, cache::Cache* cache, const SteadyClock* clock)
     : index_(index), clock_(clock), cache_(cache) {}
 
@@ -67,21 +100,7 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
       specs.push_back({server.ToString(), set->get()});
       g->transports.push_back(std::move(*set));
     }
-    upstream::PoolOptions po;
-    po.zone = z.name;
-    po.breaker.failures_to_open = config.breaker_failures;
-    po.breaker.probe_min = config.probe_min;
-    po.breaker.probe_max = config.probe_max;
-    po.probe_timeout = config.probe_timeout;
-    po.max_qps = config.max_qps;
-    po.limiter.max_limit = config.max_inflight;
-    po.limiter.initial_limit = config.limit_initial;
-    po.limiter.min_limit = config.limit_min;
-    po.limiter.tolerance = config.limit_tolerance_percent / 100.0;
-    po.max_queue = static_cast<size_t>(config.max_queue);
-    po.queue_timeout = config.queue_timeout;
-    po.degraded_hold = config.degraded_hold;
-    po.client_timeout = config.client_timeout;
+    upstream::PoolOptions po = PoolOptionsFor(config, z);
     g->pools.push_back(std::make_unique<upstream::UpstreamPool>(po, std::move(specs), clock_, &timers_, &counters_,
                                                                 seeder()));
     auto zone = std::make_unique<upstream::Zone>();
@@ -97,16 +116,7 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
     g->router.AddZone(*wire, zone.get());
     g->zones.push_back(std::move(zone));
   }
-  resolver::ResolverOptions ro;
-  ro.max_udp_size = static_cast<uint16_t>(config.max_udp_size);
-  ro.ttl = config.ttl;
-  ro.max_pending = static_cast<size_t>(config.max_pending);
-  ro.max_waiters = static_cast<size_t>(config.max_waiters);
-  ro.stale_reply_ttl = static_cast<uint32_t>(config.stale_reply_ttl);
-  ro.failure_recheck = config.failure_recheck;
-  ro.servfail_ttl = config.servfail_ttl;
-  ro.prefetch = config.prefetch;
-  ro.prefetch_threshold = config.prefetch_threshold_percent / 100.0;
+  resolver::ResolverOptions ro = ResolverOptionsFor(config);
   g->resolver = std::make_unique<resolver::Resolver>(ro, cache_, &g->router, clock_, &timers_, &counters_, seeder());
   return g;
 }

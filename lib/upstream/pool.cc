@@ -43,11 +43,14 @@ struct UpstreamPool::Request {
 
 namespace {
 
-// rcodes that count as a server failure (RFC 8767: SERVFAIL, REFUSED, NOTIMP).
-bool IsFailureRcode(absl::Span<const uint8_t> answer) {
-  if (answer.size() < dns::kHeaderSize) return true;
+// A usable answer: a response to our question with NOERROR or NXDOMAIN.
+// Anything else (SERVFAIL, REFUSED, NOTIMP as RFC 8767 says, or garbage that
+// happens to carry our ID) is a failure, and never evidence that the zone
+// answers again.
+bool IsGoodAnswer(absl::Span<const uint8_t> query, absl::Span<const uint8_t> answer) {
+  if (!dns::IsAnswerTo(query, answer)) return false;
   uint16_t rcode = answer[3] & 0x0f;
-  return rcode == dns::kServFail || rcode == dns::kRefused || rcode == dns::kNotImp;
+  return rcode == dns::kNoError || rcode == dns::kNxDomain;
 }
 
 // No answer at all: the server (or the path to it) dropped the query.
@@ -246,7 +249,7 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
                             absl::Span<const uint8_t> answer) {
   absl::Time now = clock_->Now();
   bool cancelled = absl::IsCancelled(status);
-  bool failed = !cancelled && (!status.ok() || IsFailureRcode(answer));
+  bool failed = !cancelled && (!status.ok() || !IsGoodAnswer(req->query, answer));
   // Newer evidence wins: a failure (or slow answer) for a query sent before
   // the newest good answer says nothing about the server now. Without this,
   // queries sent during an outage that time out after recovery would degrade
@@ -305,7 +308,7 @@ void UpstreamPool::OnGood(Server& s, absl::Time now) {
     // coming back together must not stampede a recovering server.
     limiter_.OnRecovery(now);
   }
-  if (zone_probe_timer_ && last_good_at_ > last_failure_at_) {
+  if (zone_probe_timer_ && last_good_at_ > last_suspect_at_) {
     timers_->Cancel(zone_probe_timer_);
     zone_probe_timer_ = 0;
   }
@@ -321,7 +324,7 @@ void UpstreamPool::MarkBad(absl::Time now) {
 void UpstreamPool::OnFailure(size_t index, absl::Time now, bool drop) {
   Server& s = *servers_[index];
   MarkBad(now);
-  last_failure_at_ = now;
+  last_suspect_at_ = now;
   if (drop) limiter_.OnDrop(now);
   if (s.breaker.OnFailure(now)) {
     Bump(counters_->breaker_opened);
@@ -342,7 +345,7 @@ void UpstreamPool::ScheduleZoneProbe(absl::Time now) {
   zone_probe_timer_ = timers_->Add(now + interval * jitter(rng_), [this] {
     zone_probe_timer_ = 0;
     // Recovered meanwhile (a client query was answered): nothing to probe.
-    if (last_good_at_ != absl::InfinitePast() && last_good_at_ > last_failure_at_) return;
+    if (last_good_at_ != absl::InfinitePast() && last_good_at_ > last_suspect_at_) return;
     size_t i = NextServer(0);
     if (i == servers_.size()) return;  // every breaker is open: their own probes run
     SendProbe(i, /*zone_probe=*/true);
@@ -362,7 +365,7 @@ void UpstreamPool::SendProbe(size_t index, bool zone_probe) {
   Server& s = *servers_[index];
   if (s.breaker.allows_traffic() != zone_probe) return;
   absl::Time now = clock_->Now();
-  if (s.probe_inflight) {  // the other kind of probe is out: its answer decides
+  if (s.probe_inflight) {  // the other kind of probe is out: its outcome reschedules this one
     if (zone_probe) ScheduleZoneProbe(now);
     return;
   }
@@ -380,8 +383,10 @@ void UpstreamPool::SendProbe(size_t index, bool zone_probe) {
       OnFailure(index, t, drop);  // counts toward the breaker; schedules the next zone probe
     } else {
       servers_[index]->breaker.OnFailure(t);
-      ScheduleProbe(index);
     }
+    // Whatever kind of probe failed, an open breaker keeps probing (a breaker
+    // probe that fell due while this one was out was skipped).
+    if (!servers_[index]->breaker.allows_traffic()) ScheduleProbe(index);
   };
   timers_->Add(now + options_.probe_timeout, [this, alive, index, generation, failed] {
     if (alive.expired()) return;
@@ -404,7 +409,7 @@ void UpstreamPool::SendProbe(size_t index, bool zone_probe) {
     srv.probe_inflight = false;
     absl::Time t = clock_->Now();
     uint16_t rcode = answer.size() >= dns::kHeaderSize ? (answer[3] & 0x0f) : 0xffff;
-    if (st.ok() && (rcode == dns::kNoError || rcode == dns::kNxDomain)) {
+    if (st.ok() && IsGoodAnswer(probe_query_, answer)) {
       OnGood(srv, t);
       // The server answers again: failures of queries sent before this
       // probe are outdated, the zone is not degraded by them any more, and
@@ -425,9 +430,16 @@ Health UpstreamPool::health() const {
 }
 
 void UpstreamPool::ReportClientTimeout() {
-  // Queries waiting for room under our own limit: the wait was ours.
-  if (queued() > 0) return;
-  MarkBad(clock_->Now());
+  // Even when the refresh was still queued: the limit is full because the
+  // upstream has not answered what is in flight, and clients are better served
+  // stale at once until it does.
+  absl::Time now = clock_->Now();
+  MarkBad(now);
+  // Suspect: probe until a server answers, so that a query that is merely
+  // late (or lost in an outage that has already ended) does not decide when
+  // the zone counts as answering again.
+  last_suspect_at_ = now;
+  ScheduleZoneProbe(now);
 }
 
 absl::Duration UpstreamPool::p99_latency() const {
@@ -483,7 +495,7 @@ void UpstreamPool::AdoptState(const UpstreamPool& previous) {
   degraded_until_ = previous.degraded_until_;
   last_bad_at_ = previous.last_bad_at_;
   last_good_at_ = previous.last_good_at_;
-  last_failure_at_ = previous.last_failure_at_;
+  last_suspect_at_ = previous.last_suspect_at_;
   zone_probe_failures_ = previous.zone_probe_failures_;
   limiter_.AdoptState(previous.limiter_);
   tokens_ = previous.tokens_;
@@ -504,7 +516,11 @@ std::vector<ServerStatus> UpstreamPool::servers() const {
 }
 
 ZoneStatus UpstreamPool::zone_status() const {
-  return {health(), limiter_.limit(), inflight_, queued(), limiter_.baseline_rtt(), last_good_at_};
+  bool probing = true;
+  for (const auto& s : servers_) {
+    if (!s->breaker.allows_traffic() && s->probe_timer == 0 && !s->probe_inflight) probing = false;
+  }
+  return {health(), limiter_.limit(), inflight_, queued(), limiter_.baseline_rtt(), last_good_at_, probing};
 }
 
 }  // namespace nodedns::upstream

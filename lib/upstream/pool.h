@@ -5,7 +5,8 @@
 //  - a circuit breaker per server, failover to the next server whose breaker
 //    is closed, probes to open ones (a SOA query for the zone, one per probe
 //    interval);
-//  - zone probes: after a failure, until a server of the zone answers again,
+//  - zone probes: after a failure or a missed client timeout, until a server
+//    of the zone answers again,
 //    one probe per probe interval to the first server whose breaker is
 //    closed, so that recovery is noticed within about a second even when no
 //    breaker opened (a few names asked now and then never fail three times
@@ -89,6 +90,7 @@ struct ZoneStatus {
   size_t queued;
   absl::Duration baseline_rtt;  // the limiter's; 0 before any sample
   absl::Time last_good;         // InfinitePast if never
+  bool probing;  // every open breaker has a probe scheduled or in flight
 };
 
 class UpstreamPool final : public Upstream {
@@ -173,7 +175,9 @@ class UpstreamPool final : public Upstream {
   absl::Time degraded_until_ = absl::InfiniteFuture();
   absl::Time last_bad_at_ = absl::InfinitePast();  // last failure or slow answer
   absl::Time last_good_at_ = absl::InfinitePast();  // receipt of the newest usable answer
-  absl::Time last_failure_at_ = absl::InfinitePast();
+  // The newest failure or missed client timeout: zone probes run while it is
+  // newer than the newest good answer.
+  absl::Time last_suspect_at_ = absl::InfinitePast();
   // Zone probes, while a failure is newer than the newest good answer.
   TimerQueue::Id zone_probe_timer_ = 0;
   int zone_probe_failures_ = 0;

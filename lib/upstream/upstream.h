@@ -54,8 +54,7 @@ class Upstream {
   virtual Health health() const = 0;
   // How long a client waits for a refresh before it is answered stale.
   virtual absl::Duration client_timeout() const = 0;
-  // A refresh missed the client timeout: the zone counts as degraded (unless
-  // queries are waiting for room under our own limit: then the wait was ours).
+  // A refresh missed the client timeout: the zone counts as degraded.
   virtual void ReportClientTimeout() = 0;
   // When a usable answer (NOERROR or NXDOMAIN, probes included) last came
   // from a server of the zone (InfinitePast if never). Newer evidence wins:

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <iostream>
 #include <map>
 #include <thread>
 
@@ -31,7 +32,6 @@ using Mode = FakeUpstream::Mode;
 
 constexpr int kNames = 1000;
 constexpr int kQps = 500;
-constexpr int kMaxUpstreamQps = 500;
 
 struct Case {
   const char* name;
@@ -53,10 +53,8 @@ TEST_P(OutageTest, KeepsAnsweringFromStaleAndProtectsTheUpstream) {
   auto upstream = FakeUpstream::Start();
   ASSERT_NE(upstream, nullptr);
   upstream->set_ttl(2);
-  TempDir dir;
-  std::string cfg = dir.Write("outage.toml", "[upstream]\nmax_qps = " + std::to_string(kMaxUpstreamQps) +
-                                                 "\n[log]\nlevel = \"warn\"\n");
-  auto daemon = DaemonProcess::Start({"--config", cfg, "--upstream", upstream->address()});
+  // The default configuration: what users run.
+  auto daemon = DaemonProcess::Start({"--upstream", upstream->address()});
   ASSERT_NE(daemon->port(), 0) << daemon->log();
 
   std::vector<std::string> names;
@@ -123,7 +121,9 @@ TEST_P(OutageTest, KeepsAnsweringFromStaleAndProtectsTheUpstream) {
     if (c.flapping) {
       EXPECT_LT(r.latency(), milliseconds(90)) << "waited longer than the client timeout";
     } else if (r.sent > outage_start + milliseconds(300)) {
-      EXPECT_LT(r.latency(), milliseconds(40)) << "waited after the start of the outage";
+      EXPECT_LT(r.latency(), milliseconds(40))
+          << "waited after the start of the outage: asked "
+          << std::chrono::duration_cast<milliseconds>(r.sent - outage_start).count() << " ms into it";
     }
     if (r.latency() > milliseconds(10)) ++waited;
     max_latency = std::max(max_latency, r.latency());
@@ -148,7 +148,9 @@ TEST_P(OutageTest, KeepsAnsweringFromStaleAndProtectsTheUpstream) {
         ++per_name[q.name];
       }
     }
-    per_second[std::chrono::duration_cast<std::chrono::seconds>(q.at.time_since_epoch()).count()]++;
+    if (q.at >= outage_start && q.at <= outage_end) {
+      per_second[std::chrono::duration_cast<std::chrono::seconds>(q.at - outage_start).count()]++;
+    }
   }
   int client_queries = static_cast<int>(during.results().size());
   int worst = 0;
@@ -163,8 +165,9 @@ TEST_P(OutageTest, KeepsAnsweringFromStaleAndProtectsTheUpstream) {
     EXPECT_LT(total, client_queries / 20) << "upstream load above 5 % of the client rate";
     EXPECT_LE(probes, 2 * (OutageSeconds() + 1)) << "more than one probe per ~0.5 s";
   }
-  // 4. Never more than the cap per second (a 0.1 s burst on top).
-  for (auto& [sec, n] : per_second) EXPECT_LE(n, kMaxUpstreamQps * 11 / 10 + 5) << "second " << sec;
+  // 4. No second of the run sends the upstream more than a tenth of the
+  //    client rate (the first refreshes of the outage included).
+  for (auto& [sec, n] : per_second) EXPECT_LE(n, kQps / 10) << "second " << sec;
 
   // 5. Fresh answers resume within 2 s of the upstream's return, and then
   //    (nearly) everything is fresh.
@@ -192,11 +195,16 @@ TEST_P(OutageTest, KeepsAnsweringFromStaleAndProtectsTheUpstream) {
       << std::chrono::duration_cast<milliseconds>(restored_wall.time_since_epoch()).count() % 100000 << " ms\n"
       << daemon->log();
   EXPECT_GE(late_fresh * 100, late_total * 95) << late_fresh << " of " << late_total << " fresh";
+  if (HasFailure()) std::cerr << "daemon log:\n" << daemon->log();
   EXPECT_EQ(daemon->Stop(), 0) << daemon->log();
   // The outage must not flood the log: breaker state changes (at most 4 a
   // minute per server, even when flapping) and nothing per query.
   std::string log = daemon->log();
-  EXPECT_LE(std::count(log.begin(), log.end(), '\n'), 12) << log;
+  int loud = 0;
+  for (size_t at = 0; (at = log.find("] [", at)) != std::string::npos; ++at) {
+    loud += log.compare(at, 12, "] [warning] ") == 0 || log.compare(at, 10, "] [error] ") == 0;
+  }
+  EXPECT_LE(loud, 12) << log;
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -1,5 +1,6 @@
 #include "tests/support/daemon_process.h"
 
+#include <cstdlib>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -58,6 +59,8 @@ std::unique_ptr<DaemonProcess> DaemonProcess::Start(const Options& o) {
   if (!has("--control-socket")) argv_s.insert(argv_s.end(), {"--control-socket", d->dir_.path() + "/control.sock"});
   if (!has("--metrics-listen")) argv_s.insert(argv_s.end(), {"--metrics-listen", "127.0.0.1:0"});
   argv_s.insert(argv_s.end(), o.args.begin(), o.args.end());
+  // For a developer chasing a failure: NODEDNS_TEST_LOG_LEVEL=debug.
+  if (const char* level = std::getenv("NODEDNS_TEST_LOG_LEVEL")) argv_s.insert(argv_s.end(), {"--log-level", level});
   pid_t pid = fork();
   if (pid == 0) {
     for (const std::string& e : o.env) putenv(strdup(e.c_str()));

@@ -111,7 +111,7 @@ void FakeUpstream::ResetCounts() {
   std::lock_guard<std::mutex> lock(mu_);
   per_name_.clear();
   log_.clear();
-  queries_ = udp_queries_ = tcp_queries_ = 0;
+  queries_ = udp_queries_ = tcp_queries_ = probes_ = 0;
 }
 
 std::vector<uint8_t> FakeUpstream::Respond(const std::vector<uint8_t>& query, bool tcp, Mode mode, bool count,
@@ -123,9 +123,13 @@ std::vector<uint8_t> FakeUpstream::Respond(const std::vector<uint8_t>& query, bo
     return {};
   }
   std::string qname_text = dns::NameToText(q->questions[0].name);
-  if (count) {
+  if (count && q->questions[0].type == dns::kTypeSOA) {
+    ++probes_;  // nodedns's zone and breaker probes: not client traffic
+  } else if (count) {
     ++queries_;
     ++(tcp ? tcp_queries_ : udp_queries_);
+  }
+  if (count) {
     std::lock_guard<std::mutex> lock(mu_);
     per_name_[Lower(qname_text)]++;
     log_.push_back({Clock::now(), Lower(qname_text), q->questions[0].type, q->id});

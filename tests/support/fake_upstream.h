@@ -47,7 +47,10 @@ class FakeUpstream {
   // The IPv4 address given in A answers.
   void set_address(uint32_t a) { a_record_ = a; }
 
+  // Queries received, SOA probes not included.
   int queries() const { return queries_; }
+  // SOA queries: nodedns's zone and breaker probes.
+  int probes() const { return probes_; }
   int udp_queries() const { return udp_queries_; }
   int tcp_queries() const { return tcp_queries_; }
   // Queries received for `name` ("www.example.com.", any case).
@@ -76,7 +79,7 @@ class FakeUpstream {
   std::atomic<int> delay_ms_{0};
   std::atomic<uint32_t> ttl_{300};
   std::atomic<uint32_t> a_record_{0xC0000201};  // 192.0.2.1
-  std::atomic<int> queries_{0}, udp_queries_{0}, tcp_queries_{0};
+  std::atomic<int> queries_{0}, udp_queries_{0}, tcp_queries_{0}, probes_{0};
   mutable std::mutex mu_;
   std::map<std::string, int> per_name_;
   std::vector<LoggedQuery> log_;

@@ -174,6 +174,32 @@ TEST(ErrorAnswerTest, FormErrWithoutQuestionAndWithEde) {
   EXPECT_EQ(Read16(reinterpret_cast<const uint8_t*>(m->edns->options[0].data.data())), kEdeNoReachableAuthority);
 }
 
+TEST(IsAnswerToTest, OnlyAResponseToTheSameQuestionInAnyCase) {
+  std::string name = *NameFromText("www.Example.com");
+  uint8_t query[kMaxQuerySize];
+  size_t n = WriteQuery(name, kTypeA, kClassIN, false, false, query);
+  std::vector<uint8_t> answer(query, query + n);
+  absl::Span<const uint8_t> q(query, n);
+  EXPECT_FALSE(IsAnswerTo(q, answer));  // QR=0: a query, not an answer
+  answer[2] |= 0x80;
+  EXPECT_TRUE(IsAnswerTo(q, answer));
+  answer[kHeaderSize + 1] = 'W';  // 0x20 case: still the same question
+  EXPECT_TRUE(IsAnswerTo(q, answer));
+  auto other = answer;
+  other[kHeaderSize + 2] = 'x';  // another name
+  EXPECT_FALSE(IsAnswerTo(q, other));
+  other = answer;
+  other[kHeaderSize + name.size() + 1] = kTypeAAAA;  // another type
+  EXPECT_FALSE(IsAnswerTo(q, other));
+  other = answer;
+  other[5] = 2;  // two questions
+  EXPECT_FALSE(IsAnswerTo(q, other));
+  other = answer;
+  other[2] |= 0x08;  // another opcode
+  EXPECT_FALSE(IsAnswerTo(q, other));
+  EXPECT_FALSE(IsAnswerTo(q, absl::Span<const uint8_t>(answer.data(), kHeaderSize + 3)));  // cut short
+}
+
 }  // namespace
 }  // namespace nodedns::dns
 

@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "lib/dns/constants.h"
+#include "lib/dns/query_view.h"
 
 namespace nodedns::upstream {
 namespace {
@@ -79,8 +80,10 @@ class PoolTest : public ::testing::Test {
         o, std::vector<UpstreamPool::ServerSpec>{{"a", &a_}, {"b", &b_}}, &clock_, &timers_, &counters_, 3);
   }
   SendResult Send(UpstreamPool& p, Priority prio = Priority::kClient, uint8_t tag = 0) {
-    std::vector<uint8_t> q(17, 0);
-    q[12] = tag;  // tells queries apart in the transports' queues
+    // "<tag>." tells queries apart in the transports' queues.
+    std::string name = {1, static_cast<char>('a' + tag), 0};
+    std::vector<uint8_t> q(dns::kMaxQuerySize);
+    q.resize(dns::WriteQuery(name, dns::kTypeA, dns::kClassIN, false, false, q.data()));
     return p.Send(q, prio, [this](const absl::Status& s, absl::Span<const uint8_t> answer) {
       results.push_back(s.ok() && answer.size() >= 4 ? answer[3] & 0x0f : -1);
       codes.push_back(s.code());
@@ -210,6 +213,22 @@ TEST_F(PoolTest, ClientTimeoutAdaptsToLatency) {
   EXPECT_EQ(Make(fixed)->client_timeout(), absl::Milliseconds(250));
 }
 
+TEST_F(PoolTest, GarbageWithOurIdIsAFailureNotAnAnswer) {
+  PoolOptions o;
+  auto p = Make(o);
+  Send(*p);
+  auto s = std::move(a_.sent.front());
+  a_.sent.pop_front();
+  std::vector<uint8_t> garbage(40, 0);
+  garbage[0] = s.first[0];
+  garbage[1] = s.first[1];
+  garbage[2] = 0x80;  // QR, NOERROR, and then nothing that answers our question
+  s.second(absl::OkStatus(), garbage);
+  EXPECT_EQ(p->servers()[0].failures, 1u);
+  EXPECT_EQ(p->last_good_answer(), absl::InfinitePast());  // no evidence the zone answers
+  EXPECT_EQ(b_.sent.size(), 1u);  // failed over
+}
+
 TEST_F(PoolTest, ANewPoolIsDegradedUntilItsFirstGoodAnswerAndProbesAtOnce) {
   PoolOptions o;
   auto p = Make(o);
@@ -272,9 +291,9 @@ TEST_F(PoolTest, OverTheLimitQueriesWaitClientsFirstAndFailAfterTheQueueTimeout)
   EXPECT_EQ(p->queued(), 2u);
   a_.Reply(dns::kNoError);
   ASSERT_EQ(a_.sent.size(), 2u);
-  EXPECT_EQ(a_.sent.back().first[12], 4);  // the client before the refresh
+  EXPECT_EQ(a_.sent.back().first[13], 'a' + 4);  // the client before the refresh
   a_.Reply(dns::kNoError);
-  ASSERT_EQ(a_.sent.back().first[12], 3);
+  ASSERT_EQ(a_.sent.back().first[13], 'a' + 3);
   // A full limit and a query that finds no room within the queue timeout.
   Send(*p, Priority::kClient, 5);
   EXPECT_EQ(p->queued(), 1u);

@@ -1,0 +1,140 @@
+#ifndef NODEDNS_TESTS_SIM_SIM_WORLD_H_
+#define NODEDNS_TESTS_SIM_SIM_WORLD_H_
+
+// The simulated world of sim.h: one nodedns (resolver generations over a
+// shared cache), one simulated upstream server, simulated clients, and the
+// invariant checks. Everything runs on one thread, on fake clocks, in the
+// order of one TimerQueue: the same seed gives the same run.
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/types/span.h"
+#include "lib/cache/cache.h"
+#include "lib/common/counters.h"
+#include "lib/common/timer_queue.h"
+#include "lib/config/config.h"
+#include "lib/resolver/resolver.h"
+#include "lib/upstream/pool.h"
+#include "lib/upstream/router.h"
+#include "tests/sim/sim.h"
+#include "tests/support/fake_clock.h"
+
+namespace nodedns::sim {
+
+class World;
+
+// The simulated server as one generation's transport reaches it. Answers
+// follow the schedule's mode at each attempt, as c-ares sends them: attempt
+// 1 at once, attempt 2 a timeout later, failure after 1 + 2 timeouts.
+class SimTransport final : public upstream::Transport {
+ public:
+  explicit SimTransport(World* world) : world_(world) {}
+  void Send(absl::Span<const uint8_t> query, upstream::Callback done) override;
+  // Every query in flight gets Cancelled (a generation closing).
+  void Shutdown();
+  size_t inflight() const { return pending_.size(); }
+
+ private:
+  friend class World;
+  struct Pending {
+    upstream::Callback done;
+    TimerQueue::Id timer;
+  };
+  World* const world_;
+  uint64_t next_id_ = 1;
+  absl::flat_hash_map<uint64_t, Pending> pending_;
+};
+
+class World final : public resolver::ReplySink {
+ public:
+  explicit World(const Schedule& schedule);
+  ~World() override;
+  Result Run();
+
+  void SendReply(const resolver::ReplyTarget& to, absl::Span<const uint8_t> answer) override;
+
+ private:
+  friend class SimTransport;
+  struct Generation {
+    std::unique_ptr<SimTransport> transport;
+    std::unique_ptr<upstream::UpstreamPool> pool;
+    upstream::Zone zone;
+    upstream::Router router;
+    std::unique_ptr<resolver::Resolver> resolver;
+  };
+  struct Name {
+    std::string text;
+    std::string wire;
+    uint32_t ttl;
+    bool nx;
+    uint16_t version = 1;
+  };
+  // The last answer the upstream gave nodedns for a name: what its cache holds.
+  struct Told {
+    absl::Time at;
+    uint32_t ttl;
+    bool nx;
+    uint16_t version;
+  };
+  struct Outstanding {
+    int name;
+    absl::Time sent;
+    bool had_data;            // an answer was cached when it was asked
+    bool recovered;           // asked 2 s or more after the upstream answered again
+    bool interrupted = false;  // a restart cut it short: only its answer is checked
+  };
+
+  // The upstream's behaviour at `t`: the mode in force and its latency.
+  Mode ModeAt(absl::Time t, absl::Duration* latency) const;
+  // Since when the upstream has answered without interruption at `t`, or
+  // InfiniteFuture if it does not answer at `t`.
+  absl::Time AnsweringSince(absl::Time t) const;
+  void UpstreamSend(SimTransport* t, absl::Span<const uint8_t> query, upstream::Callback done);
+
+  std::unique_ptr<Generation> NewGeneration(uint32_t seed);
+  void CloseGeneration(std::unique_ptr<Generation> g);
+  void Reload();
+  void Restart();
+  void ScheduleNextQuery();
+  void Ask(int name);
+  void OnAnswer(uint64_t id, absl::Span<const uint8_t> answer);
+  void CheckStep();
+  void Violation(const std::string& what);
+  absl::Time Start() const { return start_; }
+
+  const Schedule schedule_;
+  const config::Config config_;
+  FakeClock clock_;
+  FakeWallClock wall_;
+  TimerQueue timers_;
+  Counters counters_;
+  std::mt19937_64 rng_;
+  std::unique_ptr<cache::Cache> cache_;
+  std::unique_ptr<Generation> current_;
+  std::vector<std::unique_ptr<Generation>> retired_;
+  uint32_t generation_seed_ = 1;
+  absl::Time start_;
+  absl::Time end_;
+  absl::Time restarted_at_ = absl::InfinitePast();
+  std::vector<absl::Time> phase_start_;  // and one past the last: the end
+  std::vector<Name> names_;
+  std::vector<double> popularity_cdf_;  // over the catalogue (not the burst names)
+  int next_burst_name_;
+  std::vector<std::optional<Told>> told_;
+  absl::flat_hash_map<uint64_t, Outstanding> outstanding_;
+  uint64_t next_query_id_ = 1;
+  size_t upstream_inflight_ = 0;
+  // Per phase: client and upstream queries, for the outage-load invariant.
+  std::vector<uint64_t> phase_clients_, phase_upstream_;
+  Result result_;
+  uint8_t out_[resolver::Resolver::kMaxAnswerSize];
+};
+
+}  // namespace nodedns::sim
+
+#endif  // NODEDNS_TESTS_SIM_SIM_WORLD_H_
