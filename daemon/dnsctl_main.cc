@@ -95,6 +95,10 @@ std::string UpstreamLine(const json& u) {
   line += "; srtt " + (u["srtt_seconds"].get<double>() > 0 ? Ms(u["srtt_seconds"].get<double>()) : "-") +
           ", queries " + Num(u["queries"]) + ", failures " + Num(u["failures"]) + ", consecutive failures " +
           Num(u["consecutive_failures"]) + ", breaker transitions " + Num(u["transitions"]);
+  if (u.contains("zone_health")) {
+    line += "; zone " + u["zone_health"].get<std::string>() + ", limit " + Num(u["zone_limit"]) + ", in flight " +
+            Num(u["zone_inflight"]) + ", queued " + Num(u["zone_queued"]);
+  }
   return line;
 }
 

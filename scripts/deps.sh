@@ -7,12 +7,13 @@ build=(cmake ninja-build g++ pkg-config libc-ares-dev libuv1-dev libabsl-dev lib
        nlohmann-json3-dev zlib1g-dev)
 # prometheus: promtool checks /metrics; systemd: systemd-analyze checks the
 # unit; util-linux: setpriv and unshare (control socket permissions, full disk);
-# iproute2, nftables: --setup-interface in network namespaces. The chart tests
+# iproute2, nftables: --setup-interface in network namespaces; faketime:
+# libfaketime steps the wall clock under a running daemon. The chart tests
 # also need npm (helm and kubernetes-models come from the npm registry): Debian's
 # nodejs and npm are installed only when no npm is on PATH (a NodeSource
 # nodejs, which bundles npm, conflicts with Debian's npm package).
 test=(libgtest-dev libgmock-dev clang libclang-rt-14-dev bind9-dnsutils knot-dnsutils prometheus systemd util-linux
-      iproute2 nftables)
+      iproute2 nftables faketime)
 bench=(dnsperf unbound procps util-linux iproute2 gawk)
 
 want=()

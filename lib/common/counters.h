@@ -57,6 +57,8 @@
   X(upstream_refused_cap, "Queries refused at once by the upstream limits (qps ceiling, queue full)") \
   X(upstream_queued, "Queries that waited in the queue for room under the concurrency limit")      \
   X(upstream_queue_timeouts, "Queued queries that found no room within the queue timeout")         \
+  X(upstream_presumed_lost, "Queries no longer counted against the limit: a later one was answered first") \
+  X(upstream_resent, "Queries for a name sent again: the one in flight was presumed lost")         \
   X(servfail_local, "SERVFAIL answers of our own making (limits, queue, shutdown): never cached")  \
   X(upstream_failovers, "Queries resent to another server of the zone after a failure")            \
   X(breaker_opened, "Circuit breakers that opened")                                                \

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <set>
 
 namespace nodedns::control {
 namespace {
@@ -128,7 +129,11 @@ nlohmann::json UpstreamsJson(const StatsSnapshot& s) {
                     {"queries", u.queries},
                     {"failures", u.failures},
                     {"srtt_seconds", Seconds(u.srtt)},
-                    {"zone_p99_seconds", Seconds(u.zone_p99)}});
+                    {"zone_p99_seconds", Seconds(u.zone_p99)},
+                    {"zone_health", u.zone_health},
+                    {"zone_limit", u.zone_limit},
+                    {"zone_inflight", u.zone_inflight},
+                    {"zone_queued", u.zone_queued}});
   }
   return list;
 }
@@ -218,6 +223,25 @@ std::string PrometheusText(const StatsSnapshot& s) {
              [](const server::UpstreamSummary& u) { return static_cast<double>(u.failures); });
   per_server("nodedns_upstream_srtt_seconds", "gauge", "Smoothed round-trip time of the server's good answers",
              [](const server::UpstreamSummary& u) { return Seconds(u.srtt); });
+
+  // Per zone (from the first server row of each zone).
+  auto per_zone = [&](const std::string& name, const std::string& help, auto value) {
+    w.Family(name, "gauge", help);
+    std::set<std::string> seen;
+    for (const server::UpstreamSummary& u : s.upstreams) {
+      if (seen.insert(u.zone).second) w.Sample(name, "zone=\"" + LabelValue(u.zone) + "\"", value(u));
+    }
+  };
+  per_zone("nodedns_upstream_zone_limit", "The adaptive concurrency limit of the zone, summed over workers",
+           [](const server::UpstreamSummary& u) { return static_cast<double>(u.zone_limit); });
+  per_zone("nodedns_upstream_zone_inflight", "Queries in flight to the zone",
+           [](const server::UpstreamSummary& u) { return static_cast<double>(u.zone_inflight); });
+  per_zone("nodedns_upstream_zone_queued", "Queries waiting for room under the zone's concurrency limit",
+           [](const server::UpstreamSummary& u) { return static_cast<double>(u.zone_queued); });
+  per_zone("nodedns_upstream_zone_state", "The zone's state: 0 healthy, 1 degraded (stale at once), 2 down",
+           [](const server::UpstreamSummary& u) {
+             return u.zone_health == "down" ? 2.0 : u.zone_health == "degraded" ? 1.0 : 0.0;
+           });
 
   w.Gauge("nodedns_snapshot_enabled", "1 if the persistent cache is on", s.snapshot.path.empty() ? 0 : 1);
   w.Gauge("nodedns_snapshot_age_seconds", "Seconds since the last successful snapshot write (-1: none yet)",

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -103,7 +104,7 @@ class Resolver {
   Outcome HandleQuery(const uint8_t* query, size_t len, const ReplyTarget& to, uint8_t* out, size_t cap,
                       size_t* out_len);
 
-  size_t pending() const { return pending_.size(); }
+  size_t pending() const { return pending_.size() + superseded_.size(); }
 
  private:
   enum class StaleReason : uint8_t { kTimeout, kFailure, kBreaker, kOverCap };
@@ -119,6 +120,8 @@ class Resolver {
     TimerQueue::Id stale_timer = 0;
     bool refresh = false;
     absl::Time started_at;
+    uint64_t id = 0;
+    std::string key;
   };
 
   Outcome HandleStale(const uint8_t* query, size_t len, const dns::QueryView& q, const dns::CacheKey& key,
@@ -130,7 +133,10 @@ class Resolver {
   static Waiter MakeWaiter(const ReplyTarget& to, const dns::QueryView& q, const uint8_t* query,
                            bool stale_fallback);
   // Answered stale for the waiters with a fallback after the zone's client timeout.
-  void ArmStaleTimer(Pending& p, std::string_view key, const upstream::Zone* zone, absl::Time now);
+  void ArmStaleTimer(Pending& p, absl::Time now);
+  // The pending query `id` for `key`: in pending_, or superseded_.
+  Pending* FindPending(const std::string& key, uint64_t id);
+  std::unique_ptr<Pending> TakePending(const std::string& key, uint64_t id);
   // The size limit and advertised size of an answer to this client.
   dns::RenderParams ParamsFor(const dns::QueryView& q, bool tcp) const;
   // Renders hit_ (already in `out`) for this client.
@@ -142,9 +148,19 @@ class Resolver {
                size_t cap);
   upstream::SendResult StartUpstream(std::string_view key, const upstream::Zone* zone, upstream::Priority priority,
                                      Pending** created);
-  void OnUpstreamAnswer(const std::string& key, const absl::Status& status, absl::Span<const uint8_t> answer);
-  void OnStaleTimer(const std::string& key);
-  void FlushStaleWaiters(const std::string& key);
+  void OnUpstreamAnswer(const std::string& key, uint64_t id, const absl::Status& status,
+                        absl::Span<const uint8_t> answer);
+  // The cache image of a usable upstream answer, or nullopt for a failure
+  // (counted; *ede is the EDE for a SERVFAIL to the clients).
+  std::optional<dns::CacheImage> Classify(std::string_view key, const absl::Status& status,
+                                          absl::Span<const uint8_t> answer, int* ede);
+  // The query in flight for `it` was sent well before the newest one the zone
+  // answered promptly: presumed lost (sent into an outage that has ended).
+  // Sends it again (the old one, with its waiters, moves to superseded_);
+  // returns the pending entry to join (the old one if nothing was sent).
+  Pending* ResendIfLost(std::string_view key, Pending* p, absl::Time now);
+  void OnStaleTimer(const std::string& key, uint64_t id);
+  void FlushStaleWaiters(Pending& p);
   void MaybePrefetch(const dns::CacheKey& key, absl::Time now);
   // Answers `waiters` from the cache entry for `key` (stale or fresh). False
   // if there is no entry.
@@ -160,7 +176,10 @@ class Resolver {
   TimerQueue* const timers_;
   Counters* const counters_;
   std::mt19937 rng_;
-  absl::flat_hash_map<std::string, std::unique_ptr<Pending>> pending_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Pending>> pending_;  // by key
+  // Queries sent again by ResendIfLost: still answering their own waiters.
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Pending>> superseded_;  // by id
+  uint64_t next_pending_id_ = 1;
   absl::flat_hash_map<std::string, TimerQueue::Id> prefetch_scheduled_;
   cache::HitInfo hit_;                 // scratch for lookups (no per-query allocation)
   std::vector<uint8_t> reply_buf_;     // scratch for asynchronous answers

@@ -171,6 +171,15 @@ absl::StatusOr<std::vector<UpstreamSummary>> Server::Upstreams(absl::Duration ti
         ++srtt_samples[it->second];
       }
       s.zone_p99 = std::max(s.zone_p99, u.zone_p99);
+      // Each server's row carries its zone's figures on that worker: summed
+      // over workers, they are the zone's.
+      static constexpr const char* kHealth[] = {"healthy", "degraded", "down"};
+      int worst = std::max<int>(static_cast<int>(u.zone_status.health),
+                                s.zone_health == "down" ? 2 : s.zone_health == "degraded" ? 1 : 0);
+      s.zone_health = kHealth[worst];
+      s.zone_limit += u.zone_status.limit;
+      s.zone_inflight += u.zone_status.inflight;
+      s.zone_queued += u.zone_status.queued;
     }
   }
   for (size_t i = 0; i < out.size(); ++i) {

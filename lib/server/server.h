@@ -38,6 +38,12 @@ struct UpstreamSummary {
   uint64_t failures = 0;
   absl::Duration srtt;      // mean over workers with samples
   absl::Duration zone_p99;  // the zone's highest p99 over workers
+  // The zone on all workers: its worst health ("healthy", "degraded",
+  // "down"), and its concurrency limits, queries in flight and queued, summed.
+  std::string zone_health = "healthy";
+  int zone_limit = 0;
+  uint64_t zone_inflight = 0;
+  uint64_t zone_queued = 0;
 };
 
 class Server {

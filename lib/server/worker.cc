@@ -261,7 +261,9 @@ void Worker::ReapRetired(bool force) {
 std::vector<WorkerUpstream> Worker::Upstreams() const {
   std::vector<WorkerUpstream> out;
   for (const auto& pool : current_->pools) {
-    for (const upstream::ServerStatus& s : pool->servers()) out.push_back({pool->zone(), s, pool->p99_latency()});
+    for (const upstream::ServerStatus& s : pool->servers()) {
+      out.push_back({pool->zone(), s, pool->p99_latency(), pool->zone_status()});
+    }
   }
   return out;
 }

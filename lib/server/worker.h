@@ -50,6 +50,7 @@ struct WorkerUpstream {
   std::string zone;
   upstream::ServerStatus status;
   absl::Duration zone_p99;  // the zone's p99 latency on this worker (0: no samples)
+  upstream::ZoneStatus zone_status;
 };
 
 class Worker {

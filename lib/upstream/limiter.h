@@ -10,7 +10,9 @@
 //  - Latency gradient (Netflix Gradient2, Envoy's gradient controller): the
 //    baseline is the smallest round-trip time of the last `baseline_window`
 //    (a windowed minimum, like Envoy's minRTT); the current RTT is a short
-//    moving average. When the current RTT exceeds tolerance x baseline + slack,
+//    moving average. When the current RTT exceeds tolerance x baseline + slack
+//    (20 ms: a node-local upstream answers in a millisecond, and a busy
+//    nodedns's own loop delays its answers by a few),
 //    the upstream is queueing: the limit is multiplied by
 //    max(0.5, threshold / current RTT), at most once per current RTT.
 //  - Drops (AIMD): a timeout or network error multiplies the limit by
@@ -20,7 +22,9 @@
 //  - Growth: only while the limit is in use (at least half of it in flight
 //    when the query was sent; an idle limit says nothing, as in Gradient2).
 //    Below the slow-start threshold +1 per good answer, which doubles the
-//    limit every round trip (TCP slow start); above it +1 per round trip.
+//    limit every round trip (TCP slow start); above it +1 per round trip. A
+//    decrease sets the threshold to the new limit, but never below
+//    initial_limit: up to there the limit slow-starts back.
 //  - Recovery: when a zone answers again after an outage, the limit restarts
 //    at `min_limit` and slow-starts up to `initial_limit`, so thousands of
 //    nodes coming back together ramp up instead of stampeding a recovering
@@ -43,8 +47,10 @@ struct LimiterOptions {
   int min_limit = 4;
   int max_limit = 1000;
   double tolerance = 2.0;
-  // Sub-millisecond jitter on a node-local upstream is not queueing.
-  absl::Duration rtt_slack = absl::Milliseconds(5);
+  // Jitter on a node-local upstream, and our own event loop's delays under
+  // load (the round trip measured includes them), are not the upstream
+  // queueing: only a rise of this much on top of tolerance x baseline is.
+  absl::Duration rtt_slack = absl::Milliseconds(20);
   double backoff = 0.5;
   absl::Duration drop_interval = absl::Milliseconds(100);
   absl::Duration baseline_window = absl::Seconds(30);
@@ -115,7 +121,10 @@ class ConcurrencyLimiter {
   }
   void Decrease(double to, absl::Time now) {
     limit_ = std::max<double>(options_.min_limit, to);
-    ssthresh_ = limit_;
+    // Back to initial_limit at slow-start speed once the latency is back at
+    // its baseline: a limit cut down by one slow spell must not need minutes of
+    // one-per-round-trip growth (and a queue of waiting clients) to recover.
+    ssthresh_ = std::max<double>(limit_, options_.initial_limit);
     last_decrease_ = now;
     ++decreases_;
   }

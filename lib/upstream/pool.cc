@@ -39,6 +39,10 @@ struct UpstreamPool::Request {
   absl::Time sent_at;
   absl::Time deadline;            // while queued
   int inflight_at_send = 0;       // for the limiter: was the limit in use?
+  // Counted against the limit until answered, or presumed lost (Forget).
+  bool counted = false;
+  bool keyed = false;  // `in_flight` points into in_flight_
+  std::multimap<absl::Time, Request*>::iterator in_flight;
 };
 
 namespace {
@@ -165,6 +169,7 @@ void UpstreamPool::Start(const std::shared_ptr<Request>& req, absl::Time now) {
   ++inflight_;
   if (req->priority == Priority::kRefresh) ++refresh_inflight_;
   req->inflight_at_send = static_cast<int>(inflight_);
+  req->counted = true;
   Dispatch(req, NextServer(0));
 }
 
@@ -232,9 +237,34 @@ void UpstreamPool::CancelQueued() {
   for (auto& r : cancelled) r->done(absl::CancelledError("upstream generation closed"), {});
 }
 
+void UpstreamPool::Uncount(Request& req) {
+  if (!req.counted) return;
+  req.counted = false;
+  if (req.keyed) in_flight_.erase(req.in_flight);
+  req.keyed = false;
+  --inflight_;
+  if (req.priority == Priority::kRefresh) --refresh_inflight_;
+}
+
+void UpstreamPool::ForgetLostBefore(absl::Time sent_before) {
+  // A later query has come back and these have not: after an outage that
+  // has ended, queries sent into it would hold the limit until their timeout
+  // (seconds) while the upstream answers again. They still complete (or
+  // time out) and are handled then; they no longer count against the limit.
+  while (!in_flight_.empty() && in_flight_.begin()->first < sent_before) {
+    Uncount(*in_flight_.begin()->second);
+    Bump(counters_->upstream_presumed_lost);
+  }
+}
+
 void UpstreamPool::Dispatch(const std::shared_ptr<Request>& req, size_t index) {
   req->tried |= 1u << index;
   req->sent_at = clock_->Now();
+  if (req->counted) {  // (re)keyed by its newest send: a failover is a new send
+    if (req->keyed) in_flight_.erase(req->in_flight);
+    req->in_flight = in_flight_.emplace(req->sent_at, req.get());
+    req->keyed = true;
+  }
   Bump(counters_->upstream_queries);
   ++servers_[index]->queries;
   std::weak_ptr<bool> alive = alive_;
@@ -280,6 +310,7 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
       if (!outdated) MarkBad(now);
     } else {
       s.last_good_sent = std::max(s.last_good_sent, req->sent_at);
+      NotePrompt(req->sent_at);
       // A prompt good answer to a query sent after the last bad event: the
       // zone is healthy again now, not when the hold runs out.
       if (req->sent_at > last_bad_at_ && degraded_until_ > now) {
@@ -287,10 +318,11 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
         degraded_until_ = absl::InfinitePast();
       }
       RecordLatency(rtt);
+      // Queries sent well before this one and still out are presumed lost.
+      ForgetLostBefore(req->sent_at - (kReorderSlack + 2 * limiter_.baseline_rtt()));
     }
   }
-  --inflight_;
-  if (req->priority == Priority::kRefresh) --refresh_inflight_;
+  Uncount(*req);
   std::weak_ptr<bool> alive = alive_;
   req->done(status, answer);
   if (!alive.expired()) Pump();
@@ -308,11 +340,17 @@ void UpstreamPool::OnGood(Server& s, absl::Time now) {
     // coming back together must not stampede a recovering server.
     limiter_.OnRecovery(now);
   }
-  if (zone_probe_timer_ && last_good_at_ > last_suspect_at_) {
-    timers_->Cancel(zone_probe_timer_);
+}
+
+void UpstreamPool::NotePrompt(absl::Time sent_at) {
+  last_prompt_sent_ = std::max(last_prompt_sent_, sent_at);
+  // A prompt answer to a query sent after the last suspicion: the zone
+  // answers now, and probing it is over.
+  if (last_prompt_sent_ > last_suspect_at_) {
+    if (zone_probe_timer_) timers_->Cancel(zone_probe_timer_);
     zone_probe_timer_ = 0;
+    zone_probe_failures_ = 0;
   }
-  zone_probe_failures_ = 0;
 }
 
 void UpstreamPool::MarkBad(absl::Time now) {
@@ -344,8 +382,9 @@ void UpstreamPool::ScheduleZoneProbe(absl::Time now) {
   std::uniform_real_distribution<double> jitter(last_good_at_ == absl::InfinitePast() ? 0.0 : 0.5, 1.0);
   zone_probe_timer_ = timers_->Add(now + interval * jitter(rng_), [this] {
     zone_probe_timer_ = 0;
-    // Recovered meanwhile (a client query was answered): nothing to probe.
-    if (last_good_at_ != absl::InfinitePast() && last_good_at_ > last_suspect_at_) return;
+    // Recovered meanwhile (a query sent after the suspicion was answered
+    // promptly): nothing to probe. A slow answer to an old query is no proof.
+    if (last_prompt_sent_ > last_suspect_at_) return;
     size_t i = NextServer(0);
     if (i == servers_.size()) return;  // every breaker is open: their own probes run
     SendProbe(i, /*zone_probe=*/true);
@@ -377,10 +416,19 @@ void UpstreamPool::SendProbe(size_t index, bool zone_probe) {
   // The probe gets its own short deadline, so a blackholed server is probed
   // again within about probe_max whatever the transport's timeout.
   std::weak_ptr<bool> alive = alive_;
-  auto failed = [this, index, zone_probe](absl::Time t, bool drop) {
+  auto failed = [this, index, zone_probe](absl::Time t, const absl::Status& st) {
     if (zone_probe) {
       ++zone_probe_failures_;
-      OnFailure(index, t, drop);  // counts toward the breaker; schedules the next zone probe
+      if (absl::IsDeadlineExceeded(st)) {
+        // No answer within probe_timeout: blackholed, or merely slow. Still
+        // suspect, but no breaker failure: a slow upstream should keep
+        // answering misses (late), not have its breaker opened by probes.
+        MarkBad(t);
+        last_suspect_at_ = t;
+        ScheduleZoneProbe(t);
+      } else {
+        OnFailure(index, t, IsDrop(st));  // an answer that fails, or refused: counts toward the breaker
+      }
     } else {
       servers_[index]->breaker.OnFailure(t);
     }
@@ -395,19 +443,23 @@ void UpstreamPool::SendProbe(size_t index, bool zone_probe) {
     srv.probe_inflight = false;
     ++srv.probe_generation;
     spdlog::debug("upstream {} ({}): probe timed out", srv.name, options_.zone);
-    failed(clock_->Now(), /*drop=*/true);
+    failed(clock_->Now(), absl::DeadlineExceededError("probe timeout"));
   });
   s.transport->Send(probe_query_, [this, alive, index, generation, failed, now](const absl::Status& st,
                                                                                 absl::Span<const uint8_t> answer) {
     if (alive.expired()) return;
     Server& srv = *servers_[index];
-    if (srv.probe_generation != generation || absl::IsCancelled(st)) {
-      spdlog::trace("upstream {}: probe answer ignored (generation {} now {})", srv.name, generation,
+    if (absl::IsCancelled(st)) return;
+    absl::Time t = clock_->Now();
+    if (srv.probe_generation != generation) {
+      // An abandoned probe (past probe_timeout; c-ares kept retrying): its
+      // failure says nothing new, but an answer is evidence like any other.
+      if (st.ok() && IsGoodAnswer(probe_query_, answer)) OnGood(srv, t);
+      spdlog::trace("upstream {}: late probe answer (generation {} now {})", srv.name, generation,
                     srv.probe_generation);
       return;
     }
     srv.probe_inflight = false;
-    absl::Time t = clock_->Now();
     uint16_t rcode = answer.size() >= dns::kHeaderSize ? (answer[3] & 0x0f) : 0xffff;
     if (st.ok() && IsGoodAnswer(probe_query_, answer)) {
       OnGood(srv, t);
@@ -415,10 +467,13 @@ void UpstreamPool::SendProbe(size_t index, bool zone_probe) {
       // probe are outdated, the zone is not degraded by them any more, and
       // stale entries are refreshed on demand at once (under the limits).
       srv.last_good_sent = std::max(srv.last_good_sent, now);
+      NotePrompt(now);
       if (now > last_bad_at_) degraded_until_ = absl::InfinitePast();
+      ForgetLostBefore(now - (kReorderSlack + 2 * limiter_.baseline_rtt()));
+      Pump();
     } else {
       spdlog::debug("upstream {} ({}): probe failed: {} rcode {}", srv.name, options_.zone, st.ToString(), rcode);
-      failed(t, IsDrop(st));
+      failed(t, st.ok() ? absl::InternalError("SERVFAIL, REFUSED or not an answer") : st);
     }
   });
 }
@@ -496,6 +551,7 @@ void UpstreamPool::AdoptState(const UpstreamPool& previous) {
   last_bad_at_ = previous.last_bad_at_;
   last_good_at_ = previous.last_good_at_;
   last_suspect_at_ = previous.last_suspect_at_;
+  last_prompt_sent_ = previous.last_prompt_sent_;
   zone_probe_failures_ = previous.zone_probe_failures_;
   limiter_.AdoptState(previous.limiter_);
   tokens_ = previous.tokens_;

@@ -5,8 +5,8 @@
 //  - a circuit breaker per server, failover to the next server whose breaker
 //    is closed, probes to open ones (a SOA query for the zone, one per probe
 //    interval);
-//  - zone probes: after a failure or a missed client timeout, until a server
-//    of the zone answers again,
+//  - zone probes: after a failure or a missed client timeout, until a query
+//    sent after it is answered promptly,
 //    one probe per probe interval to the first server whose breaker is
 //    closed, so that recovery is noticed within about a second even when no
 //    breaker opened (a few names asked now and then never fail three times
@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -108,6 +109,7 @@ class UpstreamPool final : public Upstream {
   absl::Duration client_timeout() const override;
   void ReportClientTimeout() override;
   absl::Time last_good_answer() const override { return last_good_at_; }
+  absl::Time newest_prompt_send() const override { return last_prompt_sent_; }
   bool recently_unhealthy() const override {
     return health() != Health::kHealthy || clock_->Now() < last_bad_at_ + options_.degraded_hold;
   }
@@ -144,10 +146,15 @@ class UpstreamPool final : public Upstream {
   // servers_.size() if there is none.
   size_t NextServer(uint32_t tried) const;
   void Dispatch(const std::shared_ptr<Request>& req, size_t index);
+  // Stops counting `req` against the limit (answered, or presumed lost).
+  void Uncount(Request& req);
+  void ForgetLostBefore(absl::Time sent_before);
   void OnResult(const std::shared_ptr<Request>& req, size_t index, const absl::Status& status,
                 absl::Span<const uint8_t> answer);
   void OnFailure(size_t index, absl::Time now, bool drop);
   void OnGood(Server& s, absl::Time now);
+  // A prompt good answer to a query (or probe) sent at `sent_at`.
+  void NotePrompt(absl::Time sent_at);
   void MarkBad(absl::Time now);
   void LogState(Server& s, absl::Time now, const std::string& what);
   void ScheduleProbe(size_t index);
@@ -166,8 +173,13 @@ class UpstreamPool final : public Upstream {
   // The qps ceiling: a token bucket.
   double tokens_;
   absl::Time tokens_at_ = absl::InfinitePast();
+  // Queries counted against the limit, by send time (ForgetLostBefore).
+  std::multimap<absl::Time, Request*> in_flight_;
   size_t inflight_ = 0;
   size_t refresh_inflight_ = 0;
+  // How much earlier than an answered query another must have been sent, and
+  // still be out, to be presumed lost (UDP may reorder a little).
+  static constexpr absl::Duration kReorderSlack = absl::Milliseconds(10);
   std::deque<std::shared_ptr<Request>> queue_[2];  // by Priority
   TimerQueue::Id queue_timer_ = 0;
   absl::Time queue_timer_at_ = absl::InfiniteFuture();
@@ -178,6 +190,8 @@ class UpstreamPool final : public Upstream {
   // The newest failure or missed client timeout: zone probes run while it is
   // newer than the newest good answer.
   absl::Time last_suspect_at_ = absl::InfinitePast();
+  // The send time of the newest query answered promptly (probes included).
+  absl::Time last_prompt_sent_ = absl::InfinitePast();
   // Zone probes, while a failure is newer than the newest good answer.
   TimerQueue::Id zone_probe_timer_ = 0;
   int zone_probe_failures_ = 0;

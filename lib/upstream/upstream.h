@@ -61,6 +61,9 @@ class Upstream {
   // a name whose refresh failed before it need not wait out the whole
   // failure-recheck time.
   virtual absl::Time last_good_answer() const = 0;
+  // The send time of the newest query (or probe) the zone answered promptly.
+  // A query sent well before it and still unanswered is presumed lost.
+  virtual absl::Time newest_prompt_send() const = 0;
   // Unhealthy now, or a failure or slow answer within the degraded hold, even
   // if a good answer has since ended the degraded state. "Last known good"
   // uses it: the answers that end an outage are the ones it must distrust.

@@ -7,6 +7,7 @@
 // NODEDNS_SIM_FIRST_SEED=<seed> NODEDNS_SIM_SEEDS=1 replays it.
 
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 #include "gtest/gtest.h"
@@ -37,7 +38,15 @@ TEST(PolicySimulation, RandomSchedulesKeepEveryInvariant) {
   uint64_t queries = 0, upstream = 0, stale = 0;
   for (uint64_t seed = first; seed < first + count; ++seed) {
     Schedule s = Generate(seed);
+    // NODEDNS_SIM_TRACE=FILE: every answer and upstream query of the run in FILE.
+    const char* trace_file = std::getenv("NODEDNS_SIM_TRACE");
+    s.trace = trace_file != nullptr;
     Result r = sim::Run(s);
+    if (trace_file) {
+      std::ofstream out(trace_file);
+      for (const std::string& line : r.trace) out << line << "\n";
+      s.trace = false;
+    }
     queries += r.client_queries;
     upstream += r.upstream_queries;
     stale += r.stale_answers;

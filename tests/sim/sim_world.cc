@@ -52,7 +52,8 @@ void SimTransport::Shutdown() {
 
 World::World(const Schedule& schedule)
     : schedule_(schedule), config_(config::DefaultConfig()), rng_(schedule.seed * 7919 + 1) {
-  spdlog::set_level(spdlog::level::off);  // the policy's own logs would drown the report
+  // The policy's own logs would drown the report (NODEDNS_SIM_DEBUG=1 shows them).
+  spdlog::set_level(std::getenv("NODEDNS_SIM_DEBUG") ? spdlog::level::debug : spdlog::level::off);
   start_ = clock_.Now();
   absl::Time t = start_;
   for (const Phase& p : schedule_.phases) {
@@ -329,6 +330,7 @@ void World::SendReply(const resolver::ReplyTarget& to, absl::Span<const uint8_t>
 
 void World::OnAnswer(uint64_t id, absl::Span<const uint8_t> wire) {
   absl::Time now = clock_.Now();
+  if (std::getenv("NODEDNS_SIM_DEBUG")) spdlog::debug("t={}", Fmt(now - start_));
   auto it = outstanding_.find(id);
   if (it == outstanding_.end()) {
     Violation(absl::StrCat("query ", id, " answered twice"));
@@ -340,7 +342,7 @@ void World::OnAnswer(uint64_t id, absl::Span<const uint8_t> wire) {
       absl::HashOf(result_.answers_digest, absl::ToInt64Microseconds(now - start_), id, std::string(wire.begin(), wire.end()));
   auto m = dns::ParseMessage(wire);
   if (!m.ok()) return Violation("an answer does not parse: " + m.status().ToString());
-  if (schedule_.trace) {
+  if (schedule_.trace && current_) {
     upstream::ZoneStatus z = current_->pool->zone_status();
     result_.trace.push_back(absl::StrCat(Fmt(now - start_), " ", names_[o.name].text, " asked at ", Fmt(o.sent - start_),
                                          ": rcode ", m->rcode(), " ede ", EdeOf(*m), " ttl ",

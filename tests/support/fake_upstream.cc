@@ -197,6 +197,7 @@ void FakeUpstream::Run() {
     std::vector<uint8_t> buf;
   };
   std::vector<Conn> conns;
+  std::vector<uint8_t> udp_buf(65536);
   auto schedule = [&](bool tcp, int fd, const sockaddr_storage* peer, socklen_t plen, std::vector<uint8_t> data,
                       int extra_delay_ms) {
     Scheduled s{Clock::now() + std::chrono::milliseconds(delay_ms_ + extra_delay_ms), tcp, fd, {}, plen,
@@ -229,15 +230,15 @@ void FakeUpstream::Run() {
       timeout = std::max(0, std::min(timeout, ms));
     }
     poll(fds.data(), fds.size(), timeout);
-    if (fds[0].revents & POLLIN) {
-      std::vector<uint8_t> buf(65536);
+    // Every datagram waiting, not one per poll (a burst of thousands must not
+    // queue up behind the poll loop and look like a slow upstream).
+    for (int batch = 0; (fds[0].revents & POLLIN) && batch < 256; ++batch) {
       sockaddr_storage peer{};
       socklen_t plen = sizeof(peer);
-      ssize_t n = recvfrom(udp_fd_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&peer), &plen);
-      if (n > 0) {
-        buf.resize(static_cast<size_t>(n));
-        respond_all(buf, false, udp_fd_, &peer, plen);
-      }
+      ssize_t n = recvfrom(udp_fd_, udp_buf.data(), udp_buf.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&peer),
+                           &plen);
+      if (n <= 0) break;
+      respond_all(std::vector<uint8_t>(udp_buf.begin(), udp_buf.begin() + n), false, udp_fd_, &peer, plen);
     }
     if (fds[1].revents & POLLIN) {
       int c = accept(tcp_fd_, nullptr, nullptr);

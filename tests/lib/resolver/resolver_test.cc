@@ -477,6 +477,39 @@ TEST_F(ResolverTest, ANameBrokenOnItsOwnIsAskedAtMostOncePerRecheckMin) {
   EXPECT_EQ(transport_.total, sent + 1);
 }
 
+TEST_F(ResolverTest, AQuerySentIntoAnOutageThatEndedIsSentAgain) {
+  Warm("a.example", 2);
+  Warm("b.example", 2);
+  Advance(absl::Seconds(3));
+  EXPECT_FALSE(Ask("a.example"));  // its refresh is lost (blackhole) ...
+  Advance(absl::Milliseconds(20));
+  EXPECT_FALSE(Ask("b.example"));  // ... and the upstream is back: b's is answered at once
+  std::swap(transport_.sent.front(), transport_.sent.back());
+  transport_.AnswerOldest(300);
+  ASSERT_EQ(transport_.sent.size(), 1u);  // a's first refresh, still out
+  // a is asked again: no waiting on a query that will only time out (3 s):
+  // it goes out again. The first client keeps waiting on its own query (its
+  // wait stays bounded by that one's).
+  EXPECT_FALSE(Ask("a.example", 2));
+  EXPECT_EQ(counters_.upstream_resent.load(), 1u);
+  ASSERT_EQ(transport_.sent.size(), 2u);
+  std::swap(transport_.sent.front(), transport_.sent.back());
+  transport_.AnswerOldest(300);
+  ASSERT_EQ(sink_.replies.size(), 4u);
+  EXPECT_EQ(sink_.replies[3].first, 2u);
+  EXPECT_EQ(Reply(3).answers.at(0).ttl, 300u);
+  // The lost one times out at last: its client gets what is cached now, and
+  // the failure, older than the zone's newest answer, starts no window.
+  transport_.FailOldest(absl::DeadlineExceededError("timeout"));
+  ASSERT_EQ(sink_.replies.size(), 5u);
+  EXPECT_EQ(sink_.replies[4].first, 1u);
+  EXPECT_EQ(Reply(4).answers.at(0).ttl, 300u);
+  EXPECT_EQ(EdeOf(Reply(4)), 0xffff);
+  auto fresh = Ask("a.example");
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->answers.at(0).ttl, 300u);
+}
+
 TEST_F(ResolverTest, ARestartAnswersStaleAtOnceAndTheFirstProbeDecides) {
   Warm("a.example", 2);
   Advance(absl::Seconds(3));

@@ -303,6 +303,29 @@ TEST_F(PoolTest, OverTheLimitQueriesWaitClientsFirstAndFailAfterTheQueueTimeout)
   EXPECT_EQ(a_.sent.size(), 2u);  // it never went upstream
 }
 
+TEST_F(PoolTest, QueriesLostInAnOutageStopHoldingTheLimitOnceALaterOneIsAnswered) {
+  PoolOptions o;
+  o.limiter = {.initial_limit = 2, .min_limit = 2, .max_limit = 2};
+  auto p = Proven(o);
+  Advance(absl::Milliseconds(1));
+  Send(*p, Priority::kClient, 1);
+  Send(*p, Priority::kClient, 2);  // both lost in a blackhole that then ends
+  Send(*p, Priority::kClient, 3);  // no room: waits
+  ASSERT_EQ(a_.sent.size(), 2u);
+  p->ReportClientTimeout();  // suspect: the zone is probed
+  Advance(o.breaker.probe_min);
+  ASSERT_EQ(a_.sent.size(), 3u);
+  std::swap(a_.sent.front(), a_.sent.back());
+  a_.Reply(dns::kNoError);  // the probe, sent after them, is answered first
+  EXPECT_EQ(counters_.upstream_presumed_lost.load(), 2u);
+  ASSERT_EQ(a_.sent.size(), 3u);  // the waiting query went out at once
+  EXPECT_EQ(a_.sent.back().first[13], 'a' + 3);
+  // The lost ones may still come back (or time out): counted once, no harm.
+  a_.Fail();
+  a_.Fail();
+  EXPECT_EQ(p->inflight(), 1u);
+}
+
 TEST_F(PoolTest, TheQueueIsBounded) {
   PoolOptions o;
   o.limiter = {.initial_limit = 2, .min_limit = 2, .max_limit = 2};
