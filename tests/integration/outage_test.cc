@@ -165,9 +165,11 @@ TEST_P(OutageTest, KeepsAnsweringFromStaleAndProtectsTheUpstream) {
     EXPECT_LT(total, client_queries / 20) << "upstream load above 5 % of the client rate";
     EXPECT_LE(probes, 2 * (OutageSeconds() + 1)) << "more than one probe per ~0.5 s";
   }
-  // 4. No second of the run sends the upstream more than a tenth of the
-  //    client rate (the first refreshes of the outage included).
-  for (auto& [sec, n] : per_second) EXPECT_LE(n, kQps / 10) << "second " << sec;
+  // 4. Where the upstream only fails, no second of the outage sends it more
+  //    than a tenth of the client rate (the first refreshes included).
+  // A flapping or slow upstream answers some refreshes, and a name with a 2 s
+  // TTL is then legitimately asked again: there, no more than the client rate.
+  for (auto& [sec, n] : per_second) EXPECT_LE(n, c.only_stale ? kQps / 10 : kQps) << "second " << sec;
 
   // 5. Fresh answers resume within 2 s of the upstream's return, and then
   //    (nearly) everything is fresh.
