@@ -4,6 +4,7 @@
 // app::App, which binds, serves and shuts down.
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -51,6 +52,13 @@ int main(int argc, char** argv) {
   // a global graph lookup on every lock, cache shards included; lock order
   // is checked at compile time by the ABSL_GUARDED_BY annotations instead.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // Every upstream UDP query has a socket of its own (a random source port,
+  // RFC 5452): up to max_inflight per zone and worker. The soft limit (often
+  // 1024) goes up to the hard one.
+  if (rlimit r; getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &r) != 0) spdlog::warn("cannot raise the open-file limit to {}", r.rlim_max);
+  }
 
   auto app = nodedns::app::App::Create(*cl, *config);
   if (!app.ok()) return Fail(std::string(app.status().message()));

@@ -42,6 +42,7 @@
   X(upstream_errors, "Upstream queries that failed with a network or server error")                \
   X(upstream_malformed, "Upstream answers that did not parse")                                     \
   X(upstream_mismatched, "Upstream answers for another question, rejected")                        \
+  X(upstream_ignored, "Packets on an upstream query's socket that did not answer it (ID, question, case, QR=0): ignored") \
   X(upstream_servfail, "Upstream answers with rcode SERVFAIL or REFUSED")                          \
   X(cache_inserts, "Answers stored in the cache")                                                  \
   X(stale_answers_timeout, "Stale answers: the refresh missed the client timeout")                 \

@@ -13,7 +13,7 @@ namespace nodedns::server {
 
 struct Worker::Generation {
   // Declared in dependency order: destroyed resolver first, transports last.
-  std::vector<std::unique_ptr<upstream::UpstreamSet>> transports;
+  std::vector<std::unique_ptr<upstream::ServerChannel>> transports;
   std::vector<std::unique_ptr<upstream::UpstreamPool>> pools;
   std::vector<std::unique_ptr<upstream::Zone>> zones;
   upstream::Router router;
@@ -87,12 +87,12 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
   for (const config::ZoneConfig& z : config.zones) {
     std::vector<upstream::UpstreamPool::ServerSpec> specs;
     for (const SocketAddress& server : z.servers) {
-      upstream::UpstreamOptions o;
+      upstream::ServerChannelOptions o;
       o.name = z.name + " " + server.ToString();
-      o.servers = {server};
+      o.server = server;
       o.timeout = config.upstream_timeout;
       o.attempts = config.upstream_attempts;
-      auto set = upstream::UpstreamSet::Create(&loop_, o);
+      auto set = upstream::ServerChannel::Create(&loop_, &timers_, clock_, &counters_, o);
       if (!set.ok()) {
         g->Shutdown();
         return set.status();

@@ -36,7 +36,7 @@
 #include "lib/server/udp_listener.h"
 #include "lib/upstream/pool.h"
 #include "lib/upstream/router.h"
-#include "lib/upstream/upstream_set.h"
+#include "lib/upstream/server_channel.h"
 
 namespace nodedns::server {
 

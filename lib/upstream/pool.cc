@@ -235,7 +235,10 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
   } else if (!cancelled) {
     Server& s = *servers_[index];
     OnGood(s, now);
-    absl::Duration rtt = now - req->sent_at;
+    // From the kernel's receive time where the transport knows it: our own
+    // loop's delays under load are not the upstream's latency.
+    absl::Time arrived = servers_[index]->transport->last_received();
+    absl::Duration rtt = (arrived != absl::InfinitePast() && arrived <= now ? arrived : now) - req->sent_at;
     s.srtt = s.srtt == absl::ZeroDuration() ? rtt : (s.srtt * 7 + rtt) / 8;
     // Slow answers are congestion evidence too: the limiter sees every one.
     limiter_.OnSample(rtt, req->inflight_at_send, now);

@@ -2,8 +2,8 @@
 #define NODEDNS_LIB_UPSTREAM_UPSTREAM_H_
 
 // Two interfaces:
-//  - Transport: send one query to one server (UpstreamSet, c-ares), get one
-//    callback. Tests script their own.
+//  - Transport: send one query to one server (ServerChannel: our own UDP,
+//    c-ares for TCP), get one callback. Tests script their own.
 //  - Upstream: what the resolver sees of a zone's servers (UpstreamPool):
 //    sending with a priority under caps and circuit breakers, the zone's
 //    health, and the client response timeout to use before serving stale.
@@ -34,6 +34,11 @@ class Transport {
   virtual ~Transport() = default;
   // Sends a complete DNS query; the ID may be replaced.
   virtual void Send(absl::Span<const uint8_t> query, Callback done) = 0;
+  // Only during a Send callback: when the answer being delivered arrived
+  // (the kernel's receive time, on the steady clock), or InfinitePast when
+  // not known. Round trips measured with it leave out our own event loop's
+  // delays, which are not the upstream's latency.
+  virtual absl::Time last_received() const { return absl::InfinitePast(); }
 };
 
 // RFC 8767 as nodedns applies it: healthy -> refresh and wait up to the client

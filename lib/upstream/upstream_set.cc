@@ -48,7 +48,7 @@ absl::StatusOr<std::unique_ptr<UpstreamSet>> UpstreamSet::Create(uv_loop_t* loop
   // truncated one and asks again over TCP. (ares_send leaves our query, whose
   // last 11 octets are the OPT record, as it is; on FORMERR c-ares strips
   // exactly those and retries without EDNS.)
-  opts.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_STAYOPEN | ARES_FLAG_EDNS;
+  opts.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_STAYOPEN | ARES_FLAG_EDNS | (options.tcp_only ? ARES_FLAG_USEVC : 0);
   opts.ednspsz = dns::kDefaultEdnsPayload;
   opts.timeout = static_cast<int>(absl::ToInt64Milliseconds(options.timeout));
   opts.tries = options.attempts;
@@ -86,7 +86,9 @@ void UpstreamSet::Send(absl::Span<const uint8_t> query, Callback done) {
     return;
   }
   if (query.size() < 12 || query.size() > 0xFFFF) {
-    done(absl::InvalidArgumentError("query size"), {});
+    // Never from inside Send(): through the deferred list.
+    deferred_.push_back(Deferred{absl::InvalidArgumentError("query size"), {}, std::move(done)});
+    uv_timer_start(&defer_timer_, &UpstreamSet::OnDeferred, 0, 0);
     return;
   }
   ++inflight_;

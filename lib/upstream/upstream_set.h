@@ -33,6 +33,7 @@ struct UpstreamOptions {
   std::vector<SocketAddress> servers;    // tried in order
   absl::Duration timeout = absl::Seconds(1);  // per attempt (c-ares doubles it per round)
   int attempts = 2;
+  bool tcp_only = false;  // ARES_FLAG_USEVC: every query over TCP (ServerChannel's TCP path)
 };
 
 class UpstreamSet final : public Transport {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -284,15 +285,25 @@ TEST_F(ForwardingTest, LastKnownGoodKeepsPositiveAnswersWhileTheZoneIsUnhealthy)
   }
 }
 
-TEST_F(ForwardingTest, UpstreamQueriesCarryRandomIds) {
+TEST_F(ForwardingTest, UpstreamQueriesCarryRandomIdsPortsAndCase) {
   StartDaemon();
-  for (int i = 0; i < 50; ++i) Ask("id" + std::to_string(i) + ".example");
+  for (int i = 0; i < 200; ++i) Ask("identity" + std::to_string(i) + ".example");
   std::set<uint16_t> ids;
-  for (const auto& q : upstream_->log()) ids.insert(q.id);
-  ASSERT_EQ(upstream_->log().size(), 50u);
-  // c-ares 1.18 sends the ID it is given: ours must be unpredictable.
-  EXPECT_GE(ids.size(), 45u);
-  EXPECT_FALSE(ids.count(0) && ids.size() == 1);
+  std::map<uint16_t, int> per_port;
+  int queries = 0, mixed_case = 0;
+  for (const auto& q : upstream_->log()) {
+    if (q.type == dns::kTypeSOA) continue;  // the zone probe at start-up
+    ++queries;
+    ids.insert(q.id);
+    ++per_port[q.source_port];
+    mixed_case += q.qname_case != q.name;
+  }
+  ASSERT_EQ(queries, 200);
+  // RFC 5452: an unpredictable ID and source port for every query, and the
+  // name's letters in random case (DNS 0x20).
+  EXPECT_GE(ids.size(), 190u);
+  EXPECT_GE(per_port.size(), 195u);
+  EXPECT_GE(mixed_case, 195);
 }
 
 TEST_F(ForwardingTest, DoAndCdArePassedUpstreamAndKeyedSeparately) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <random>
 
+#include "lib/common/socket_address.h"
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
 
@@ -115,7 +116,7 @@ void FakeUpstream::ResetCounts() {
 }
 
 std::vector<uint8_t> FakeUpstream::Respond(const std::vector<uint8_t>& query, bool tcp, Mode mode, bool count,
-                                           bool* drop) {
+                                           bool* drop, uint16_t source_port) {
   *drop = false;
   auto q = dns::ParseMessage(query);
   if (!q.ok() || q->questions.size() != 1) {
@@ -132,7 +133,7 @@ std::vector<uint8_t> FakeUpstream::Respond(const std::vector<uint8_t>& query, bo
   if (count) {
     std::lock_guard<std::mutex> lock(mu_);
     per_name_[Lower(qname_text)]++;
-    log_.push_back({Clock::now(), Lower(qname_text), q->questions[0].type, q->id});
+    log_.push_back({Clock::now(), Lower(qname_text), q->questions[0].type, q->id, source_port, qname_text});
   }
   if (mode == Mode::kDrop) {
     *drop = true;
@@ -216,7 +217,9 @@ void FakeUpstream::Run() {
       schedule(tcp, fd, peer, plen, Respond(query, tcp, Mode::kAnswer, false, &drop), 100);
       return;
     }
-    auto resp = Respond(query, tcp, mode, true, &drop);
+    uint16_t port = 0;
+    if (peer != nullptr) port = SocketAddress::FromSockaddr(reinterpret_cast<const sockaddr*>(peer)).port();
+    auto resp = Respond(query, tcp, mode, true, &drop, port);
     if (drop) return;
     schedule(tcp, fd, peer, plen, resp, 0);
   };

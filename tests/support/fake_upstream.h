@@ -62,6 +62,8 @@ class FakeUpstream {
     std::string name;  // lowercased presentation form
     uint16_t type;
     uint16_t id;
+    uint16_t source_port = 0;  // UDP: the sender's port (0 over TCP)
+    std::string qname_case;    // the question's name as sent, letter case kept
   };
   // Every query received, in order.
   std::vector<LoggedQuery> log() const;
@@ -70,7 +72,8 @@ class FakeUpstream {
   FakeUpstream() = default;
   void Run();
   // Builds the answer for `mode`; `count` says whether to count the query.
-  std::vector<uint8_t> Respond(const std::vector<uint8_t>& query, bool tcp, Mode mode, bool count, bool* drop);
+  std::vector<uint8_t> Respond(const std::vector<uint8_t>& query, bool tcp, Mode mode, bool count, bool* drop,
+                               uint16_t source_port = 0);
   struct Scheduled;
 
   int udp_fd_ = -1, tcp_fd_ = -1, wake_[2] = {-1, -1};

@@ -41,7 +41,7 @@ TEST(ServerTest, AStuckWorkerLoopIsReportedAndRecovers) {
   // listens on 127.0.0.1:1: the zone probes of a new pool find that out
   // without a single client query, and the breaker opens on every worker.
   absl::StatusOr<std::vector<UpstreamSummary>> ups;
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 200; ++i) {
     ups = (*server)->Upstreams(absl::Seconds(1));
     ASSERT_TRUE(ups.ok()) << ups.status();
     if (!ups->empty() && (*ups)[0].workers_open == 2) break;

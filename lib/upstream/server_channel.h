@@ -1,0 +1,64 @@
+#ifndef NODEDNS_LIB_UPSTREAM_SERVER_CHANNEL_H_
+#define NODEDNS_LIB_UPSTREAM_SERVER_CHANNEL_H_
+
+// The Transport to one upstream server: UDP through our own UdpChannel (a
+// random source port, ID and letter case for every query; RFC 5452), TCP
+// through a c-ares channel (UpstreamSet with ARES_FLAG_USEVC: one connection
+// kept open and reused). A truncated UDP answer is asked again over TCP.
+//
+// Threading: one loop thread. Lifetime: Shutdown() (every callback runs with
+// Cancelled), let the loop run its close callbacks, then destroy.
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "lib/common/clock.h"
+#include "lib/common/counters.h"
+#include "lib/common/socket_address.h"
+#include "lib/common/timer_queue.h"
+#include "lib/upstream/udp_channel.h"
+#include "lib/upstream/upstream.h"
+#include "lib/upstream/upstream_set.h"
+
+namespace nodedns::upstream {
+
+struct ServerChannelOptions {
+  std::string name;  // for logs: "zone ADDR:PORT"
+  SocketAddress server;
+  absl::Duration timeout = absl::Seconds(1);
+  int attempts = 2;
+  bool randomize_case = true;  // DNS 0x20 over UDP
+};
+
+class ServerChannel final : public Transport {
+ public:
+  static absl::StatusOr<std::unique_ptr<ServerChannel>> Create(uv_loop_t* loop, TimerQueue* timers,
+                                                               const SteadyClock* clock, Counters* counters,
+                                                               const ServerChannelOptions& options);
+  ~ServerChannel() override;
+  ServerChannel(const ServerChannel&) = delete;
+  ServerChannel& operator=(const ServerChannel&) = delete;
+
+  void Send(absl::Span<const uint8_t> query, Callback done) override;
+  absl::Time last_received() const override { return last_received_; }
+  void Shutdown();
+
+  const UdpChannel& udp() const { return *udp_; }
+
+ private:
+  ServerChannel() = default;
+  std::unique_ptr<UdpChannel> udp_;
+  std::unique_ptr<UpstreamSet> tcp_;
+  Counters* counters_ = nullptr;
+  absl::Time last_received_ = absl::InfinitePast();
+  bool shut_down_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace nodedns::upstream
+
+#endif  // NODEDNS_LIB_UPSTREAM_SERVER_CHANNEL_H_
