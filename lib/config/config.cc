@@ -372,10 +372,14 @@ absl::StatusOr<Config> ParseInto(Config c, std::string_view text, std::string_vi
 std::string_view DefaultConfigText() { return kDefaultConfigToml; }
 
 Config DefaultConfig() {
-  auto c = ParseInto(Config{}, kDefaultConfigToml, "<embedded default config>", /*whole_file=*/true);
-  // The embedded file is tested; failing here is a build defect.
-  if (!c.ok()) abort();
-  return *c;
+  // Parsed once: every reload and every file starts from it.
+  static const Config* const kDefault = [] {
+    auto c = ParseInto(Config{}, kDefaultConfigToml, "<embedded default config>", /*whole_file=*/true);
+    // The embedded file is tested; failing here is a build defect.
+    if (!c.ok()) abort();
+    return new Config(std::move(*c));
+  }();
+  return *kDefault;
 }
 
 absl::StatusOr<Config> ParseConfig(std::string_view text, std::string_view source_name) {

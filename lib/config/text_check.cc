@@ -7,6 +7,11 @@ namespace {
 
 enum class State { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
 
+// Three `q` at text[i].
+bool Triple(std::string_view text, size_t i, char q) {
+  return i + 2 < text.size() && text[i] == q && text[i + 1] == q && text[i + 2] == q;
+}
+
 }  // namespace
 
 absl::Status CheckConfigText(std::string_view text, std::string_view source, bool whole_file) {
@@ -33,7 +38,6 @@ absl::Status CheckConfigText(std::string_view text, std::string_view source, boo
       if (state == State::kComment || state == State::kBasic || state == State::kLiteral) state = State::kCode;
       continue;
     }
-    std::string_view rest = text.substr(i);
     switch (state) {
       case State::kComment:
         break;
@@ -50,13 +54,13 @@ absl::Status CheckConfigText(std::string_view text, std::string_view source, boo
       case State::kMultiBasic:
         if (c == '\\') {
           if (i + 1 < text.size() && text[i + 1] != '\n') ++i;
-        } else if (rest.substr(0, 3) == "\"\"\"") {
+        } else if (c == '"' && Triple(text, i, '"')) {
           state = State::kCode;
           i += 2;
         }
         break;
       case State::kMultiLiteral:
-        if (rest.substr(0, 3) == "'''") {
+        if (c == '\'' && Triple(text, i, '\'')) {
           state = State::kCode;
           i += 2;
         }
@@ -68,10 +72,10 @@ absl::Status CheckConfigText(std::string_view text, std::string_view source, boo
           break;
         }
         has_setting = true;
-        if (rest.substr(0, 3) == "\"\"\"") {
+        if (c == '"' && Triple(text, i, '"')) {
           state = State::kMultiBasic;
           i += 2;
-        } else if (rest.substr(0, 3) == "'''") {
+        } else if (c == '\'' && Triple(text, i, '\'')) {
           state = State::kMultiLiteral;
           i += 2;
         } else if (c == '"') {

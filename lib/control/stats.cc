@@ -251,9 +251,9 @@ std::string PrometheusText(const StatsSnapshot& s) {
             static_cast<double>(s.reload_failures));
   w.Family("nodedns_endpoint_connections_total", "counter",
            "Connections to the control socket and the HTTP endpoint, by outcome (idle_cut: closed to make room)");
-  for (const auto& [endpoint, stats] : {std::pair{"control", &s.control_connections},
-                                        std::pair{"http", &s.http_connections}}) {
-    ForEachOutcome(*stats, [&](const char* outcome, uint64_t v) {
+  for (const auto& e : {std::pair{"control", &s.control_connections}, std::pair{"http", &s.http_connections}}) {
+    const char* endpoint = e.first;
+    ForEachOutcome(*e.second, [&](const char* outcome, uint64_t v) {
       w.Sample("nodedns_endpoint_connections_total",
                std::string("endpoint=\"") + endpoint + "\",outcome=\"" + outcome + "\"", static_cast<double>(v));
     });
