@@ -11,8 +11,6 @@
 namespace nodedns::app {
 namespace {
 
-constexpr char kNodedns[] = "nodedns";
-
 const char* Name(SocketProtocol p) { return p == SocketProtocol::kUdp ? "udp" : "tcp"; }
 
 // The listeners on `address` that this process does not hold.
@@ -62,7 +60,8 @@ absl::Status RefuseTwins(const std::vector<SocketAddress>& dns, const std::optio
   return absl::OkStatus();
 }
 
-absl::Status VerifyStartingNodedns(const control::PeerCredentials& peer, int64_t protocol) {
+absl::Status VerifyStartingNodedns(const control::PeerCredentials& peer, int64_t protocol,
+                                   std::string_view executable) {
   if (!peer.known) return absl::PermissionDeniedError("the requester's credentials are unknown");
   if (peer.uid != geteuid() && peer.uid != 0) {
     return absl::PermissionDeniedError("the requester runs as uid " + std::to_string(peer.uid) +
@@ -76,16 +75,17 @@ absl::Status VerifyStartingNodedns(const control::PeerCredentials& peer, int64_t
   // executable is not ours to see.
   if (peer.pid != 0) {
     std::string exe = ExecutableName(std::to_string(peer.pid));
-    if (!exe.empty() && exe != kNodedns) {
-      return absl::PermissionDeniedError(DescribeProcess(peer.pid) + " runs " + exe + ", not nodedns");
+    if (!exe.empty() && exe != executable) {
+      return absl::PermissionDeniedError(DescribeProcess(peer.pid) + " runs " + exe + ", not " +
+                                         std::string(executable));
     }
   }
   return absl::OkStatus();
 }
 
 absl::Status VerifySuccessor(const control::PeerCredentials& peer, const control::ReleaseRequest& request,
-                             const std::vector<SocketAddress>& ours) {
-  if (auto st = VerifyStartingNodedns(peer, request.protocol); !st.ok()) return st;
+                             const std::vector<SocketAddress>& ours, std::string_view executable) {
+  if (auto st = VerifyStartingNodedns(peer, request.protocol, executable); !st.ok()) return st;
   auto key = [](const std::vector<SocketAddress>& v) {
     std::vector<std::string> out;
     for (const SocketAddress& a : v) out.push_back(a.ToString());

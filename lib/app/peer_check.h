@@ -17,6 +17,7 @@
 // user) is judged on what remains visible: its credentials and the sockets.
 
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -31,13 +32,18 @@ namespace nodedns::app {
 // Addresses with port 0 are skipped (the kernel picks a free port).
 absl::Status RefuseTwins(const std::vector<SocketAddress>& dns, const std::optional<SocketAddress>& metrics);
 
+// The executable a successor runs (tests pass their own).
+inline constexpr char kNodednsExecutable[] = "nodedns";
+
 // For handover: PermissionDenied unless `peer` may be a starting nodedns.
-absl::Status VerifyStartingNodedns(const control::PeerCredentials& peer, int64_t protocol);
+absl::Status VerifyStartingNodedns(const control::PeerCredentials& peer, int64_t protocol,
+                                   std::string_view executable = kNodednsExecutable);
 
 // For release: PermissionDenied unless `peer` also serves every one of
 // `ours`, as `request` says, with sockets of its own beside ours.
 absl::Status VerifySuccessor(const control::PeerCredentials& peer, const control::ReleaseRequest& request,
-                             const std::vector<SocketAddress>& ours);
+                             const std::vector<SocketAddress>& ours,
+                             std::string_view executable = kNodednsExecutable);
 
 // True while another process (a successor) has a UDP socket on each of
 // `ours`; false once it has gone.

@@ -61,7 +61,7 @@ class Fields {
     // 5.0 is a number_float: refused like any other non-integer.
     if (v->is_number_unsigned()) {
       uint64_t u = v->get<uint64_t>();
-      if (u > static_cast<uint64_t>(max)) return Error(field, what, v);
+      if (u > static_cast<uint64_t>(max) || static_cast<int64_t>(u) < min) return Error(field, what, v);
       return static_cast<int64_t>(u);
     }
     if (!v->is_number_integer()) return Error(field, what, v);
