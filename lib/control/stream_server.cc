@@ -1,6 +1,7 @@
 #include "lib/control/stream_server.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -84,7 +85,8 @@ void StreamServer::OnConnection(uv_stream_t* server, int status) {
   }
   ++self->stats_.accepted;
   if (self->conns_.size() > self->options_.max_connections) {
-    if (self->reading_.empty()) {
+    Connection* idle = self->OldestIdle();
+    if (idle == nullptr) {
       // Every other connection is being answered: this one waits its turn
       // in the next connect.
       ++self->stats_.refused;
@@ -92,7 +94,7 @@ void StreamServer::OnConnection(uv_stream_t* server, int status) {
       return;
     }
     ++self->stats_.idle_cut;
-    self->Finish(self->reading_.front());
+    self->Finish(idle);
   }
   if (!tcp) {
     uv_os_fd_t fd;
@@ -108,6 +110,19 @@ void StreamServer::OnConnection(uv_stream_t* server, int status) {
         *buf = uv_buf_init(scratch, sizeof(scratch));
       },
       &StreamServer::OnRead);
+}
+
+StreamServer::Connection* StreamServer::OldestIdle() {
+  // Connections accepted in one batch are read only after the batch: a
+  // prober's request may already wait in the kernel while a flood of later
+  // connections arrives. A connection with bytes pending is not idle.
+  for (Connection* c : reading_) {
+    uv_os_fd_t fd;
+    int pending = 0;
+    if (uv_fileno(&c->s.handle, &fd) == 0 && ioctl(fd, FIONREAD, &pending) == 0 && pending > 0) continue;
+    return c;
+  }
+  return nullptr;
 }
 
 void StreamServer::StartTimer(Connection* c, absl::Duration timeout) {

@@ -10,9 +10,10 @@
 // within `request_timeout` and fit `max_request`; the answer must be taken
 // within `answer_timeout`; at most `max_connections` are open. When they are
 // all taken, a new connection cuts the oldest one still waiting for its
-// request instead of being refused, so a prober or dnsctl that sends at once
-// gets through however many idle connections someone holds; only when every
-// connection has sent its request is the new one closed at once.
+// request (with nothing to read yet) instead of being refused, so a prober or
+// dnsctl that sends at once gets through however many idle connections
+// someone holds; only when every connection has sent its request is the new
+// one closed at once.
 //
 // Threading: one libuv loop (the daemon's control loop); not thread-safe.
 // Lifetime: Close(), let the loop run its close callbacks, then destroy.
@@ -85,6 +86,9 @@ class StreamServer {
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   void Dispatch(Connection* c, std::string request);
   void Answer(Connection* c, std::string response);
+  // The oldest connection still waiting for its request with nothing to
+  // read yet; nullptr if there is none.
+  Connection* OldestIdle();
   void StartTimer(Connection* c, absl::Duration timeout);
   void Finish(Connection* c);
 

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -60,8 +61,17 @@ class StreamServerTest : public ::testing::Test {
     uv_async_init(&loop_, &stop_, [](uv_async_t* a) {
       static_cast<StreamServer*>(a->data)->Close();
       uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(static_cast<StreamServerTest*>(a->loop->data)->pause_.get()), nullptr);
     });
     stop_.data = server_.get();
+    loop_.data = this;
+    // Holds the loop for a moment: what arrives meanwhile is accepted in
+    // one batch afterwards.
+    uv_async_init(&loop_, pause_.get(), [](uv_async_t* a) {
+      auto* self = static_cast<StreamServerTest*>(a->loop->data);
+      self->paused_ = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    });
     thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
   }
   // Stops the loop; afterwards the server's stats may be read.
@@ -82,8 +92,17 @@ class StreamServerTest : public ::testing::Test {
     return fd;
   }
 
+  // Blocks the loop for 300 ms, returning once it is blocked.
+  void PauseLoop() {
+    paused_ = false;
+    uv_async_send(pause_.get());
+    while (!paused_) std::this_thread::yield();
+  }
+
   uv_loop_t loop_;
   uv_async_t stop_;
+  std::unique_ptr<uv_async_t> pause_ = std::make_unique<uv_async_t>();
+  std::atomic<bool> paused_{false};
   std::thread thread_;
   std::unique_ptr<StreamServer> server_;
   uint16_t port_ = 0;
@@ -126,6 +145,23 @@ TEST_F(StreamServerTest, WhenFullTheOldestIdleConnectionMakesRoom) {
   EXPECT_EQ(server_->stats().accepted, 4u + 1 + 20 * 5);
   EXPECT_GE(server_->stats().idle_cut, 1u + 20 * 4);  // at least four cut per round
   EXPECT_EQ(server_->stats().refused, 0u);
+}
+
+TEST_F(StreamServerTest, AConnectionWhoseRequestWaitsIsNotCutForLaterOnes) {
+  StreamServerOptions o;
+  o.max_connections = 4;
+  o.request_timeout = absl::Seconds(30);
+  Start(o, Echo());
+  // The prober connects and sends, then a flood of idle connections comes
+  // before the loop has read anything: all are accepted in one batch.
+  PauseLoop();
+  int prober = Connect();
+  ASSERT_EQ(write(prober, "ping\n", 5), 5);
+  for (int i = 0; i < 12; ++i) Connect();
+  bool eof = false;
+  EXPECT_EQ(ReadUntilClosed(prober, 5000, &eof), "echo ping\n");
+  Stop();
+  EXPECT_GE(server_->stats().idle_cut, 9u);
 }
 
 TEST_F(StreamServerTest, AnIdleConnectionIsCutAtTheRequestDeadline) {
