@@ -18,8 +18,38 @@ namespace {
 using nlohmann::json;
 namespace p = protocol;
 
-// A value for an error message: short, and never throwing.
+// Requests are flat; nlohmann's parser is iterative, but dumping or copying a
+// value recurses once per level, so deeper nesting is refused up front.
+constexpr int kMaxJsonDepth = 16;
+
+// How deep `text`'s arrays and objects nest (strings skipped).
+int JsonDepth(std::string_view text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+// A value for an error message: short, and never throwing. Arrays and
+// objects are not spelt out.
 std::string Shown(const json& v) {
+  if (v.is_array()) return v.empty() ? "[]" : "[...]";
+  if (v.is_object()) return v.empty() ? "{}" : "{...}";
   std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
   if (s.size() > 40) s = s.substr(0, 37) + "...";
   return s;
@@ -266,6 +296,10 @@ void Dispatch(const ControlRequest& request, const PeerCredentials& peer, Contro
 }  // namespace
 
 absl::StatusOr<ControlRequest> ParseControlRequest(std::string_view line) {
+  if (JsonDepth(line) > kMaxJsonDepth) {
+    return absl::InvalidArgumentError("malformed request: nested more than " + std::to_string(kMaxJsonDepth) +
+                                      " levels deep");
+  }
   json req = json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (req.is_discarded() || !req.is_object()) {
     return absl::InvalidArgumentError("malformed request: expected one JSON object with a \"command\" string");

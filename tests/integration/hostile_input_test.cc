@@ -98,6 +98,8 @@ TEST_F(HostileInputTest, EveryCommandWithWrongTypesAndRangesIsRefusedByField) {
       {R"({"command":"release",)" + release_fields + R"(,"force":true})", "release: unknown field \"force\""},
       {R"({"command":["stats"]})", "malformed request: \"command\" must be a string"},
       {R"({"command":"stats")", "malformed request"},
+      {R"({"command":"dump","limit":)" + std::string(30000, '[') + std::string(30000, ']') + "}",
+       "malformed request: nested more than 16 levels deep"},
   };
   for (const auto& [request, error] : cases) {
     json a = Control(request);

@@ -66,11 +66,21 @@ TEST(ParseControlRequestTest, Dump) {
   EXPECT_EQ(ParseError(R"({"command":"dump","limit":null})"),
             "dump: \"limit\" must be an integer from 0 to 100000, got null");
   EXPECT_EQ(ParseError(R"({"command":"dump","name":["a"]})"),
-            "dump: \"name\" must be a string of at most 1024 bytes, got [\"a\"]");
+            "dump: \"name\" must be a string of at most 1024 bytes, got [...]");
   EXPECT_THAT(ParseError(R"({"command":"dump","name":"a..b"})"), HasSubstr("dump: \"name\" empty label"));
   // Long values are cut in the message.
-  EXPECT_THAT(ParseError(R"({"command":"dump","name":{"k":")" + std::string(200, 'x') + "\"}}"),
-              HasSubstr("got {\"k\":\"" + std::string(31, 'x') + "..."));
+  EXPECT_THAT(ParseError(R"({"command":"dump","name":")" + std::string(2000, 'x') + "\"}"),
+              HasSubstr("got \"" + std::string(36, 'x') + "..."));
+  // Deep nesting is refused before anything recurses over it (dumping it
+  // into this very message overflowed the stack; found by the fuzzer).
+  EXPECT_EQ(ParseError(R"({"command":"dump","limit":)" + std::string(32000, '[') + std::string(32000, ']') + "}"),
+            "malformed request: nested more than 16 levels deep");
+  EXPECT_EQ(ParseError(R"({"command":"dump","limit":)" + std::string(15, '[') + std::string(15, ']') + "}"),
+            "dump: \"limit\" must be an integer from 0 to 100000, got [...]");
+  // Brackets inside strings do not count.
+  auto bracketed = ParseControlRequest(R"({"command":"dump","name":")" + std::string(20, '[') + R"(x\"]{"})");
+  ASSERT_TRUE(bracketed.ok()) << bracketed.status();
+  EXPECT_EQ(std::get<DumpRequest>(*bracketed).name_text, std::string(20, '[') + "x\"]{");
 }
 
 TEST(ParseControlRequestTest, Flush) {
