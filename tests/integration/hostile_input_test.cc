@@ -6,6 +6,7 @@
 // daemon must stay up and answer DNS.
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -207,6 +208,42 @@ TEST_F(HostileInputTest, ATakeoverByANodednsServingOtherAddressesIsRefused) {
   std::string out;
   EXPECT_EQ(daemon_->Dnsctl({"health"}, &out), 0) << out;
   EXPECT_TRUE(Answers());
+}
+
+// Waits (bounded) until `daemon`'s log says `text`.
+bool WaitForLog(DaemonProcess& daemon, const std::string& text) {
+  for (int i = 0; i < 500 && daemon.log().find(text) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return daemon.log().find(text) != std::string::npos;
+}
+
+TEST_F(HostileInputTest, ASuccessorThatDiesLeavesTheControlSocketToThePredecessor) {
+  TempDir dir;
+  std::string snap = dir.path() + "/cache.snap";
+  StartDaemon({"--snapshot", snap});
+  auto successor = DaemonProcess::Start({"--upstream", upstream_->address(), "--snapshot", snap, "--control-socket",
+                                         daemon_->control_socket(), "--takeover", "--listen", daemon_->addresses()[0]},
+                                        /*listen_in_args=*/true);
+  ASSERT_EQ(successor->port(), daemon_->port()) << successor->log();
+  ASSERT_TRUE(WaitForLog(*daemon_, "the successor owns the control socket now")) << daemon_->log();
+  // It crashes before the old one is told to stop: the old one must not be
+  // left serving without a control socket (and would skip its snapshot).
+  kill(successor->pid(), SIGKILL);
+  successor->Stop(0);
+  ASSERT_TRUE(WaitForLog(*daemon_, "the successor has gone")) << daemon_->log();
+  std::string out;
+  EXPECT_EQ(daemon_->Dnsctl({"health"}, &out), 0) << out;
+  EXPECT_TRUE(Answers());
+  // Its final snapshot is written again at exit (a new file renamed over).
+  struct stat before {};
+  ASSERT_EQ(stat(snap.c_str(), &before), 0);
+  EXPECT_EQ(daemon_->Stop(), 0);
+  EXPECT_THAT(daemon_->log(), Not(HasSubstr("left to the successor")));
+  struct stat after {};
+  ASSERT_EQ(stat(snap.c_str(), &after), 0);
+  EXPECT_NE(after.st_ino, before.st_ino);
+  daemon_.reset();
 }
 
 TEST_F(HostileInputTest, ASecondNodednsOnTheSameAddressIsRefused) {
