@@ -5,10 +5,12 @@
 // or take long; whatever is accepted must be within the documented limits.
 //
 // The first byte chooses the mode: even, the rest is the file; odd, the next
-// three bytes are a size (up to 16 MB) and the rest is PREFIX NUL UNIT NUL
-// SUFFIX (or just UNIT): UNIT is repeated up to the size between the two, to
-// reach deep nesting ("[" "a." "]", "x = " "[" "") and files over the size
-// limit without the fuzzer having to grow such inputs itself.
+// three bytes give a size from 1 byte to 16 MB (logarithmically: a power of
+// two from the first, a fraction of it from the others, so small files stay
+// common and runs fast) and the rest is PREFIX NUL UNIT NUL SUFFIX (or just
+// UNIT): UNIT is repeated up to the size between the two, to reach deep
+// nesting ("[" "a." "]", "x = " "[" "") and files over the size limit
+// without the fuzzer having to grow such inputs itself.
 
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
@@ -50,7 +52,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] % 2 == 0 || size < 5) {
     text.assign(reinterpret_cast<const char*>(data + 1), size - 1);
   } else {
-    size_t want = size_t{data[1]} << 16 | size_t{data[2]} << 8 | data[3];  // up to 16 MB
+    size_t power = size_t{1} << (data[1] % 25);  // up to 16 MB
+    size_t want = power + (size_t{data[2]} << 8 | data[3]) * power / 65536;
     std::string_view rest(reinterpret_cast<const char*>(data + 4), size - 4);
     std::string_view prefix, unit = rest, suffix;
     if (size_t a = rest.find('\0'), b = rest.rfind('\0'); a != b) {
