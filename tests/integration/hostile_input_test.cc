@@ -20,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lib/dns/constants.h"
+#include "tests/support/daemon_fixture.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/dns_client.h"
 #include "tests/support/endpoints.h"
@@ -33,23 +34,8 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-class HostileInputTest : public ::testing::Test {
+class HostileInputTest : public DaemonFixture {
  protected:
-  void SetUp() override {
-    upstream_ = FakeUpstream::Start();
-    ASSERT_NE(upstream_, nullptr);
-  }
-  void TearDown() override {
-    if (daemon_) {
-      EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();
-    }
-  }
-  void StartDaemon(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--upstream", upstream_->address()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    daemon_ = DaemonProcess::Start(args);
-    ASSERT_NE(daemon_->port(), 0) << daemon_->log();
-  }
   // A query for a new name, answered within `timeout_ms` (a cache miss
   // goes to the upstream: the whole path works).
   bool Answers(int timeout_ms = 1000) {
@@ -59,8 +45,6 @@ class HostileInputTest : public ::testing::Test {
   }
   json Control(const std::string& line) { return ControlExchange(daemon_->control_socket(), line + "\n"); }
 
-  std::unique_ptr<FakeUpstream> upstream_;
-  std::unique_ptr<DaemonProcess> daemon_;
   int queries_ = 0;
 };
 

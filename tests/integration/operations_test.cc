@@ -21,6 +21,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lib/dns/constants.h"
+#include "tests/support/daemon_fixture.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/dns_client.h"
 #include "tests/support/endpoints.h"
@@ -59,23 +60,8 @@ std::map<std::string, double> ParseMetrics(const std::string& text) {
   return out;
 }
 
-class OperationsTest : public ::testing::Test {
+class OperationsTest : public DaemonFixture {
  protected:
-  void SetUp() override {
-    upstream_ = FakeUpstream::Start();
-    ASSERT_NE(upstream_, nullptr);
-  }
-  void TearDown() override {
-    if (daemon_) {
-      EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();
-    }
-  }
-  void StartDaemon(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--upstream", upstream_->address(), "--log-level", "info"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    daemon_ = DaemonProcess::Start(args);
-    ASSERT_NE(daemon_->port(), 0) << daemon_->log();
-  }
   dns::Message Ask(const std::string& name, uint16_t type = dns::kTypeA) {
     auto a = UdpExchange("127.0.0.1", daemon_->port(), MakeQuery(name, type));
     EXPECT_TRUE(a.has_value()) << "no answer for " << name;
@@ -98,8 +84,6 @@ class OperationsTest : public ::testing::Test {
     return out;
   }
 
-  std::unique_ptr<FakeUpstream> upstream_;
-  std::unique_ptr<DaemonProcess> daemon_;
 };
 
 TEST_F(OperationsTest, StatsCountWhatHappenedInHumanAndJsonForm) {

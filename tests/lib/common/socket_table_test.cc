@@ -14,11 +14,18 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// A line of /proc/net/{udp,tcp}[6]: slot, local and remote address, state,
+// queues, timer, retransmits, uid, timeout, inode, then more we ignore.
+std::string Line(const std::string& local, const std::string& remote, const std::string& state, int uid,
+                 int inode) {
+  return "  0: " + local + " " + remote + " " + state + " 00000000:00000000 00:00000000 00000000 " +
+         std::to_string(uid) + " 0 " + std::to_string(inode) + " 2 0 0\n";
+}
+
 TEST(ParseSocketTableTest, ReadsTheKernelsFormat) {
-  const char* v4 =
-      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
-      "  1: 0100007F:14B4 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 424242 2 0 0\n"
-      "  2: 0100007F:D431 0A000001:0035 01 00000000:00000000 00:00000000 00000000  1000        0 424243 2 0 0\n";
+  const std::string header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n";
+  std::string v4 = header + Line("0100007F:14B4", "00000000:0000", "07", 1000, 424242) +
+                   Line("0100007F:D431", "0A000001:0035", "01", 1000, 424243);
   auto udp = ParseSocketTable(v4, AF_INET, SocketProtocol::kUdp);
   ASSERT_EQ(udp.size(), 2u);
   EXPECT_EQ(udp[0].local.ToString(), "127.0.0.1:5300");
@@ -26,12 +33,8 @@ TEST(ParseSocketTableTest, ReadsTheKernelsFormat) {
   EXPECT_EQ(udp[0].uid, 1000u);
   EXPECT_TRUE(udp[0].listening);
   EXPECT_FALSE(udp[1].listening);  // connected to 10.0.0.1:53: an upstream socket
-  const char* v6 =
-      "  sl  local_address                         remote_address                        st tx_queue rx_queue tr "
-      "tm->when retrnsmt   uid  timeout inode\n"
-      "   0: 00000000000000000000000001000000:2475 00000000000000000000000000000000:0000 0A 00000000:00000000 "
-      "00:00000000 00000000     0        0 77 1 0 100 0 0 10 0\n"
-      "   1: garbage\n";
+  std::string v6 = header + Line("00000000000000000000000001000000:2475", std::string(32, '0') + ":0000", "0A", 0, 77) +
+                   "   1: garbage\n";
   auto tcp = ParseSocketTable(v6, AF_INET6, SocketProtocol::kTcp);
   ASSERT_EQ(tcp.size(), 1u);
   EXPECT_EQ(tcp[0].local.ToString(), "[::1]:9333");

@@ -109,6 +109,13 @@ class StreamServerTest : public ::testing::Test {
   std::vector<int> fds_;
 };
 
+// Sends `request` on `fd` and returns what comes back before the server
+// closes it (5 s at most); *eof tells whether it closed.
+std::string Exchange(int fd, const std::string& request, bool* eof) {
+  EXPECT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  return ReadUntilClosed(fd, 5000, eof);
+}
+
 StreamServer::Handler Echo() {
   return [](std::string_view request, const PeerCredentials&, StreamServer::Respond respond) {
     respond("echo " + std::string(request));
@@ -123,9 +130,8 @@ TEST_F(StreamServerTest, WhenFullTheOldestIdleConnectionMakesRoom) {
   std::vector<int> idle;
   for (int i = 0; i < 4; ++i) idle.push_back(Connect());
   int prober = Connect();
-  ASSERT_EQ(write(prober, "ping\n", 5), 5);
   bool eof = false;
-  EXPECT_EQ(ReadUntilClosed(prober, 5000, &eof), "echo ping\n");
+  EXPECT_EQ(Exchange(prober, "ping\n", &eof), "echo ping\n");
   EXPECT_TRUE(eof);
   // The oldest idle one was cut for it; the others are still open.
   ReadUntilClosed(idle[0], 5000, &eof);
@@ -137,9 +143,7 @@ TEST_F(StreamServerTest, WhenFullTheOldestIdleConnectionMakesRoom) {
   // Held idle connections never keep a prober out, however many there are.
   for (int round = 0; round < 20; ++round) {
     for (int i = 0; i < 4; ++i) Connect();
-    int p = Connect();
-    ASSERT_EQ(write(p, "again\n", 6), 6);
-    EXPECT_EQ(ReadUntilClosed(p, 5000, &eof), "echo again\n") << round;
+    EXPECT_EQ(Exchange(Connect(), "again\n", &eof), "echo again\n") << round;
   }
   Stop();
   EXPECT_EQ(server_->stats().accepted, 4u + 1 + 20 * 5);
@@ -168,11 +172,9 @@ TEST_F(StreamServerTest, AnIdleConnectionIsCutAtTheRequestDeadline) {
   StreamServerOptions o;
   o.request_timeout = absl::Milliseconds(300);
   Start(o, Echo());
-  int fd = Connect();
-  ASSERT_EQ(write(fd, "no newline yet", 14), 14);
   auto t0 = Clock::now();
   bool eof = false;
-  EXPECT_EQ(ReadUntilClosed(fd, 5000, &eof), "");
+  EXPECT_EQ(Exchange(Connect(), "no newline yet", &eof), "");
   EXPECT_TRUE(eof);
   EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(250));
   EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(3000));
@@ -195,9 +197,8 @@ TEST_F(StreamServerTest, WhenEverySlotIsBeingAnsweredANewConnectionIsClosed) {
     auto both = [&pending]() { return pending == 2; };
     ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&both), absl::Seconds(5)));
   }
-  int third = Connect();
   bool eof = false;
-  EXPECT_EQ(ReadUntilClosed(third, 5000, &eof), "");
+  EXPECT_EQ(ReadUntilClosed(Connect(), 5000, &eof), "");
   EXPECT_TRUE(eof);
   Stop();
   EXPECT_EQ(server_->stats().refused, 1u);
@@ -210,10 +211,8 @@ TEST_F(StreamServerTest, AThrowingHandlerGetsTheInternalErrorAnswer) {
   Start(o, [](std::string_view, const PeerCredentials&, StreamServer::Respond) {
     throw std::runtime_error("boom");
   });
-  int fd = Connect();
-  ASSERT_EQ(write(fd, "x\n", 2), 2);
   bool eof = false;
-  EXPECT_EQ(ReadUntilClosed(fd, 5000, &eof), "sorry\n");
+  EXPECT_EQ(Exchange(Connect(), "x\n", &eof), "sorry\n");
   Stop();
   EXPECT_EQ(server_->stats().internal_errors, 1u);
 }
@@ -223,11 +222,8 @@ TEST_F(StreamServerTest, OversizedRequestsGetTheOversizeAnswer) {
   o.max_request = 16;
   o.oversize = "too large\n";
   Start(o, Echo());
-  int fd = Connect();
-  std::string big(100, 'x');
-  ASSERT_EQ(write(fd, big.data(), big.size()), 100);
   bool eof = false;
-  EXPECT_EQ(ReadUntilClosed(fd, 5000, &eof), "too large\n");
+  EXPECT_EQ(Exchange(Connect(), std::string(100, 'x'), &eof), "too large\n");
   Stop();
   EXPECT_EQ(server_->stats().oversize, 1u);
 }
@@ -252,9 +248,8 @@ TEST_F(StreamServerTest, UnixPeersComeWithTheirCredentials) {
   auto fd = ConnectUnix(uo.path);
   ASSERT_TRUE(fd.ok());
   fds_.push_back(*fd);
-  ASSERT_EQ(write(*fd, "who\n", 4), 4);
   bool eof = false;
-  EXPECT_EQ(ReadUntilClosed(*fd, 5000, &eof), "ok\n");
+  EXPECT_EQ(Exchange(*fd, "who\n", &eof), "ok\n");
   absl::MutexLock lock(&mu);
   EXPECT_TRUE(seen.known);
   EXPECT_EQ(seen.pid, getpid());
