@@ -57,46 +57,6 @@ void Guarded(const char* what, F&& f) noexcept {
   }
 }
 
-// Fields of another nodedns's answer, read without trusting their types.
-bool AnswerOk(const json& a) {
-  auto it = a.find(control::protocol::kOk);
-  return it != a.end() && it->is_boolean() && it->get<bool>();
-}
-int64_t IntField(const json& a, const char* key) {
-  auto it = a.find(key);
-  return it != a.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
-}
-std::string ErrorField(const json& a) {
-  auto it = a.find(control::protocol::kError);
-  return it != a.end() && it->is_string() ? it->get<std::string>() : "no reason given";
-}
-
-// Endpoint limits (README "Limits"): a request must arrive within the
-// deadline; idle connections beyond the slots are cut, oldest first.
-control::StreamServerOptions ControlOptions() {
-  control::StreamServerOptions o;
-  o.delimiter = "\n";
-  o.max_request = 64 * 1024;
-  o.request_timeout = absl::Seconds(2);
-  o.answer_timeout = absl::Seconds(60);  // a snapshot of a large cache
-  o.max_connections = 64;
-  o.oversize = control::RenderAnswer(control::ErrorAnswer("request too large"));
-  o.internal_error = control::RenderAnswer(control::ErrorAnswer("internal error"));
-  return o;
-}
-
-control::StreamServerOptions HttpOptions() {
-  control::StreamServerOptions o;
-  o.delimiter = "\r\n\r\n";
-  o.max_request = 8192;
-  o.request_timeout = absl::Seconds(1);
-  o.answer_timeout = absl::Seconds(10);
-  o.max_connections = 256;
-  o.oversize = control::HttpResponse(431, "Request Header Fields Too Large", "text/plain", "request too large\n");
-  o.internal_error = control::HttpResponse(500, "Internal Server Error", "text/plain", "internal error\n");
-  return o;
-}
-
 // The zones' current max_stale, for entries loaded from a snapshot.
 class StaleLimits {
  public:
@@ -291,14 +251,14 @@ absl::Status App::Impl::TakeOver() {
   control::HandoverRequest req{getpid(), control::protocol::kHandoverProtocol, NODEDNS_VERSION};
   auto answer = control::Call(config_.control_socket, control::HandoverRequestJson(req), absl::Seconds(30));
   if (answer.ok()) {
-    int64_t pid = IntField(*answer, control::protocol::kPid);
-    if (!AnswerOk(*answer) || pid <= 0) {
+    int64_t pid = control::AnswerInt(*answer, control::protocol::kPid);
+    if (!control::AnswerOk(*answer) || pid <= 0) {
       return absl::FailedPreconditionError("the nodedns serving on " + config_.control_socket +
-                                           " refused the handover: " + ErrorField(*answer));
+                                           " refused the handover: " + control::AnswerError(*answer));
     }
     predecessor_pid_ = static_cast<pid_t>(pid);
     spdlog::info("taking over from nodedns pid {} (its snapshot: {} entries)", predecessor_pid_,
-                 IntField(*answer, "entries"));
+                 control::AnswerInt(*answer, "entries"));
   } else if (absl::IsPermissionDenied(answer.status()) || absl::IsDeadlineExceeded(answer.status()) ||
              absl::IsDataLoss(answer.status())) {
     return absl::Status(answer.status().code(), "control socket: " + std::string(answer.status().message()));
@@ -388,7 +348,7 @@ absl::Status App::Impl::Init() {
                                                   " (set --metrics-listen ADDR:PORT, or \"\" to turn it off)");
     }
     http_ = std::make_unique<control::StreamServer>(
-        &loop_, HttpOptions(), [this](std::string_view req, const control::PeerCredentials&,
+        &loop_, control::HttpEndpointOptions(), [this](std::string_view req, const control::PeerCredentials&,
                                       control::StreamServer::Respond r) { r(control::HandleHttpRequest(req, *this)); });
     if (auto st = http_->Start(*fd, /*tcp=*/true); !st.ok()) return st;
   }
@@ -423,7 +383,7 @@ absl::Status App::Impl::ListenControl(bool replace_live) {
   control_listener_ = *l;
   if (control_) retired_control_.push_back(std::move(control_));
   control_ = std::make_unique<control::StreamServer>(
-      &loop_, ControlOptions(),
+      &loop_, control::ControlSocketOptions(),
       [this](std::string_view req, const control::PeerCredentials& peer, control::StreamServer::Respond r) {
         control::HandleControlRequest(req, peer, *this, r);
       });
@@ -530,12 +490,12 @@ void App::Impl::CompleteHandover() {
   control::ReleaseRequest req{getpid(), control::protocol::kHandoverProtocol, NODEDNS_VERSION,
                               server_->bound_addresses()};
   auto answer = control::Call(config_.control_socket, control::ReleaseRequestJson(req), absl::Seconds(10));
-  bool released = answer.ok() && AnswerOk(*answer);
+  bool released = answer.ok() && control::AnswerOk(*answer);
   if (answer.ok() && !released) {
     // It keeps serving with its control socket: this process must not stay
     // beside it without one.
     spdlog::error("handover: nodedns pid {} refused to hand over: {}; stopping (it keeps serving)", predecessor_pid_,
-                  ErrorField(*answer));
+                  control::AnswerError(*answer));
     exit_code_ = 1;
     BeginShutdown(/*immediate=*/true);
     return;

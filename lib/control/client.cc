@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "lib/common/errno_status.h"
+#include "lib/control/protocol.h"
 #include "lib/control/unix_socket.h"
 
 namespace nodedns::control {
@@ -46,6 +47,21 @@ absl::StatusOr<nlohmann::json> Call(const std::string& path, const nlohmann::jso
   nlohmann::json answer = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (answer.is_discarded() || !answer.is_object()) return absl::DataLossError("incomplete answer on " + path);
   return answer;
+}
+
+bool AnswerOk(const nlohmann::json& answer) {
+  auto it = answer.find(protocol::kOk);
+  return it != answer.end() && it->is_boolean() && it->get<bool>();
+}
+
+int64_t AnswerInt(const nlohmann::json& answer, const char* key) {
+  auto it = answer.find(key);
+  return it != answer.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+std::string AnswerError(const nlohmann::json& answer) {
+  auto it = answer.find(protocol::kError);
+  return it != answer.end() && it->is_string() ? it->get<std::string>() : "no reason given";
 }
 
 }  // namespace nodedns::control

@@ -356,6 +356,18 @@ std::string RenderAnswer(const json& answer) {
 
 json ErrorAnswer(std::string_view message) { return {{p::kOk, false}, {p::kError, std::string(message)}}; }
 
+StreamServerOptions ControlSocketOptions() {
+  StreamServerOptions o;
+  o.delimiter = "\n";
+  o.max_request = 64 * 1024;
+  o.request_timeout = absl::Seconds(2);
+  o.answer_timeout = absl::Seconds(60);
+  o.max_connections = 64;
+  o.oversize = RenderAnswer(ErrorAnswer("request too large"));
+  o.internal_error = RenderAnswer(ErrorAnswer("internal error"));
+  return o;
+}
+
 void HandleControlRequest(std::string_view line, const PeerCredentials& peer, ControlTarget& target,
                           const std::function<void(std::string)>& respond) {
   // Answered at most once, also when a handler throws after answering.

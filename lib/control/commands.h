@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "lib/common/socket_address.h"
 #include "lib/control/peer.h"
+#include "lib/control/stream_server.h"
 
 namespace nodedns::control {
 
@@ -81,6 +82,11 @@ nlohmann::json ReleaseRequestJson(const ReleaseRequest& r);
 // are not UTF-8 (a path from the command line) are rendered with U+FFFD.
 std::string RenderAnswer(const nlohmann::json& answer);
 nlohmann::json ErrorAnswer(std::string_view message);
+
+// The control socket's limits (README "Limits"): a request within 2 s of
+// connecting and in 64 KiB, its answer written within 60 s (a snapshot of a
+// large cache), 64 connections, the oldest idle one cut for a newcomer.
+StreamServerOptions ControlSocketOptions();
 
 // Answers `line` from `peer` through `respond` (now, or later for snapshot);
 // `respond` gets the rendered answer, newline included.

@@ -85,6 +85,18 @@ std::string HttpResponse(int status, std::string_view reason, std::string_view c
   return r;
 }
 
+StreamServerOptions HttpEndpointOptions() {
+  StreamServerOptions o;
+  o.delimiter = "\r\n\r\n";
+  o.max_request = 8192;
+  o.request_timeout = absl::Seconds(1);
+  o.answer_timeout = absl::Seconds(10);
+  o.max_connections = 256;
+  o.oversize = HttpResponse(431, "Request Header Fields Too Large", "text/plain", "request too large\n");
+  o.internal_error = HttpResponse(500, "Internal Server Error", "text/plain", "internal error\n");
+  return o;
+}
+
 std::string HandleHttpRequest(std::string_view head, ControlTarget& target) {
   try {
     auto req = ParseHttpRequest(head);

@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "lib/control/stream_server.h"
 
 namespace nodedns::control {
 
@@ -31,6 +32,11 @@ absl::StatusOr<HttpRequest> ParseHttpRequest(std::string_view head);
 
 std::string HttpResponse(int status, std::string_view reason, std::string_view content_type, std::string_view body,
                          bool head_only = false);
+
+// The HTTP endpoint's limits (README "Limits"): the request head within 1 s
+// of connecting and in 8 KiB, the answer written within 10 s, 256
+// connections, the oldest idle one cut for a newcomer.
+StreamServerOptions HttpEndpointOptions();
 
 // The whole response to `head`.
 std::string HandleHttpRequest(std::string_view head, ControlTarget& target);
