@@ -424,9 +424,10 @@ int App::Impl::Run() {
   spdlog::info("nodedns {} listening on{} (udp+tcp), forwarding{}{}{}", NODEDNS_VERSION, listening, upstreams,
                http_ ? "; metrics on http://" + metrics_bound_.ToString() : std::string(),
                control_ ? "; control socket " + config_.control_socket : std::string());
-  ArmTimers();
+  // A failed takeover has already closed the timers: nothing to arm.
+  if (!stopping_) ArmTimers();
   watchdog_interval_ = SdWatchdogInterval();
-  if (watchdog_interval_ > absl::ZeroDuration()) {
+  if (watchdog_interval_ > absl::ZeroDuration() && !stopping_) {
     uint64_t every = std::max<uint64_t>(1, absl::ToInt64Milliseconds(watchdog_interval_) / 2);
     uv_timer_start(&watchdog_timer_, [](uv_timer_t* t) {
       auto* self = static_cast<Impl*>(t->data);
