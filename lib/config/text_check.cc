@@ -1,15 +1,41 @@
 #include "lib/config/text_check.h"
 
+#include <algorithm>
 #include <string>
 
 namespace nodedns::config {
 namespace {
 
-enum class State { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
-
 // Three `q` at text[i].
 bool Triple(std::string_view text, size_t i, char q) {
   return i + 2 < text.size() && text[i] == q && text[i + 1] == q && text[i + 2] == q;
+}
+
+// Where the string opened by the quote `q` at text[start] ends: the index
+// after its closing quote(s). A single-line string also ends at a newline
+// (unterminated: toml++'s error to report), which is left for the caller.
+// Newlines inside a multi-line string are counted into *line.
+size_t StringEnd(std::string_view text, size_t start, char q, bool multi, int* line) {
+  size_t i = start + (multi ? 3 : 1);
+  while (i < text.size()) {
+    char c = text[i];
+    switch (c) {
+      case '\n':
+        if (!multi) return i;
+        ++*line;
+        ++i;
+        break;
+      case '\\':
+        // An escape in a basic string; a backslash ending a line in a
+        // multi-line one continues it (its newline is counted above).
+        i += q == '"' && i + 1 < text.size() && text[i + 1] != '\n' ? 2 : 1;
+        break;
+      default:
+        if (c == q && (!multi || Triple(text, i, q))) return i + (multi ? 3 : 1);
+        ++i;
+    }
+  }
+  return i;
 }
 
 }  // namespace
@@ -24,78 +50,57 @@ absl::Status CheckConfigText(std::string_view text, std::string_view source, boo
   auto error = [&](const std::string& reason) {
     return absl::InvalidArgumentError(src + ":" + std::to_string(line) + ": " + reason);
   };
-  State state = State::kCode;
+  if (size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    line += static_cast<int>(std::count(text.begin(), text.begin() + static_cast<ptrdiff_t>(nul), '\n'));
+    return error("a NUL byte: the file is damaged or was not written as text");
+  }
+  // One switch per character outside strings and comments; comments and
+  // strings are skipped whole.
   int depth = 0, dots = 0;
   bool has_setting = false;
-  for (size_t i = 0; i < text.size(); ++i) {
+  size_t i = 0;
+  while (i < text.size()) {
     char c = text[i];
-    if (c == '\0') return error("a NUL byte: the file is damaged or was not written as text");
-    if (c == '\n') {
-      ++line;
-      dots = 0;
-      // Single-line strings and comments end here (an unterminated string is
-      // toml++'s error to report).
-      if (state == State::kComment || state == State::kBasic || state == State::kLiteral) state = State::kCode;
-      continue;
-    }
-    switch (state) {
-      case State::kComment:
-        break;
-      case State::kBasic:
-        if (c == '\\') {
-          if (i + 1 < text.size() && text[i + 1] != '\n') ++i;
-        } else if (c == '"') {
-          state = State::kCode;
-        }
-        break;
-      case State::kLiteral:
-        if (c == '\'') state = State::kCode;
-        break;
-      case State::kMultiBasic:
-        if (c == '\\') {
-          if (i + 1 < text.size() && text[i + 1] != '\n') ++i;
-        } else if (c == '"' && Triple(text, i, '"')) {
-          state = State::kCode;
-          i += 2;
-        }
-        break;
-      case State::kMultiLiteral:
-        if (c == '\'' && Triple(text, i, '\'')) {
-          state = State::kCode;
-          i += 2;
-        }
-        break;
-      case State::kCode:
-        if (c == ' ' || c == '\t' || c == '\r') break;
-        if (c == '#') {
-          state = State::kComment;
-          break;
-        }
+    switch (c) {
+      case '\n':
+        ++line;
+        dots = 0;
+        ++i;
+        continue;
+      case ' ':
+      case '\t':
+      case '\r':
+        ++i;
+        continue;
+      case '#':
+        i = std::min(text.find('\n', i), text.size());
+        continue;
+      case '"':
+      case '\'':
         has_setting = true;
-        if (c == '"' && Triple(text, i, '"')) {
-          state = State::kMultiBasic;
-          i += 2;
-        } else if (c == '\'' && Triple(text, i, '\'')) {
-          state = State::kMultiLiteral;
-          i += 2;
-        } else if (c == '"') {
-          state = State::kBasic;
-        } else if (c == '\'') {
-          state = State::kLiteral;
-        } else if (c == '[' || c == '{') {
-          if (++depth > kMaxConfigNesting) {
-            return error("nested more than " + std::to_string(kMaxConfigNesting) + " levels deep");
-          }
-        } else if (c == ']' || c == '}') {
-          if (depth > 0) --depth;
-        } else if (c == '.') {
-          if (++dots > kMaxDotsPerLine) {
-            return error("more than " + std::to_string(kMaxDotsPerLine) +
-                         " dots outside strings on one line (a key or table nested too deeply)");
-          }
+        i = StringEnd(text, i, c, Triple(text, i, c), &line);
+        continue;
+      case '[':
+      case '{':
+        if (++depth > kMaxConfigNesting) {
+          return error("nested more than " + std::to_string(kMaxConfigNesting) + " levels deep");
         }
         break;
+      case ']':
+      case '}':
+        if (depth > 0) --depth;
+        break;
+      case '.':
+        if (++dots > kMaxDotsPerLine) {
+          return error("more than " + std::to_string(kMaxDotsPerLine) +
+                       " dots outside strings on one line (a key or table nested too deeply)");
+        }
+        break;
+      default:
+        break;
     }
+    has_setting = true;
+    ++i;
   }
   if (!has_setting) {
     return absl::InvalidArgumentError(
