@@ -160,6 +160,10 @@ class App::Impl : public control::ControlTarget {
     if (control_) control_->Close();
     for (auto& c : retired_control_) c->Close();
     if (http_) http_->Close();
+    for (auto& s : signals_) {
+      auto* h = reinterpret_cast<uv_handle_t*>(&s);
+      if (signals_started_ && !uv_is_closing(h)) uv_close(h, nullptr);
+    }
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
     // Only if it is still the socket we made (Run removes it on a clean exit).
@@ -203,6 +207,7 @@ class App::Impl : public control::ControlTarget {
   void LogSummary();
   // `immediate`: no grace period (a failed takeover).
   void BeginShutdown(bool immediate = false);
+  void StartSignals();
   void ArmTimers();
   void TrimAfterReload();
   static void OnSignal(uv_signal_t* handle, int signum);
@@ -220,6 +225,7 @@ class App::Impl : public control::ControlTarget {
   std::unique_ptr<control::StreamServer> http_;
   SocketAddress metrics_bound_;
   uv_signal_t signals_[3];
+  bool signals_started_ = false;
   uv_timer_t snapshot_timer_, summary_timer_, watchdog_timer_, trim_timer_;
   uint64_t snapshot_period_ms_ = 0, summary_period_ms_ = 0;
   int trims_left_ = 0;
@@ -358,6 +364,9 @@ absl::Status App::Impl::Init() {
     if (http_) metrics = metrics_bound_;
     if (auto st = RefuseTwins(server_->bound_addresses(), metrics); !st.ok()) return st;
   }
+  // Caught from here on (handled once the loop runs): a SIGTERM right after
+  // the ready file must stop us gracefully, not by the default action.
+  StartSignals();
   // Every socket is bound and listening (the kernel queues what arrives
   // before the workers run): scripts may start sending. Written before
   // --user takes effect, so its directory need not be the user's.
@@ -399,15 +408,19 @@ void App::Impl::WriteReady() {
   if (!WriteReadyFile(*cl_.ready_file, lines)) spdlog::error("cannot write ready file {}", *cl_.ready_file);
 }
 
-int App::Impl::Run() {
-  server_->Start();
-  started_at_ = absl::Now();
+void App::Impl::StartSignals() {
   int signums[3] = {SIGTERM, SIGINT, SIGHUP};
   for (int i = 0; i < 3; ++i) {
     uv_signal_init(&loop_, &signals_[i]);
     signals_[i].data = this;
     uv_signal_start(&signals_[i], &Impl::OnSignal, signums[i]);
   }
+  signals_started_ = true;
+}
+
+int App::Impl::Run() {
+  server_->Start();
+  started_at_ = absl::Now();
   for (uv_timer_t* t : {&snapshot_timer_, &summary_timer_, &watchdog_timer_, &trim_timer_, &predecessor_timer_,
                         &successor_timer_}) {
     uv_timer_init(&loop_, t);
