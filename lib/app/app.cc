@@ -180,6 +180,8 @@ class App::Impl : public control::ControlTarget {
   control::StatsSnapshot Stats() override;
   std::vector<control::ZoneSummary> Zones() override;
   cache::Cache& Cache() override { return server_->cache(); }
+  // The clock Server::Create is given below.
+  absl::Time CacheNow() override { return SystemClock::Get()->Now(); }
   control::HealthStatus Health() override;
   absl::StatusOr<json> Reload() override;
   void Snapshot(Done done) override;

@@ -208,8 +208,7 @@ json ZonesJson(const std::vector<ZoneSummary>& zones) {
   return out;
 }
 
-json Dump(const DumpRequest& r, cache::Cache& cache) {
-  absl::Time now = absl::Now();
+json Dump(const DumpRequest& r, cache::Cache& cache, absl::Time now) {
   json entries = json::array();
   uint64_t matched = 0;
   static constexpr const char* kKinds[] = {"positive", "nxdomain", "nodata", "servfail", "other"};
@@ -272,7 +271,7 @@ void Dispatch(const ControlRequest& request, const PeerCredentials& peer, Contro
           if (!s.upstreams_error.empty()) j["upstreams_error"] = s.upstreams_error;
           reply(j);
         } else if constexpr (std::is_same_v<T, DumpRequest>) {
-          reply(Dump(r, target.Cache()));
+          reply(Dump(r, target.Cache(), target.CacheNow()));
         } else if constexpr (std::is_same_v<T, FlushRequest>) {
           reply(Flush(r, target.Cache()));
         } else if constexpr (std::is_same_v<T, ReloadRequest>) {

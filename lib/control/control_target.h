@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "lib/cache/cache.h"
 #include "lib/control/commands.h"
 #include "lib/control/peer.h"
@@ -45,6 +46,9 @@ class ControlTarget {
   virtual StatsSnapshot Stats() = 0;
   virtual std::vector<ZoneSummary> Zones() = 0;
   virtual cache::Cache& Cache() = 0;
+  // Now, on the clock the cache's deadlines are kept in (dump reports each
+  // entry's remaining TTL or stale age against it).
+  virtual absl::Time CacheNow() = 0;
   virtual HealthStatus Health() = 0;
   virtual absl::StatusOr<nlohmann::json> Reload() = 0;
   // Writes the snapshot and calls `done` once written (possibly later, on

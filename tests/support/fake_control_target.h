@@ -25,6 +25,7 @@ class FakeControlTarget : public control::ControlTarget {
   control::StatsSnapshot Stats() override;
   std::vector<control::ZoneSummary> Zones() override;
   cache::Cache& Cache() override { return *cache_; }
+  absl::Time CacheNow() override { return absl::Now(); }
   control::HealthStatus Health() override { return health; }
   absl::StatusOr<nlohmann::json> Reload() override;
   void Snapshot(Done done) override;
