@@ -17,7 +17,9 @@ namespace nodedns::control {
 
 // Errors: NotFound or Unavailable (nothing serves on `path`), PermissionDenied,
 // DeadlineExceeded (no answer in time), DataLoss (an incomplete or non-JSON
-// answer). A daemon-side error is an OK result with "ok": false.
+// answer). A daemon-side error is an OK result with "ok": false. A connection
+// the daemon closed before taking the request (cut to make room, its slots
+// full of idle connections) is tried again, up to three times in all.
 absl::StatusOr<nlohmann::json> Call(const std::string& path, const nlohmann::json& request, absl::Duration timeout);
 
 // Fields of an answer, read without trusting their types (another nodedns,
