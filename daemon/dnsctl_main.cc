@@ -7,6 +7,7 @@
 // or nobody answering on it); 4 permission denied on the socket; 5 no
 // complete answer in time.
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -18,10 +19,12 @@
 #include <nlohmann/json.hpp>
 
 #include "lib/control/client.h"
+#include "lib/control/protocol.h"
 
 namespace {
 
 using nlohmann::json;
+namespace p = nodedns::control::protocol;
 
 constexpr char kDefaultSocket[] = "/run/nodedns/control.sock";
 
@@ -230,30 +233,34 @@ int main(int argc, char** argv) {
     return kUsage;
   }
   const std::string cmd = args[0];
-  json request = {{"command", cmd}};
-  if (cmd == "stats" || cmd == "upstreams" || cmd == "reload" || cmd == "snapshot" || cmd == "health") {
+  json request = {{p::kCommand, cmd}};
+  if (cmd == p::kStats || cmd == p::kUpstreams || cmd == p::kReload || cmd == p::kSnapshot || cmd == p::kHealth) {
     if (args.size() != 1) return Fail(kUsage, cmd + " takes no arguments");
-  } else if (cmd == "dump") {
+  } else if (cmd == p::kDump) {
     for (size_t i = 1; i < args.size(); ++i) {
       if ((args[i] == "--name" || args[i] == "--limit") && i + 1 < args.size()) {
         if (args[i] == "--name") {
-          request["name"] = args[++i];
+          request[p::kName] = args[++i];
         } else {
+          const std::string& v = args[++i];
           char* end = nullptr;
-          unsigned long long limit = std::strtoull(args[++i].c_str(), &end, 10);
-          if (*end != '\0') return Fail(kUsage, "dump --limit: expected a number");
-          request["limit"] = limit;
+          errno = 0;
+          unsigned long long limit = std::strtoull(v.c_str(), &end, 10);
+          if (v.empty() || v[0] == '-' || *end != '\0' || errno != 0 || limit > p::kMaxDumpLimit) {
+            return Fail(kUsage, "dump --limit: expected a number from 0 to " + std::to_string(p::kMaxDumpLimit));
+          }
+          request[p::kLimit] = limit;
         }
       } else {
         return Fail(kUsage, "dump: unexpected '" + args[i] + "' (dump [--name NAME] [--limit N])");
       }
     }
-  } else if (cmd == "flush") {
+  } else if (cmd == p::kFlush) {
     if (args.size() != 2) return Fail(kUsage, "flush NAME, or flush --all");
     if (args[1] == "--all") {
-      request["all"] = true;
+      request[p::kAll] = true;
     } else {
-      request["name"] = args[1];
+      request[p::kName] = args[1];
     }
   } else {
     std::cerr << "dnsctl: unknown command '" << cmd << "'\n";
@@ -274,7 +281,7 @@ int main(int argc, char** argv) {
 namespace {
 
 int Print(const std::string& cmd, const json& answer, bool as_json) {
-  bool ok = answer.value("ok", false);
+  bool ok = answer.value(p::kOk, false);
   if (as_json) {
     std::cout << answer.dump(2) << "\n";
   } else if (!ok) {
@@ -304,7 +311,7 @@ int Print(const std::string& cmd, const json& answer, bool as_json) {
               << ", " << (answer["ready"].get<bool>() ? "ready" : "not ready") << "\n";
   }
   if (!ok) {
-    if (!as_json) std::cerr << "dnsctl: nodedns: " << answer.value("error", std::string("unknown error")) << "\n";
+    if (!as_json) std::cerr << "dnsctl: nodedns: " << answer.value(p::kError, std::string("unknown error")) << "\n";
     return kDaemonError;
   }
   if (cmd == "health" && !(answer["healthy"].get<bool>() && answer["ready"].get<bool>())) return kDaemonError;

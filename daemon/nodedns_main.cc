@@ -37,7 +37,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cl->check_config_path) {
-    auto c = nodedns::config::LoadConfigFile(*cl->check_config_path);
+    // Exactly what start-up does with the file, short of binding.
+    nodedns::config::CommandLine check = *cl;
+    check.config_path = *cl->check_config_path;
+    auto c = nodedns::config::BuildConfig(check);
     if (!c.ok()) return Fail(std::string(c.status().message()));
     std::cout << *cl->check_config_path << ": OK\n";
     return 0;

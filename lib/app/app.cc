@@ -7,7 +7,10 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <optional>
 #include <vector>
@@ -16,13 +19,17 @@
 
 #include "absl/synchronization/mutex.h"
 #include "lib/app/logging.h"
-#include "lib/control/client.h"
+#include "lib/app/peer_check.h"
 #include "lib/common/sd_notify.h"
+#include "lib/control/client.h"
+#include "lib/control/commands.h"
+#include "lib/control/control_target.h"
+#include "lib/control/http_endpoint.h"
+#include "lib/control/protocol.h"
 #include "lib/control/stats.h"
 #include "lib/control/stream_server.h"
 #include "lib/control/unix_socket.h"
 #include "lib/dns/name.h"
-#include "lib/dns/query_view.h"
 #include "lib/netif/node_interface.h"
 #include "lib/server/server.h"
 #include "lib/server/sockets.h"
@@ -35,10 +42,20 @@ using nlohmann::json;
 
 namespace {
 
-json Error(const std::string& message) { return {{"ok", false}, {"error", message}}; }
-
-// Elapsed time and deadlines of the control loop: never the wall clock.
-absl::Time SteadyNow() { return SystemSteadyClock::Get()->Now(); }
+// The control loop's own callbacks (signals, timers, snapshot completions)
+// run inside libuv: an exception must be logged there, never unwind through
+// libuv and end the process. The data plane does not throw; what runs here
+// builds strings and JSON.
+template <typename F>
+void Guarded(const char* what, F&& f) noexcept {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    spdlog::error("{}: unexpected error: {}", what, e.what());
+  } catch (...) {
+    spdlog::error("{}: unexpected error", what);
+  }
+}
 
 // The zones' current max_stale, for entries loaded from a snapshot.
 class StaleLimits {
@@ -103,33 +120,53 @@ struct TimedWrite {
   absl::StatusOr<snapshot::WriteResult> result = absl::UnknownError("not run");
   absl::Duration took;
 };
+// Elapsed time and deadlines of the control loop: never the wall clock.
+absl::Time SteadyNow() { return SystemSteadyClock::Get()->Now(); }
+
 TimedWrite WriteTimed(const cache::Cache& cache, const std::string& path) {
   snapshot::Moment t0 = snapshot::Moment::Now();
   TimedWrite w;
-  w.result = snapshot::Write(cache, path, t0);
+  try {  // runs on libuv's thread pool: nothing may escape
+    w.result = snapshot::Write(cache, path, t0);
+  } catch (const std::exception& e) {
+    w.result = absl::ResourceExhaustedError(std::string("snapshot write: ") + e.what());
+  }
   w.took = SteadyNow() - t0.time.steady;
   return w;
 }
 
-std::string HttpResponse(int status, const char* reason, const std::string& content_type, const std::string& body,
-                         bool head) {
-  std::string r = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: " + content_type +
-                  "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
-  if (!head) r += body;
-  return r;
+// Restarts a periodic timer for a new period, keeping its phase: the next run
+// comes one new period after the last one, not one period after now. So a
+// reload, however often, never postpones a periodic snapshot or summary.
+void Retime(uv_timer_t* t, uint64_t* period_ms, absl::Duration every, uv_timer_cb cb) {
+  uint64_t ms = every > absl::ZeroDuration() ? static_cast<uint64_t>(absl::ToInt64Milliseconds(every)) : 0;
+  if (ms == *period_ms) return;  // unchanged: the schedule stays as it is
+  uint64_t first = ms;
+  if (*period_ms != 0 && uv_is_active(reinterpret_cast<uv_handle_t*>(t))) {
+    uint64_t since_last = *period_ms - std::min(uv_timer_get_due_in(t), *period_ms);
+    first = ms > since_last ? ms - since_last : 0;
+  }
+  uv_timer_stop(t);
+  *period_ms = ms;
+  if (ms != 0) uv_timer_start(t, cb, first, ms);
 }
 
 }  // namespace
 
-class App::Impl {
+class App::Impl : public control::ControlTarget {
  public:
   Impl(const config::CommandLine& cl, const config::Config& config) : cl_(cl), config_(config) {}
-  ~Impl() {
+  ~Impl() override {
     if (!loop_initialized_) return;
     // After a failed Init, handles may be open: close them and let the loop
     // run their callbacks, so uv_loop_close succeeds and nothing leaks.
     if (control_) control_->Close();
+    for (auto& c : retired_control_) c->Close();
     if (http_) http_->Close();
+    for (auto& s : signals_) {
+      auto* h = reinterpret_cast<uv_handle_t*>(&s);
+      if (signals_started_ && !uv_is_closing(h)) uv_close(h, nullptr);
+    }
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
     // Only if it is still the socket we made (Run removes it on a clean exit).
@@ -142,6 +179,18 @@ class App::Impl {
   absl::Status Init();
   int Run();
 
+  // control::ControlTarget, for the control socket and the HTTP endpoint.
+  control::StatsSnapshot Stats() override;
+  std::vector<control::ZoneSummary> Zones() override;
+  cache::Cache& Cache() override { return server_->cache(); }
+  // The clock Server::Create is given below.
+  absl::Time CacheNow() override { return SteadyNow(); }
+  control::HealthStatus Health() override;
+  absl::StatusOr<json> Reload() override;
+  void Snapshot(Done done) override;
+  absl::StatusOr<json> Handover(const control::HandoverRequest& request, const control::PeerCredentials& peer) override;
+  absl::StatusOr<json> Release(const control::ReleaseRequest& request, const control::PeerCredentials& peer) override;
+
  private:
   struct SnapshotWork {
     uv_work_t req;
@@ -150,23 +199,22 @@ class App::Impl {
     TimedWrite write;
   };
 
-  absl::Status ListenControl();
+  absl::Status TakeOver();
+  absl::Status ListenControl(bool replace_live);
   void WriteReady();
   void CompleteHandover();
+  void WatchSuccessor();
   void FinishShutdown();
-  control::StatsSnapshot Collect();
-  void HandleControl(std::string_view request, control::StreamServer::Respond respond);
-  void HandleHttp(std::string_view request, control::StreamServer::Respond respond);
-  json Dump(const json& req);
-  json Flush(const json& req);
-  json Reload();
-  void StartSnapshot(control::StreamServer::Respond respond);
+  void StartSnapshot(Done done);
   void RecordSnapshot(const TimedWrite& write);
   // Writes the snapshot on this thread and records the outcome.
   TimedWrite WriteSnapshotNow();
   void LogSummary();
-  void BeginShutdown();
+  // `immediate`: no grace period (a failed takeover).
+  void BeginShutdown(bool immediate = false);
+  void StartSignals();
   void ArmTimers();
+  void TrimAfterReload();
   static void OnSignal(uv_signal_t* handle, int signum);
 
   config::CommandLine cl_;
@@ -176,29 +224,59 @@ class App::Impl {
   std::unique_ptr<server::Server> server_;
   control::UnixListener control_listener_;
   std::unique_ptr<control::StreamServer> control_;
+  // Control servers replaced by a new one (the socket taken back after a
+  // successor vanished): kept until the loop ends, their handles may be closing.
+  std::vector<std::unique_ptr<control::StreamServer>> retired_control_;
   std::unique_ptr<control::StreamServer> http_;
   SocketAddress metrics_bound_;
   uv_signal_t signals_[3];
-  uv_timer_t snapshot_timer_, summary_timer_, watchdog_timer_;
+  bool signals_started_ = false;
+  uv_timer_t snapshot_timer_, summary_timer_, watchdog_timer_, trim_timer_;
+  uint64_t snapshot_period_ms_ = 0, summary_period_ms_ = 0;
+  int trims_left_ = 0;
   absl::Duration watchdog_interval_;
   absl::Time started_at_ = SteadyNow();
   control::SnapshotStats snap_;
   bool snapshot_running_ = false;
-  std::vector<control::StreamServer::Respond> snapshot_waiters_;
+  std::vector<Done> snapshot_waiters_;
   uint64_t reloads_ = 0, reload_failures_ = 0;
   absl::Time last_reload_ = absl::InfinitePast();
   CounterValues last_summary_;
   bool ready_ = false;
   bool stopping_ = false;
+  int exit_code_ = 0;
   // Handover: the process we took over from, and whether a successor has
   // taken over from us.
   pid_t predecessor_pid_ = 0;
   bool successor_serving_ = false;
-  bool control_owned_ = true;  // false once handed to a successor
+  bool control_owned_ = true;  // false once the path is a successor's
   std::unique_ptr<netif::NodeInterface> netif_;
-  uv_timer_t predecessor_timer_, grace_timer_;
+  uv_timer_t predecessor_timer_, successor_timer_, grace_timer_;
   absl::Time grace_deadline_;
 };
+
+absl::Status App::Impl::TakeOver() {
+  // Zero-gap upgrade: a nodedns already answers on our control socket. It
+  // writes its snapshot for us now; we bind beside it (SO_REUSEPORT), load
+  // that snapshot, and take over in Run.
+  control::HandoverRequest req{getpid(), control::protocol::kHandoverProtocol, NODEDNS_VERSION};
+  auto answer = control::Call(config_.control_socket, control::HandoverRequestJson(req), absl::Seconds(30));
+  if (answer.ok()) {
+    int64_t pid = control::AnswerInt(*answer, control::protocol::kPid);
+    if (!control::AnswerOk(*answer) || pid <= 0) {
+      return absl::FailedPreconditionError("the nodedns serving on " + config_.control_socket +
+                                           " refused the handover: " + control::AnswerError(*answer));
+    }
+    predecessor_pid_ = static_cast<pid_t>(pid);
+    spdlog::info("taking over from nodedns pid {} (its snapshot: {} entries)", predecessor_pid_,
+                 control::AnswerInt(*answer, "entries"));
+  } else if (absl::IsPermissionDenied(answer.status()) || absl::IsDeadlineExceeded(answer.status()) ||
+             absl::IsDataLoss(answer.status())) {
+    return absl::Status(answer.status().code(), "control socket: " + std::string(answer.status().message()));
+  }
+  // NotFound / Unavailable: nobody there (or a stale file): a normal start.
+  return absl::OkStatus();
+}
 
 absl::Status App::Impl::Init() {
   // A wrong --user fails before anything is bound or announced.
@@ -210,30 +288,19 @@ absl::Status App::Impl::Init() {
   }
   if (int rc = uv_loop_init(&loop_); rc != 0) return server::UvStatus(rc, "uv_loop_init");
   loop_initialized_ = true;
-  // Zero-gap upgrade: a nodedns already answers on our control socket. It
-  // writes its snapshot for us now; we bind beside it (SO_REUSEPORT), load
-  // that snapshot, and take over in Run.
   if (!config_.control_socket.empty() && cl_.takeover) {
-    auto answer = control::Call(config_.control_socket, {{"command", "handover"}, {"pid", getpid()}}, absl::Seconds(30));
-    if (answer.ok()) {
-      if (!answer->value("ok", false) || !(*answer)["pid"].is_number_integer()) {
-        return absl::FailedPreconditionError("the nodedns serving on " + config_.control_socket +
-                                             " refused the handover: " + answer->value("error", std::string("?")));
-      }
-      predecessor_pid_ = (*answer)["pid"].get<pid_t>();
-      spdlog::info("taking over from nodedns pid {} (its snapshot: {} entries)", predecessor_pid_,
-                   answer->value("entries", 0));
-    } else if (absl::IsPermissionDenied(answer.status()) || absl::IsDeadlineExceeded(answer.status()) ||
-               absl::IsDataLoss(answer.status())) {
-      return absl::Status(answer.status().code(), "control socket: " + std::string(answer.status().message()));
-    }
-    // NotFound / Unavailable: nobody there (or a stale file): a normal start.
+    if (auto st = TakeOver(); !st.ok()) return st;
   }
   // Without a predecessor the control socket is ours from the start: a live
   // one (another nodedns) is refused here, before anything else is set up.
   // A successor takes it over once it serves (Run).
   if (!config_.control_socket.empty() && !predecessor_pid_) {
-    if (auto st = ListenControl(); !st.ok()) return st;
+    if (auto st = ListenControl(/*replace_live=*/false); !st.ok()) return st;
+  }
+  // Nor may a nodedns with another control socket serve our addresses:
+  // beside it we would silently get half its queries and scrapes.
+  if (!predecessor_pid_) {
+    if (auto st = RefuseTwins(config_.listen, config_.metrics_listen); !st.ok()) return st;
   }
   // The listen addresses must exist before they can be bound.
   if (config_.interface_setup) {
@@ -290,15 +357,20 @@ absl::Status App::Impl::Init() {
       return absl::Status(fd.status().code(), "metrics endpoint: " + std::string(fd.status().message()) +
                                                   " (set --metrics-listen ADDR:PORT, or \"\" to turn it off)");
     }
-    control::StreamServerOptions so;
-    so.delimiter = "\r\n\r\n";
-    so.max_request = 8192;
-    so.timeout = absl::Seconds(5);
-    so.oversize = HttpResponse(431, "Request Header Fields Too Large", "text/plain", "request too large\n", false);
     http_ = std::make_unique<control::StreamServer>(
-        &loop_, so, [this](std::string_view req, control::StreamServer::Respond r) { HandleHttp(req, r); });
+        &loop_, control::HttpEndpointOptions(), [this](std::string_view req, const control::PeerCredentials&,
+                                      control::StreamServer::Respond r) { r(control::HandleHttpRequest(req, *this)); });
     if (auto st = http_->Start(*fd, /*tcp=*/true); !st.ok()) return st;
   }
+  // Bound: the same check again, for a twin that bound in the meantime.
+  if (!predecessor_pid_) {
+    std::optional<SocketAddress> metrics;
+    if (http_) metrics = metrics_bound_;
+    if (auto st = RefuseTwins(server_->bound_addresses(), metrics); !st.ok()) return st;
+  }
+  // Caught from here on (handled once the loop runs): a SIGTERM right after
+  // the ready file must stop us gracefully, not by the default action.
+  StartSignals();
   // Every socket is bound and listening (the kernel queues what arrives
   // before the workers run): scripts may start sending. Written before
   // --user takes effect, so its directory need not be the user's.
@@ -309,23 +381,26 @@ absl::Status App::Impl::Init() {
   return absl::OkStatus();
 }
 
-absl::Status App::Impl::ListenControl() {
+absl::Status App::Impl::ListenControl(bool replace_live) {
   control::UnixSocketOptions o;
   o.path = config_.control_socket;
   o.mode = config_.control_socket_mode;
   o.owner = config_.control_socket_owner;
   o.group = config_.control_socket_group;
+  o.replace_live = replace_live;
   auto l = control::ListenUnix(o);
   if (!l.ok()) {
     return absl::Status(l.status().code(), "control socket: " + std::string(l.status().message()) +
                                                " (set --control-socket PATH, or \"\" to turn it off)");
   }
   control_listener_ = *l;
-  control::StreamServerOptions so;
-  so.delimiter = "\n";
-  so.oversize = json(Error("request too large")).dump() + "\n";
+  if (control_) retired_control_.push_back(std::move(control_));
   control_ = std::make_unique<control::StreamServer>(
-      &loop_, so, [this](std::string_view req, control::StreamServer::Respond r) { HandleControl(req, r); });
+      &loop_, control::ControlSocketOptions(),
+      [this](std::string_view req, const control::PeerCredentials& peer, control::StreamServer::Respond r) {
+        control::HandleControlRequest(req, peer, *this, r);
+      });
+  control_owned_ = true;
   return control_->Start(l->fd, /*tcp=*/false);
 }
 
@@ -337,11 +412,26 @@ void App::Impl::WriteReady() {
   if (!WriteReadyFile(*cl_.ready_file, lines)) spdlog::error("cannot write ready file {}", *cl_.ready_file);
 }
 
+void App::Impl::StartSignals() {
+  int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+  for (int i = 0; i < 3; ++i) {
+    uv_signal_init(&loop_, &signals_[i]);
+    signals_[i].data = this;
+    uv_signal_start(&signals_[i], &Impl::OnSignal, signums[i]);
+  }
+  signals_started_ = true;
+}
+
 int App::Impl::Run() {
   server_->Start();
   started_at_ = SteadyNow();
+  for (uv_timer_t* t : {&snapshot_timer_, &summary_timer_, &watchdog_timer_, &trim_timer_, &predecessor_timer_,
+                        &successor_timer_}) {
+    uv_timer_init(&loop_, t);
+    t->data = this;
+  }
   if (predecessor_pid_) CompleteHandover();
-  ready_ = true;
+  if (!stopping_) ready_ = true;
   std::string listening, upstreams;
   for (const auto& a : server_->bound_addresses()) listening += " " + a.ToString();
   for (const auto& z : config_.zones) {
@@ -351,34 +441,29 @@ int App::Impl::Run() {
   spdlog::info("nodedns {} listening on{} (udp+tcp), forwarding{}{}{}", NODEDNS_VERSION, listening, upstreams,
                http_ ? "; metrics on http://" + metrics_bound_.ToString() : std::string(),
                control_ ? "; control socket " + config_.control_socket : std::string());
-  int signums[3] = {SIGTERM, SIGINT, SIGHUP};
-  for (int i = 0; i < 3; ++i) {
-    uv_signal_init(&loop_, &signals_[i]);
-    signals_[i].data = this;
-    uv_signal_start(&signals_[i], &Impl::OnSignal, signums[i]);
-  }
-  uv_timer_init(&loop_, &snapshot_timer_);
-  uv_timer_init(&loop_, &summary_timer_);
-  uv_timer_init(&loop_, &watchdog_timer_);
-  snapshot_timer_.data = summary_timer_.data = watchdog_timer_.data = this;
-  ArmTimers();
+  // A failed takeover has already closed the timers: nothing to arm.
+  if (!stopping_) ArmTimers();
   watchdog_interval_ = SdWatchdogInterval();
-  if (watchdog_interval_ > absl::ZeroDuration()) {
+  if (watchdog_interval_ > absl::ZeroDuration() && !stopping_) {
     uint64_t every = std::max<uint64_t>(1, absl::ToInt64Milliseconds(watchdog_interval_) / 2);
     uv_timer_start(&watchdog_timer_, [](uv_timer_t* t) {
       auto* self = static_cast<Impl*>(t->data);
-      std::string why;
-      // A keep-alive only while every worker loop turns: a stuck worker
-      // makes systemd restart us.
-      if (self->server_->LoopsResponsive(std::max(self->watchdog_interval_ / 2, absl::Seconds(1)), &why)) {
-        (void)SdNotify("WATCHDOG=1");
-      } else {
-        spdlog::error("watchdog keep-alive withheld: {}", why);
-      }
+      Guarded("watchdog", [self] {
+        std::string why;
+        // A keep-alive only while every worker loop turns: a stuck worker
+        // makes systemd restart us.
+        if (self->server_->LoopsResponsive(std::max(self->watchdog_interval_ / 2, absl::Seconds(1)), &why)) {
+          (void)SdNotify("WATCHDOG=1");
+        } else {
+          spdlog::error("watchdog keep-alive withheld: {}", why);
+        }
+      });
     }, every, every);
   }
-  if (auto st = SdNotify("READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(getpid())); !st.ok()) {
-    spdlog::warn("sd_notify: {}", std::string(st.message()));
+  if (!stopping_) {
+    if (auto st = SdNotify("READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(getpid())); !st.ok()) {
+      spdlog::warn("sd_notify: {}", std::string(st.message()));
+    }
   }
 
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -387,13 +472,14 @@ int App::Impl::Run() {
   // unless a successor took over (it loaded ours and writes its own).
   if (successor_serving_) {
     spdlog::info("snapshot: left to the successor");
-  } else if (!snap_.path.empty()) {
+  } else if (!snap_.path.empty() && exit_code_ == 0) {
     WriteSnapshotNow();
   }
   if (control_ && control_owned_) control::RemoveUnixSocket(config_.control_socket, control_listener_);
   if (netif_) {
-    if (successor_serving_) {
-      spdlog::info("interface {}: left to the successor", config_.interface_name);
+    if (successor_serving_ || predecessor_pid_) {
+      spdlog::info("interface {}: left to the {}", config_.interface_name,
+                   successor_serving_ ? "successor" : "predecessor");
     } else if (auto st = netif_->Teardown(); st.ok()) {
       spdlog::info("interface {} and its rules removed", config_.interface_name);
     } else {
@@ -411,71 +497,124 @@ int App::Impl::Run() {
   spdlog::info("counters: {}", line.empty() ? "(all zero)" : line);
   server_.reset();
   spdlog::info("stopped");
-  return 0;
+  return exit_code_;
 }
 
 void App::Impl::CompleteHandover() {
-  // We serve (beside the predecessor): ask it to hand over the control socket.
-  auto answer = control::Call(config_.control_socket, {{"command", "release"}, {"pid", getpid()}}, absl::Seconds(10));
-  if (!answer.ok() || !answer->value("ok", false)) {
-    spdlog::warn("handover: the predecessor did not release the control socket ({}); taking it anyway",
-                 answer.ok() ? answer->value("error", std::string("?")) : std::string(answer.status().message()));
+  // We serve (beside the predecessor): show it, and ask for the control
+  // socket. It checks that we are a nodedns of our user with our addresses
+  // bound, and keeps its socket until ours replaces it on the same path: a
+  // socket answers there at every moment.
+  control::ReleaseRequest req{getpid(), control::protocol::kHandoverProtocol, NODEDNS_VERSION,
+                              server_->bound_addresses()};
+  auto answer = control::Call(config_.control_socket, control::ReleaseRequestJson(req), absl::Seconds(10));
+  bool released = answer.ok() && control::AnswerOk(*answer);
+  if (answer.ok() && !released) {
+    // It keeps serving with its control socket: this process must not stay
+    // beside it without one.
+    spdlog::error("handover: nodedns pid {} refused to hand over: {}; stopping (it keeps serving)", predecessor_pid_,
+                  control::AnswerError(*answer));
+    exit_code_ = 1;
+    BeginShutdown(/*immediate=*/true);
+    return;
   }
-  if (auto st = ListenControl(); !st.ok()) {
-    spdlog::error("handover: {}; running without a control socket", std::string(st.message()));
-    control_.reset();
+  if (!answer.ok()) {
+    spdlog::warn("handover: no answer from nodedns pid {} ({}); taking the control socket if it is gone",
+                 predecessor_pid_, std::string(answer.status().message()));
+  }
+  if (auto st = ListenControl(/*replace_live=*/released); !st.ok()) {
+    spdlog::error("handover: {}; stopping, since a serving nodedns needs its control socket", std::string(st.message()));
+    exit_code_ = 1;
+    BeginShutdown(/*immediate=*/true);
+    return;
   }
   if (cl_.ready_file) WriteReady();
   spdlog::info("serving; nodedns pid {} hands over and stops when told to", predecessor_pid_);
   // Once the predecessor has exited, its steering program goes, so the
   // kernel spreads queries over all our workers again.
-  uv_timer_init(&loop_, &predecessor_timer_);
-  predecessor_timer_.data = this;
   uv_timer_start(&predecessor_timer_, [](uv_timer_t* t) {
     auto* self = static_cast<Impl*>(t->data);
     if (kill(self->predecessor_pid_, 0) == 0 || errno != ESRCH) return;
-    if (auto st = self->server_->DetachSteering(); !st.ok()) {
-      spdlog::warn("handover: {}", std::string(st.message()));
-    }
-    spdlog::info("handover: nodedns pid {} has exited", self->predecessor_pid_);
+    Guarded("handover", [self] {
+      if (auto st = self->server_->DetachSteering(); !st.ok()) {
+        spdlog::warn("handover: {}", std::string(st.message()));
+      }
+      spdlog::info("handover: nodedns pid {} has exited", self->predecessor_pid_);
+    });
     uv_timer_stop(t);
-    uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
     self->predecessor_pid_ = 0;
   }, 100, 100);
 }
 
+// After a release, every 200 ms: once the successor's socket is on the
+// control path, stop listening on ours; if the successor goes away before we
+// stop (it crashed), take the control socket back and serve as before.
+void App::Impl::WatchSuccessor() {
+  if (!OthersServe(server_->bound_addresses())) {
+    successor_serving_ = false;
+    uv_timer_stop(&successor_timer_);
+    bool ours = control_ && control_->listening() && control::IsOurUnixSocket(config_.control_socket,
+                                                                              control_listener_);
+    if (!ours && !stopping_) {
+      if (auto st = ListenControl(/*replace_live=*/false); !st.ok()) {
+        spdlog::error("handover: the successor has gone, and the control socket cannot be taken back: {}",
+                      std::string(st.message()));
+        return;
+      }
+    }
+    spdlog::warn("handover: the successor has gone; serving on as before, with the control socket");
+    return;
+  }
+  if (control_ && control_->listening() && !control::IsOurUnixSocket(config_.control_socket, control_listener_)) {
+    control_->StopListening();
+    control_owned_ = false;  // the path is the successor's from now on
+    spdlog::info("handover: the successor owns the control socket now");
+  }
+}
+
 void App::Impl::ArmTimers() {
-  uv_timer_stop(&snapshot_timer_);
-  uv_timer_stop(&summary_timer_);
-  if (!snap_.path.empty()) {
-    uint64_t every = static_cast<uint64_t>(absl::ToInt64Milliseconds(config_.snapshot_interval));
-    uv_timer_start(&snapshot_timer_, [](uv_timer_t* t) {
-      static_cast<Impl*>(t->data)->StartSnapshot(nullptr);
-    }, every, every);
-  }
-  if (config_.log_summary_interval > absl::ZeroDuration()) {
-    uint64_t every = static_cast<uint64_t>(absl::ToInt64Milliseconds(config_.log_summary_interval));
-    uv_timer_start(&summary_timer_, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->LogSummary(); }, every, every);
-  }
+  Retime(&snapshot_timer_, &snapshot_period_ms_, snap_.path.empty() ? absl::ZeroDuration() : config_.snapshot_interval,
+         [](uv_timer_t* t) {
+           auto* self = static_cast<Impl*>(t->data);
+           Guarded("periodic snapshot", [self] { self->StartSnapshot(nullptr); });
+         });
+  Retime(&summary_timer_, &summary_period_ms_, config_.log_summary_interval, [](uv_timer_t* t) {
+    auto* self = static_cast<Impl*>(t->data);
+    Guarded("summary", [self] { self->LogSummary(); });
+  });
+}
+
+// A reload's previous upstream generation is freed once its queries are
+// done (at most ~30 s later); glibc keeps the freed pages of the workers'
+// arenas unless asked. Trim a few times over that window.
+void App::Impl::TrimAfterReload() {
+  trims_left_ = 3;
+  uv_timer_start(&trim_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<Impl*>(t->data);
+    malloc_trim(0);
+    if (--self->trims_left_ <= 0) uv_timer_stop(t);
+  }, 5000, 15000);
 }
 
 void App::Impl::OnSignal(uv_signal_t* handle, int signum) {
   auto* self = static_cast<Impl*>(handle->data);
-  if (signum == SIGHUP) {
-    spdlog::info("SIGHUP received: reloading the configuration");
-    self->Reload();
-    return;
-  }
-  spdlog::info("signal {} received: shutting down", signum);
-  self->BeginShutdown();
+  Guarded("signal", [self, signum] {
+    if (signum == SIGHUP) {
+      spdlog::info("SIGHUP received: reloading the configuration");
+      (void)self->Reload();
+      return;
+    }
+    spdlog::info("signal {} received: shutting down", signum);
+    self->BeginShutdown();
+  });
 }
 
-void App::Impl::BeginShutdown() {
+void App::Impl::BeginShutdown(bool immediate) {
   if (stopping_) return;
   stopping_ = true;
   ready_ = false;
   (void)SdNotify("STOPPING=1\nSTATUS=shutting down");
-  if (successor_serving_ || config_.handover_grace <= absl::ZeroDuration()) {
+  if (immediate || successor_serving_ || config_.handover_grace <= absl::ZeroDuration()) {
     FinishShutdown();
     return;
   }
@@ -490,7 +629,7 @@ void App::Impl::BeginShutdown() {
     if (!self->successor_serving_ && SteadyNow() < self->grace_deadline_) return;
     uv_timer_stop(t);
     uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
-    self->FinishShutdown();
+    Guarded("shutdown", [self] { self->FinishShutdown(); });
   }, 20, 20);
 }
 
@@ -505,25 +644,23 @@ void App::Impl::FinishShutdown() {
     }
   }
   if (control_) control_->Close();
+  for (auto& c : retired_control_) c->Close();
   if (http_) http_->Close();
   // Answers what is in flight, then closes the workers' sockets.
   server_->Stop();
   for (auto& s : signals_) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
-  for (uv_timer_t* t : {&snapshot_timer_, &summary_timer_, &watchdog_timer_}) {
+  for (uv_timer_t* t : {&snapshot_timer_, &summary_timer_, &watchdog_timer_, &trim_timer_, &predecessor_timer_,
+                        &successor_timer_}) {
     uv_timer_stop(t);
     uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
   }
-  if (predecessor_pid_) {
-    uv_timer_stop(&predecessor_timer_);
-    uv_close(reinterpret_cast<uv_handle_t*>(&predecessor_timer_), nullptr);
-  }
-  for (auto& r : snapshot_waiters_) {
-    if (r) r(json(Error("shutting down; the final snapshot is written at exit")).dump() + "\n");
+  for (auto& done : snapshot_waiters_) {
+    if (done) done(absl::UnavailableError("shutting down; the final snapshot is written at exit"));
   }
   snapshot_waiters_.clear();
 }
 
-control::StatsSnapshot App::Impl::Collect() {
+control::StatsSnapshot App::Impl::Stats() {
   control::StatsSnapshot s;
   s.version = NODEDNS_VERSION;
   s.now = SteadyNow();
@@ -548,136 +685,87 @@ control::StatsSnapshot App::Impl::Collect() {
   s.reloads = reloads_;
   s.reload_failures = reload_failures_;
   s.last_reload = last_reload_;
+  auto add = [](control::ConnectionStats* to, const control::ConnectionStats& from) {
+    to->accepted += from.accepted;
+    to->idle_cut += from.idle_cut;
+    to->refused += from.refused;
+    to->timed_out += from.timed_out;
+    to->oversize += from.oversize;
+    to->internal_errors += from.internal_errors;
+  };
+  if (control_) add(&s.control_connections, control_->stats());
+  for (const auto& r : retired_control_) add(&s.control_connections, r->stats());
+  if (http_) add(&s.http_connections, http_->stats());
   return s;
 }
 
-void App::Impl::HandleControl(std::string_view request, control::StreamServer::Respond respond) {
-  auto reply = [&respond](const json& j) { respond(j.dump() + "\n"); };
-  json req = json::parse(request, nullptr, /*allow_exceptions=*/false);
-  if (req.is_discarded() || !req.is_object() || !req.contains("command") || !req["command"].is_string()) {
-    reply(Error("malformed request: expected one JSON object with a \"command\" string"));
-    return;
+std::vector<control::ZoneSummary> App::Impl::Zones() {
+  std::vector<control::ZoneSummary> out;
+  for (const config::ZoneConfig& z : server_->config().zones) {
+    control::ZoneSummary s{z.name, {}, absl::ToInt64Seconds(z.max_stale), z.last_known_good};
+    for (const SocketAddress& a : z.servers) s.servers.push_back(a.ToString());
+    out.push_back(std::move(s));
   }
-  std::string cmd = req["command"];
-  if (cmd == "stats") {
-    json j = control::StatsJson(Collect());
-    j["ok"] = true;
-    reply(j);
-  } else if (cmd == "upstreams") {
-    control::StatsSnapshot s = Collect();
-    json zones = json::array();
-    for (const config::ZoneConfig& z : server_->config().zones) {
-      json servers = json::array();
-      for (const SocketAddress& a : z.servers) servers.push_back(a.ToString());
-      zones.push_back({{"zone", z.name}, {"servers", servers}, {"max_stale_seconds", absl::ToInt64Seconds(z.max_stale)},
-                       {"last_known_good", z.last_known_good}});
-    }
-    json j = {{"ok", true}, {"upstreams", control::UpstreamsJson(s)}, {"zones", zones}};
-    if (!s.upstreams_error.empty()) j["upstreams_error"] = s.upstreams_error;
-    reply(j);
-  } else if (cmd == "dump") {
-    reply(Dump(req));
-  } else if (cmd == "flush") {
-    reply(Flush(req));
-  } else if (cmd == "reload") {
-    reply(Reload());
-  } else if (cmd == "snapshot") {
-    if (snap_.path.empty()) {
-      reply(Error("no snapshot path configured (--snapshot PATH or [snapshot] path)"));
-    } else {
-      StartSnapshot(respond);
-    }
-  } else if (cmd == "handover") {
-    // A new nodedns is starting beside us: give it a current snapshot.
-    json j = {{"ok", true}, {"pid", getpid()}, {"entries", 0}};
-    if (!snap_.path.empty()) {
-      TimedWrite w = WriteSnapshotNow();
-      if (w.result.ok()) j["entries"] = w.result->entries;
-    }
-    spdlog::info("handover requested by pid {}", req.value("pid", 0));
-    reply(j);
-  } else if (cmd == "release") {
-    // The successor serves: it takes the control socket; we stop when told.
-    successor_serving_ = true;
-    reply({{"ok", true}, {"pid", getpid()}});
-    control_->StopListening();
-    control::RemoveUnixSocket(config_.control_socket, control_listener_);
-    control_owned_ = false;  // the path is the successor's from now on
-    spdlog::info("successor pid {} is serving; control socket handed over", req.value("pid", 0));
-  } else if (cmd == "health") {
-    std::string why;
-    bool loops = server_->LoopsResponsive(absl::Seconds(2), &why);
-    reply({{"ok", true}, {"healthy", loops}, {"ready", ready_ && !stopping_}, {"detail", loops ? "" : why}});
-  } else {
-    reply(Error("unknown command '" + cmd + "'"));
-  }
+  return out;
 }
 
-json App::Impl::Dump(const json& req) {
-  std::string filter;
-  if (req.contains("name")) {
-    if (!req["name"].is_string()) return Error("dump: \"name\" must be a string");
-    auto wire = dns::NameFromText(req["name"].get<std::string>());
-    if (!wire.ok()) return Error("dump: " + std::string(wire.status().message()));
-    filter = dns::Lowercase(*wire);
-  }
-  size_t limit = 10000;
-  if (req.contains("limit") && req["limit"].is_number_unsigned()) limit = req["limit"].get<size_t>();
-  absl::Time now = SteadyNow();
-  json entries = json::array();
-  size_t matched = 0;
-  static constexpr const char* kKinds[] = {"positive", "nxdomain", "nodata", "servfail", "other"};
-  for (const cache::EntrySummary& e : server_->cache().Summaries()) {
-    std::string_view qname = dns::CacheKeyQname(e.key);
-    if (!filter.empty() && qname != filter) continue;
-    if (++matched > limit) continue;
-    bool fresh = now < e.expires_at;
-    json j = {{"name", dns::NameToText(qname)},
-              {"type", dns::TypeToText(dns::CacheKeyQtype(e.key))},
-              {"dnssec_ok", dns::CacheKeyDo(e.key)},
-              {"kind", kKinds[static_cast<int>(e.kind)]},
-              {"state", fresh ? "fresh" : "stale"},
-              {"age_seconds", absl::ToInt64Seconds(now - e.inserted_at)},
-              {"bytes", e.image_len}};
-    if (fresh) {
-      j["ttl_remaining_seconds"] = absl::ToInt64Seconds(e.expires_at - now);
-    } else {
-      j["stale_seconds"] = absl::ToInt64Seconds(now - e.expires_at);
-      j["stale_remaining_seconds"] = std::max<int64_t>(0, absl::ToInt64Seconds(e.stale_until - now));
-    }
-    entries.push_back(std::move(j));
-  }
-  return {{"ok", true}, {"entries", entries}, {"matched", matched}, {"truncated", matched > limit}};
+control::HealthStatus App::Impl::Health() {
+  control::HealthStatus h;
+  h.healthy = server_->LoopsResponsive(absl::Seconds(2), &h.detail);
+  h.ready = ready_ && !stopping_;
+  return h;
 }
 
-json App::Impl::Flush(const json& req) {
-  if (req.value("all", false)) {
-    size_t n = server_->cache().entries();
-    server_->cache().Clear();
-    spdlog::info("cache flushed by dnsctl: {} entries removed", n);
-    return {{"ok", true}, {"removed", n}};
+absl::StatusOr<json> App::Impl::Handover(const control::HandoverRequest& request,
+                                         const control::PeerCredentials& peer) {
+  if (auto st = VerifyStartingNodedns(peer, request.protocol); !st.ok()) {
+    spdlog::warn("handover refused (pid {} by its own account, {} in ours): {}", request.pid, peer.pid,
+                 std::string(st.message()));
+    return st;
   }
-  if (!req.contains("name") || !req["name"].is_string()) return Error("flush: give a name or all");
-  auto wire = dns::NameFromText(req["name"].get<std::string>());
-  if (!wire.ok()) return Error("flush: " + std::string(wire.status().message()));
-  size_t n = server_->cache().EraseName(dns::Lowercase(*wire));
-  spdlog::info("cache flush of {} by dnsctl: {} entries removed", req["name"].get<std::string>(), n);
-  return {{"ok", true}, {"removed", n}};
+  if (successor_serving_) return absl::FailedPreconditionError("already handed over to a successor");
+  // A new nodedns is starting beside us: give it a current snapshot.
+  json j = {{"pid", getpid()}, {"entries", 0}, {"version", NODEDNS_VERSION}};
+  if (!snap_.path.empty()) {
+    TimedWrite w = WriteSnapshotNow();
+    if (w.result.ok()) j["entries"] = w.result->entries;
+  }
+  spdlog::info("handover requested by nodedns {} (pid {} by its own account, {} in ours)", request.version,
+               request.pid, peer.pid);
+  return j;
 }
 
-json App::Impl::Reload() {
+absl::StatusOr<json> App::Impl::Release(const control::ReleaseRequest& request, const control::PeerCredentials& peer) {
+  if (successor_serving_) return absl::FailedPreconditionError("already handed over to a successor");
+  if (auto st = VerifySuccessor(peer, request, server_->bound_addresses()); !st.ok()) {
+    spdlog::warn("release refused (pid {} by its own account, {} in ours): {}", request.pid, peer.pid,
+                 std::string(st.message()));
+    return st;
+  }
+  // The successor serves beside us. Our control socket stays until its own
+  // replaces it on the path (WatchSuccessor); we stop when told.
+  successor_serving_ = true;
+  uv_timer_start(&successor_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<Impl*>(t->data);
+    Guarded("handover", [self] { self->WatchSuccessor(); });
+  }, 200, 200);
+  spdlog::info("successor pid {} is serving; it takes over the control socket", request.pid);
+  return json{{"pid", getpid()}};
+}
+
+absl::StatusOr<json> App::Impl::Reload() {
   last_reload_ = SteadyNow();
   auto next = config::BuildConfig(cl_);
   if (!next.ok()) {
     ++reload_failures_;
     spdlog::error("reload rejected, the running configuration stays: {}", std::string(next.status().message()));
-    return Error(std::string(next.status().message()));
+    return next.status();
   }
   auto notes = server_->Reload(*next);
   if (!notes.ok()) {
     ++reload_failures_;
     spdlog::error("reload failed, the running configuration stays: {}", std::string(notes.status().message()));
-    return Error(std::string(notes.status().message()));
+    return notes.status();
   }
   config_.log_level = next->log_level;
   config_.log_format = next->log_format;
@@ -686,14 +774,23 @@ json App::Impl::Reload() {
   config_.snapshot_interval = next->snapshot_interval;
   ApplyLogSettings(config_.log_format, config_.log_level);
   ArmTimers();
+  TrimAfterReload();
   ++reloads_;
   for (const std::string& n : *notes) spdlog::warn("reload: {}", n);
   spdlog::info("configuration reloaded from {}", next->source.empty() ? "the embedded default" : next->source);
-  return {{"ok", true}, {"notes", *notes}, {"source", next->source}};
+  return json{{"notes", *notes}, {"source", next->source}};
 }
 
-void App::Impl::StartSnapshot(control::StreamServer::Respond respond) {
-  if (respond) snapshot_waiters_.push_back(std::move(respond));
+void App::Impl::Snapshot(Done done) {
+  if (snap_.path.empty()) {
+    done(absl::FailedPreconditionError("no snapshot path configured (--snapshot PATH or [snapshot] path)"));
+    return;
+  }
+  StartSnapshot(std::move(done));
+}
+
+void App::Impl::StartSnapshot(Done done) {
+  if (done) snapshot_waiters_.push_back(std::move(done));
   if (snapshot_running_ || stopping_) return;
   snapshot_running_ = true;
   auto* work = new SnapshotWork();
@@ -710,18 +807,20 @@ void App::Impl::StartSnapshot(control::StreamServer::Respond respond) {
         std::unique_ptr<SnapshotWork> w(static_cast<SnapshotWork*>(req->data));
         Impl* self = w->self;
         self->snapshot_running_ = false;
-        if (status == UV_ECANCELED) w->write.result = absl::CancelledError("snapshot write cancelled");
-        self->RecordSnapshot(w->write);
-        const TimedWrite& r = w->write;
-        json reply;
-        if (r.result.ok()) {
-          reply = {{"ok", true}, {"path", w->path}, {"entries", r.result->entries},
-                   {"bytes", r.result->bytes}, {"seconds", absl::ToDoubleSeconds(r.took)}};
-        } else {
-          reply = Error(std::string(r.result.status().message()));
-        }
-        for (auto& r : self->snapshot_waiters_) r(reply.dump() + "\n");
-        self->snapshot_waiters_.clear();
+        Guarded("snapshot", [&] {
+          if (status == UV_ECANCELED) w->write.result = absl::CancelledError("snapshot write cancelled");
+          self->RecordSnapshot(w->write);
+          const TimedWrite& r = w->write;
+          absl::StatusOr<json> answer =
+              r.result.ok() ? absl::StatusOr<json>(json{{"path", w->path},
+                                                        {"entries", r.result->entries},
+                                                        {"bytes", r.result->bytes},
+                                                        {"seconds", absl::ToDoubleSeconds(r.took)}})
+                            : absl::StatusOr<json>(r.result.status());
+          std::vector<Done> waiters;
+          waiters.swap(self->snapshot_waiters_);
+          for (auto& done : waiters) done(answer);
+        });
       });
   if (rc != 0) {
     snapshot_running_ = false;
@@ -775,46 +874,6 @@ void App::Impl::LogSummary() {
                now.upstream_queries - last_summary_.upstream_queries, t.upstream_failures - before.upstream_failures,
                now.answers_servfail - last_summary_.answers_servfail, server_->cache().entries(), open);
   last_summary_ = now;
-}
-
-void App::Impl::HandleHttp(std::string_view request, control::StreamServer::Respond respond) {
-  // "GET /metrics HTTP/1.1\r\n..."
-  size_t line_end = request.find("\r\n");
-  std::string_view line = request.substr(0, line_end);
-  size_t sp1 = line.find(' ');
-  size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-  if (sp1 == std::string_view::npos || sp2 == std::string_view::npos ||
-      line.substr(sp2 + 1).substr(0, 7) != "HTTP/1.") {
-    respond(HttpResponse(400, "Bad Request", "text/plain", "bad request\n", false));
-    return;
-  }
-  std::string_view method = line.substr(0, sp1);
-  std::string_view path = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  path = path.substr(0, path.find('?'));
-  bool head = method == "HEAD";
-  if (method != "GET" && !head) {
-    respond(HttpResponse(405, "Method Not Allowed", "text/plain", "only GET and HEAD\n", false));
-    return;
-  }
-  if (path == "/metrics") {
-    respond(HttpResponse(200, "OK", "text/plain; version=0.0.4; charset=utf-8", control::PrometheusText(Collect()),
-                         head));
-  } else if (path == "/healthz") {
-    std::string why;
-    if (server_->LoopsResponsive(absl::Seconds(2), &why)) {
-      respond(HttpResponse(200, "OK", "text/plain", "ok\n", head));
-    } else {
-      respond(HttpResponse(503, "Service Unavailable", "text/plain", why + "\n", head));
-    }
-  } else if (path == "/readyz") {
-    if (ready_ && !stopping_) {
-      respond(HttpResponse(200, "OK", "text/plain", "ready\n", head));
-    } else {
-      respond(HttpResponse(503, "Service Unavailable", "text/plain", "not ready\n", head));
-    }
-  } else {
-    respond(HttpResponse(404, "Not Found", "text/plain", "not found: /metrics, /healthz, /readyz\n", head));
-  }
 }
 
 App::App(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

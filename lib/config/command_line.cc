@@ -15,7 +15,9 @@ A node-local resilient DNS cache.
 
   --config FILE         TOML configuration file (default: the embedded config,
                         see README.md and lib/config/default.toml)
-  --check-config FILE   validate FILE and exit (0 if valid, 1 with FILE:LINE: reason)
+  --check-config FILE   validate FILE as start-up and reload would (with the other
+                        flags on top, resolv.conf read) and exit: 0 if valid,
+                        1 with FILE:LINE: reason
   --listen ADDR:PORT    listen on ADDR:PORT, UDP and TCP (repeatable; IPv6 as
                         [::1]:PORT; port 0 picks a free port). Replaces [server] listen.
   --upstream ADDR:PORT  forward the root zone "." to ADDR:PORT (repeatable).
@@ -177,18 +179,27 @@ absl::Status ApplyOverrides(const CommandLine& cl, Config* c) {
   return Validate(*c);
 }
 
-absl::StatusOr<Config> BuildConfig(const CommandLine& cl) {
-  Config c;
-  if (cl.config_path) {
-    auto loaded = LoadConfigFile(*cl.config_path);
-    if (!loaded.ok()) return loaded.status();
-    c = std::move(*loaded);
-  } else {
-    c = DefaultConfig();
-  }
+namespace {
+
+absl::StatusOr<Config> Complete(const CommandLine& cl, Config c) {
   if (auto s = ApplyOverrides(cl, &c); !s.ok()) return s;
   if (auto s = ResolveUpstreams(&c, cl.resolv_conf); !s.ok()) return s;
   return c;
+}
+
+}  // namespace
+
+absl::StatusOr<Config> BuildConfig(const CommandLine& cl) {
+  if (!cl.config_path) return Complete(cl, DefaultConfig());
+  auto text = ReadConfigFile(*cl.config_path);
+  if (!text.ok()) return text.status();
+  return BuildConfigFromText(cl, *text, *cl.config_path);
+}
+
+absl::StatusOr<Config> BuildConfigFromText(const CommandLine& cl, std::string_view text, std::string_view source) {
+  auto parsed = ParseConfigFile(text, source);
+  if (!parsed.ok()) return parsed.status();
+  return Complete(cl, std::move(*parsed));
 }
 
 }  // namespace nodedns::config

@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -39,7 +40,11 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv);
 
 // The file (or the embedded default), then the flags on top of it, then
 // "resolv.conf" servers resolved. Errors carry file:line or the flag name.
+// Start-up, reload and --check-config all go through here, so whatever
+// --check-config accepts starts, and whatever it refuses is refused alike.
 absl::StatusOr<Config> BuildConfig(const CommandLine& cl);
+// The same with the file's text already read (`source` names it in errors).
+absl::StatusOr<Config> BuildConfigFromText(const CommandLine& cl, std::string_view text, std::string_view source);
 
 // Applies only the flag overrides to an already loaded config.
 absl::Status ApplyOverrides(const CommandLine& cl, Config* config);

@@ -8,8 +8,11 @@
 
 #include <toml++/toml.h>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "default_config.h"
+#include "lib/config/text_check.h"
 #include "lib/dns/name.h"
 
 namespace nodedns::config {
@@ -134,7 +137,11 @@ Reader::Handler MillisInto(const Reader& r, absl::Duration* dst, int64_t min, in
   };
 }
 
-absl::Status ParseZone(const Reader& r, const toml::node& node, Config* c) {
+// The zones read so far, by name, with their line: duplicates are found in
+// one pass, and reported with both places.
+using ZoneLines = absl::flat_hash_map<std::string, uint32_t>;
+
+absl::Status ParseZone(const Reader& r, const toml::node& node, Config* c, ZoneLines* seen) {
   const auto* t = node.as_table();
   if (t == nullptr) return r.Error(node.source(), "each [[zone]] must be a table");
   ZoneConfig z;
@@ -174,6 +181,11 @@ absl::Status ParseZone(const Reader& r, const toml::node& node, Config* c) {
   if (!s.ok()) return s;
   if (!have_name) return r.Error(node.source(), "[[zone]] without 'name'");
   if (!have_servers) return r.Error(node.source(), "[[zone]] '" + z.name + "' without 'servers'");
+  auto [first, inserted] = seen->try_emplace(z.name, node.source().begin.line);
+  if (!inserted) {
+    return r.Error(node.source(),
+                   "zone '" + z.name + "' is configured twice (first at line " + std::to_string(first->second) + ")");
+  }
   c->zones.push_back(std::move(z));
   return absl::OkStatus();
 }
@@ -187,6 +199,7 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
     };
   };
   bool zones_replaced = false;
+  ZoneLines zone_lines;
   return r.Table(root, "", {
       {"server", section("server", {
           {"listen", [&](const toml::node& n, const std::string& key) -> absl::Status {
@@ -251,7 +264,11 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
            zones_replaced = true;
          }
          for (const toml::node& z : *arr) {
-           if (auto s = ParseZone(r, z, c); !s.ok()) return s;
+           if (c->zones.size() >= kMaxZones) {
+             return r.Error(z.source(), "more than " + std::to_string(kMaxZones) +
+                                            " [[zone]] tables (each costs memory and set-up time on every worker)");
+           }
+           if (auto s = ParseZone(r, z, c, &zone_lines); !s.ok()) return s;
          }
          return absl::OkStatus();
        }},
@@ -336,13 +353,16 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
   });
 }
 
-absl::StatusOr<Config> ParseInto(Config c, std::string_view text, std::string_view source_name) {
+absl::StatusOr<Config> ParseInto(Config c, std::string_view text, std::string_view source_name, bool whole_file) {
+  if (auto st = CheckConfigText(text, source_name, whole_file); !st.ok()) return st;
   Reader r(source_name);
   toml::table root;
   try {
     root = toml::parse(text, source_name);
   } catch (const toml::parse_error& e) {
     return r.Error(e.source(), std::string(e.description()));
+  } catch (const std::exception& e) {  // allocation failure: refused, not fatal
+    return absl::ResourceExhaustedError(std::string(source_name) + ": " + e.what());
   }
   if (auto s = Apply(root, r, &c); !s.ok()) return s;
   c.source = std::string(source_name);
@@ -357,23 +377,43 @@ absl::StatusOr<Config> ParseInto(Config c, std::string_view text, std::string_vi
 std::string_view DefaultConfigText() { return kDefaultConfigToml; }
 
 Config DefaultConfig() {
-  auto c = ParseInto(Config{}, kDefaultConfigToml, "<embedded default config>");
-  // The embedded file is tested; failing here is a build defect.
-  if (!c.ok()) abort();
-  return *c;
+  // Parsed once: every reload and every file starts from it.
+  static const Config* const kDefault = [] {
+    auto c = ParseInto(Config{}, kDefaultConfigToml, "<embedded default config>", /*whole_file=*/true);
+    // The embedded file is tested; failing here is a build defect.
+    if (!c.ok()) abort();
+    return new Config(std::move(*c));
+  }();
+  return *kDefault;
 }
 
 absl::StatusOr<Config> ParseConfig(std::string_view text, std::string_view source_name) {
-  return ParseInto(DefaultConfig(), text, source_name);
+  return ParseInto(DefaultConfig(), text, source_name, /*whole_file=*/false);
+}
+
+absl::StatusOr<Config> ParseConfigFile(std::string_view text, std::string_view path) {
+  return ParseInto(DefaultConfig(), text, path, /*whole_file=*/true);
+}
+
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(path + ": cannot open config file: " + std::strerror(errno));
+  // Read one byte past the limit, never the whole of a huge file.
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) return absl::DataLossError(path + ": read error");
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxConfigBytes) {
+    return absl::InvalidArgumentError(path + ": the file is larger than " + std::to_string(kMaxConfigBytes) +
+                                      " bytes, the most a configuration may have");
+  }
+  return text;
 }
 
 absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(path + ": cannot open config file: " + std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(path + ": read error");
-  return ParseConfig(ss.str(), path);
+  auto text = ReadConfigFile(path);
+  if (!text.ok()) return text.status();
+  return ParseConfigFile(*text, path);
 }
 
 absl::StatusOr<std::vector<SocketAddress>> ReadResolvConf(const std::string& path) {
@@ -445,15 +485,15 @@ bool IsLogLevel(std::string_view level) {
 absl::Status Validate(const Config& c) {
   if (c.listen.empty()) return absl::InvalidArgumentError("no listen address");
   if (c.zones.empty()) return absl::InvalidArgumentError("no [[zone]]: nothing to forward to");
-  for (size_t i = 0; i < c.zones.size(); ++i) {
-    if (c.zones[i].servers.empty() && !c.zones[i].use_resolv_conf) {
-      return absl::InvalidArgumentError("zone '" + c.zones[i].name + "' has no servers");
+  if (c.zones.size() > kMaxZones) {
+    return absl::InvalidArgumentError("more than " + std::to_string(kMaxZones) + " zones");
+  }
+  absl::flat_hash_set<std::string_view> names;
+  for (const ZoneConfig& z : c.zones) {
+    if (z.servers.empty() && !z.use_resolv_conf) {
+      return absl::InvalidArgumentError("zone '" + z.name + "' has no servers");
     }
-    for (size_t j = 0; j < i; ++j) {
-      if (c.zones[i].name == c.zones[j].name) {
-        return absl::InvalidArgumentError("zone '" + c.zones[i].name + "' is configured twice");
-      }
-    }
+    if (!names.insert(z.name).second) return absl::InvalidArgumentError("zone '" + z.name + "' is configured twice");
   }
   if (c.cache.max_entries < c.cache.shards) {
     return absl::InvalidArgumentError("cache.max_entries must be at least cache.shards");

@@ -96,9 +96,15 @@ struct Config {
   std::string source;  // where it was loaded from, for messages
 };
 
-// Parses TOML text. `source_name` is used in error messages.
+// Parses TOML text. `source_name` is used in error messages. The text is
+// checked against the limits of text_check.h first.
 absl::StatusOr<Config> ParseConfig(std::string_view text, std::string_view source_name);
-// Reads and parses a file.
+// The same for a whole file's text: a last line without a newline is
+// refused too (a file caught while being written).
+absl::StatusOr<Config> ParseConfigFile(std::string_view text, std::string_view path);
+// Reads a file, refusing one over kMaxConfigBytes without reading it all.
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path);
+// ReadConfigFile, then ParseConfigFile.
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 // The embedded default configuration.
 Config DefaultConfig();
@@ -120,8 +126,8 @@ std::vector<std::string> KeepRestartOnly(const Config& running, Config* next);
 bool IsLogLevel(std::string_view level);
 inline constexpr char kLogLevels[] = "trace, debug, info, warn, error, critical, off";
 
-// Cross-field checks: at least one listen address and one zone, every zone
-// with servers, no duplicate zone.
+// Cross-field checks: at least one listen address and one to kMaxZones
+// zones, every zone with servers, no duplicate zone.
 absl::Status Validate(const Config& config);
 
 }  // namespace nodedns::config

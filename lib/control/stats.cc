@@ -94,6 +94,23 @@ double StateSeconds(const StatsSnapshot& s, const server::UpstreamSummary& u) {
   return Seconds(s.now - since);
 }
 
+// Connection outcomes of an endpoint, by name, for JSON and Prometheus alike.
+template <typename F>
+void ForEachOutcome(const ConnectionStats& c, F f) {
+  f("accepted", c.accepted);
+  f("idle_cut", c.idle_cut);
+  f("refused", c.refused);
+  f("timed_out", c.timed_out);
+  f("oversize", c.oversize);
+  f("internal_errors", c.internal_errors);
+}
+
+nlohmann::json ConnectionsJson(const ConnectionStats& c) {
+  nlohmann::json j = nlohmann::json::object();
+  ForEachOutcome(c, [&](const char* name, uint64_t v) { j[name] = v; });
+  return j;
+}
+
 }  // namespace
 
 double MaxBucket(const HistogramValues& h) {
@@ -181,6 +198,8 @@ nlohmann::json StatsJson(const StatsSnapshot& s) {
                    {"failures", s.reload_failures},
                    {"last", Iso8601(s, s.last_reload)}}},
   };
+  j["connections"] = {{"control", ConnectionsJson(s.control_connections)},
+                      {"http", ConnectionsJson(s.http_connections)}};
   if (!s.upstreams_error.empty()) j["upstreams_error"] = s.upstreams_error;
   return j;
 }
@@ -255,6 +274,15 @@ std::string PrometheusText(const StatsSnapshot& s) {
   w.Counter("nodedns_reloads_total", "Configuration reloads applied", static_cast<double>(s.reloads));
   w.Counter("nodedns_reload_failures_total", "Configuration reloads rejected (the running configuration stayed)",
             static_cast<double>(s.reload_failures));
+  w.Family("nodedns_endpoint_connections_total", "counter",
+           "Connections to the control socket and the HTTP endpoint, by outcome (idle_cut: closed to make room)");
+  for (const auto& e : {std::pair{"control", &s.control_connections}, std::pair{"http", &s.http_connections}}) {
+    const char* endpoint = e.first;
+    ForEachOutcome(*e.second, [&](const char* outcome, uint64_t v) {
+      w.Sample("nodedns_endpoint_connections_total",
+               std::string("endpoint=\"") + endpoint + "\",outcome=\"" + outcome + "\"", static_cast<double>(v));
+    });
+  }
   return w.Take();
 }
 

@@ -14,6 +14,7 @@
 
 #include "absl/time/time.h"
 #include "lib/common/counters.h"
+#include "lib/control/stream_server.h"
 #include "lib/server/server.h"
 
 namespace nodedns::control {
@@ -55,6 +56,8 @@ struct StatsSnapshot {
   uint64_t reloads = 0;
   uint64_t reload_failures = 0;
   absl::Time last_reload = absl::InfinitePast();
+  ConnectionStats control_connections;
+  ConnectionStats http_connections;
 };
 
 // Totals operators ask for first, from the per-outcome counters.

@@ -1,6 +1,11 @@
 #include "lib/control/stream_server.h"
 
+#include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <exception>
 
 #include "lib/server/sockets.h"
 
@@ -18,7 +23,11 @@ struct StreamServer::Connection {
   std::string in;
   std::string out;
   uv_write_t write;
-  bool answered = false;
+  PeerCredentials peer;
+  bool reading = false;  // in owner->reading_ (at `reading_at`)
+  std::list<Connection*>::iterator reading_at;
+  bool answered = false;   // the request is complete (or refused): no more reading
+  bool responding = false;  // an answer is being written
   bool closing = false;
   int open_handles = 2;
   // Shared with pending Respond callbacks: false once the connection is gone.
@@ -44,8 +53,8 @@ absl::Status StreamServer::Start(int fd, bool tcp) {
     return server::UvStatus(rc, "uv open");
   }
   listening_ = true;
-  return server::UvStatus(uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 64, &StreamServer::OnConnection),
-                          "listen");
+  return server::UvStatus(
+      uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), options_.backlog, &StreamServer::OnConnection), "listen");
 }
 
 void StreamServer::StopListening() {
@@ -60,64 +69,135 @@ void StreamServer::OnConnection(uv_stream_t* server, int status) {
   auto* c = new Connection();
   c->owner = self;
   bool tcp = server->type == UV_TCP;
-  if (tcp) {
-    uv_tcp_init(self->loop_, &c->s.tcp);
-  } else {
-    uv_pipe_init(self->loop_, &c->s.pipe, 0);
+  int rc = tcp ? uv_tcp_init(self->loop_, &c->s.tcp) : uv_pipe_init(self->loop_, &c->s.pipe, 0);
+  int timer_rc = uv_timer_init(self->loop_, &c->timer);
+  if (rc != 0 || timer_rc != 0) {
+    // libuv fails these only for invalid arguments: a defect, not a condition.
+    spdlog::critical("stream server: handle init failed: {} / {}", uv_strerror(rc), uv_strerror(timer_rc));
+    abort();
   }
   c->s.handle.data = c;
-  uv_timer_init(self->loop_, &c->timer);
   c->timer.data = c;
-  bool full = self->conns_.size() >= self->options_.max_connections;
   self->conns_.insert(c);
-  if (uv_accept(server, &c->s.stream) != 0 || full) {
+  if (uv_accept(server, &c->s.stream) != 0) {
     self->Finish(c);
     return;
   }
-  uv_timer_start(&c->timer, [](uv_timer_t* t) {
-    auto* c = static_cast<Connection*>(t->data);
-    c->owner->Finish(c);
-  }, static_cast<uint64_t>(absl::ToInt64Milliseconds(self->options_.timeout)), 0);
+  ++self->stats_.accepted;
+  if (self->conns_.size() > self->options_.max_connections) {
+    Connection* idle = self->OldestIdle();
+    if (idle == nullptr) {
+      // Every other connection is being answered: this one waits its turn
+      // in the next connect.
+      ++self->stats_.refused;
+      self->Finish(c);
+      return;
+    }
+    ++self->stats_.idle_cut;
+    self->Finish(idle);
+  }
+  if (!tcp) {
+    uv_os_fd_t fd;
+    if (uv_fileno(&c->s.handle, &fd) == 0) c->peer = ReadPeerCredentials(fd);
+  }
+  c->reading = true;
+  c->reading_at = self->reading_.insert(self->reading_.end(), c);
+  self->StartTimer(c, self->options_.request_timeout);
   uv_read_start(
       &c->s.stream,
-      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+      [](uv_handle_t*, size_t, uv_buf_t* buf) {
         static thread_local char scratch[16384];
         *buf = uv_buf_init(scratch, sizeof(scratch));
       },
-      [](uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-        auto* c = static_cast<Connection*>(stream->data);
-        StreamServer* self = c->owner;
-        if (nread < 0) {
-          if (!c->answered) self->Finish(c);
-          return;
-        }
-        if (c->answered) return;
-        c->in.append(buf->base, static_cast<size_t>(nread));
-        size_t end = c->in.find(self->options_.delimiter);
-        if (end == std::string::npos) {
-          if (c->in.size() > self->options_.max_request) {
-            c->answered = true;
-            uv_read_stop(stream);
-            if (self->options_.oversize.empty()) {
-              self->Finish(c);
-            } else {
-              self->Answer(c, self->options_.oversize);
-            }
-          }
-          return;
-        }
-        c->answered = true;
-        uv_read_stop(stream);
-        std::string request = c->in.substr(0, end + self->options_.delimiter.size());
-        std::weak_ptr<bool> alive = c->alive;
-        self->handler_(request, [c, alive](std::string response) {
-          if (alive.expired()) return;  // Finish() ran: the connection is gone
-          c->owner->Answer(c, std::move(response));
-        });
-      });
+      &StreamServer::OnRead);
+}
+
+StreamServer::Connection* StreamServer::OldestIdle() {
+  // Connections accepted in one batch are read only after the batch: a
+  // prober's request may already wait in the kernel while a flood of later
+  // connections arrives. A connection with bytes pending is not idle.
+  for (Connection* c : reading_) {
+    uv_os_fd_t fd;
+    int pending = 0;
+    if (uv_fileno(&c->s.handle, &fd) == 0 && ioctl(fd, FIONREAD, &pending) == 0 && pending > 0) continue;
+    return c;
+  }
+  return nullptr;
+}
+
+void StreamServer::StartTimer(Connection* c, absl::Duration timeout) {
+  uv_timer_start(
+      &c->timer,
+      [](uv_timer_t* t) {
+        auto* c = static_cast<Connection*>(t->data);
+        ++c->owner->stats_.timed_out;
+        c->owner->Finish(c);
+      },
+      static_cast<uint64_t>(std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout))), 0);
+}
+
+void StreamServer::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  auto* c = static_cast<Connection*>(stream->data);
+  StreamServer* self = c->owner;
+  if (nread < 0) {
+    // EOF or an error before the request was complete: nobody to answer.
+    // After it, the client may have shut down its side: answer anyway.
+    if (!c->answered) self->Finish(c);
+    return;
+  }
+  if (c->answered) return;
+  c->in.append(buf->base, static_cast<size_t>(nread));
+  size_t end = c->in.find(self->options_.delimiter);
+  if (end == std::string::npos) {
+    if (c->in.size() > self->options_.max_request) {
+      ++self->stats_.oversize;
+      self->Dispatch(c, "");
+    }
+    return;
+  }
+  self->Dispatch(c, c->in.substr(0, end + self->options_.delimiter.size()));
+}
+
+void StreamServer::Dispatch(Connection* c, std::string request) {
+  c->answered = true;
+  uv_read_stop(&c->s.stream);
+  if (c->reading) {
+    reading_.erase(c->reading_at);
+    c->reading = false;
+  }
+  c->in.clear();
+  StartTimer(c, options_.answer_timeout);
+  if (request.empty()) {  // oversize
+    if (options_.oversize.empty()) {
+      Finish(c);
+    } else {
+      Answer(c, options_.oversize);
+    }
+    return;
+  }
+  std::weak_ptr<bool> alive = c->alive;
+  Respond respond = [c, alive](std::string response) {
+    if (alive.expired()) return;  // Finish() ran: the connection is gone
+    c->owner->Answer(c, std::move(response));
+  };
+  // The last line of defence: a handler's exception must not unwind through
+  // libuv and end the process (the handlers have their own boundaries).
+  try {
+    handler_(request, c->peer, respond);
+  } catch (const std::exception& e) {
+    ++stats_.internal_errors;
+    spdlog::error("control: a request handler failed: {}", e.what());
+    if (!options_.internal_error.empty()) respond(options_.internal_error);
+  } catch (...) {
+    ++stats_.internal_errors;
+    spdlog::error("control: a request handler failed");
+    if (!options_.internal_error.empty()) respond(options_.internal_error);
+  }
 }
 
 void StreamServer::Answer(Connection* c, std::string response) {
+  if (c->responding || c->closing) return;
+  c->responding = true;
   c->out = std::move(response);
   uv_buf_t b = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
   c->write.data = c;
@@ -133,6 +213,10 @@ void StreamServer::Finish(Connection* c) {
   c->closing = true;
   c->alive.reset();
   conns_.erase(c);
+  if (c->reading) {
+    reading_.erase(c->reading_at);
+    c->reading = false;
+  }
   auto on_close = [](uv_handle_t* h) {
     auto* c = static_cast<Connection*>(h->data);
     if (--c->open_handles == 0) delete c;

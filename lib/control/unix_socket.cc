@@ -72,14 +72,20 @@ absl::StatusOr<UnixListener> ListenUnix(const UnixSocketOptions& o) {
     if (gr == nullptr) return absl::NotFoundError("control socket group: no group '" + o.group + "'");
     gid = gr->gr_gid;
   }
+  // Where to bind: the path itself, or a temporary name renamed over it.
+  std::string bind_path = o.replace_live ? o.path + ".new." + std::to_string(getpid()) : o.path;
+  auto bind_addr = Address(bind_path);
+  if (!bind_addr.ok()) return bind_addr.status();
+  if (o.replace_live) unlink(bind_path.c_str());  // a leftover of a crashed attempt
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return server::ErrnoStatus(errno, "socket(AF_UNIX)");
-  auto fail = [fd](absl::Status st) {
+  auto fail = [fd, &o, &bind_path](absl::Status st) {
     close(fd);
+    if (o.replace_live) unlink(bind_path.c_str());
     return st;
   };
-  absl::Status st = BindOnce(fd, *addr, o.mode);
-  if (absl::IsAlreadyExists(st)) {
+  absl::Status st = BindOnce(fd, *bind_addr, o.mode);
+  if (absl::IsAlreadyExists(st) && !o.replace_live) {
     // Someone's file. A live socket belongs to a running process (another
     // nodedns?): never take it over. A socket nobody answers on is what a
     // crashed run leaves: replace it. Anything else is not ours to delete.
@@ -97,15 +103,20 @@ absl::StatusOr<UnixListener> ListenUnix(const UnixSocketOptions& o) {
     if (unlink(o.path.c_str()) != 0 && errno != ENOENT) {
       return fail(server::ErrnoStatus(errno, "cannot remove the stale socket " + o.path));
     }
-    st = BindOnce(fd, *addr, o.mode);
+    st = BindOnce(fd, *bind_addr, o.mode);
   }
   if (!st.ok()) return fail(st);
   // The umask cannot add bits (e.g. group write under umask 022 callers).
-  if (chmod(o.path.c_str(), static_cast<mode_t>(o.mode)) != 0) return fail(server::ErrnoStatus(errno, "chmod " + o.path));
-  if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) && chown(o.path.c_str(), uid, gid) != 0) {
-    return fail(server::ErrnoStatus(errno, "chown " + o.path));
+  if (chmod(bind_path.c_str(), static_cast<mode_t>(o.mode)) != 0) {
+    return fail(server::ErrnoStatus(errno, "chmod " + bind_path));
   }
-  if (listen(fd, 64) != 0) return fail(server::ErrnoStatus(errno, "listen " + o.path));
+  if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) && chown(bind_path.c_str(), uid, gid) != 0) {
+    return fail(server::ErrnoStatus(errno, "chown " + bind_path));
+  }
+  if (listen(fd, 128) != 0) return fail(server::ErrnoStatus(errno, "listen " + bind_path));
+  if (o.replace_live && rename(bind_path.c_str(), o.path.c_str()) != 0) {
+    return fail(server::ErrnoStatus(errno, "rename " + bind_path + " to " + o.path));
+  }
   UnixListener l;
   l.fd = fd;
   struct stat sb;
@@ -116,9 +127,13 @@ absl::StatusOr<UnixListener> ListenUnix(const UnixSocketOptions& o) {
   return l;
 }
 
-void RemoveUnixSocket(const std::string& path, const UnixListener& listener) {
+bool IsOurUnixSocket(const std::string& path, const UnixListener& listener) {
   struct stat sb;
-  if (lstat(path.c_str(), &sb) == 0 && sb.st_dev == listener.dev && sb.st_ino == listener.ino) unlink(path.c_str());
+  return lstat(path.c_str(), &sb) == 0 && sb.st_dev == listener.dev && sb.st_ino == listener.ino;
+}
+
+void RemoveUnixSocket(const std::string& path, const UnixListener& listener) {
+  if (IsOurUnixSocket(path, listener)) unlink(path.c_str());
 }
 
 }  // namespace nodedns::control

@@ -18,6 +18,10 @@ struct UnixSocketOptions {
   int mode = 0660;
   std::string owner;  // user name, "" keeps the process's
   std::string group;  // group name, "" keeps the process's
+  // Take the path over from a live socket (a predecessor that agreed to hand
+  // it over): bind under a temporary name, then rename over `path`, so that
+  // a socket answers on `path` at every moment.
+  bool replace_live = false;
 };
 
 struct UnixListener {
@@ -30,6 +34,8 @@ struct UnixListener {
 absl::StatusOr<UnixListener> ListenUnix(const UnixSocketOptions& options);
 // Removes `path` if it is still the socket `listener` created.
 void RemoveUnixSocket(const std::string& path, const UnixListener& listener);
+// True if `path` is still the socket `listener` created.
+bool IsOurUnixSocket(const std::string& path, const UnixListener& listener);
 // Connects to a Unix stream socket (blocking, with CLOEXEC): for dnsctl and
 // the liveness check.
 absl::StatusOr<int> ConnectUnix(const std::string& path);

@@ -37,14 +37,21 @@ cp "$src/tests/helm/validate.mjs" "$tools/node/validate.mjs"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# --check-config reads the resolv.conf the "resolv.conf" upstreams name, as
+# start-up does: give it one with a nameserver, whatever this machine has.
+echo "nameserver 192.0.2.53" >"$work/resolv.conf"
 for values in "$src"/tests/helm/values/*.yaml; do
   name=$(basename "$values" .yaml)
   echo "== $name"
   "$helm" lint --strict "$chart" -f "$values" >"$work/lint.txt" || { cat "$work/lint.txt"; exit 1; }
   "$helm" template nodedns "$chart" --namespace kube-system -f "$values" >"$work/$name.yaml"
   node "$tools/node/validate.mjs" "$work/$name.yaml" "$work/$name.toml"
-  "$build/daemon/nodedns" --check-config "$work/$name.toml"
+  "$build/daemon/nodedns" --check-config "$work/$name.toml" --resolv-conf "$work/resolv.conf"
 done
+
+echo "== metrics and health bind the node's IP by default, not 0.0.0.0"
+grep -q -- '--metrics-listen=$(NODE_IP):9253' "$work/default.yaml" || { echo "default: no --metrics-listen=\$(NODE_IP)"; exit 1; }
+if grep -q '0\.0\.0\.0' "$work/default.yaml"; then echo "default: 0.0.0.0 rendered"; exit 1; fi
 
 echo "== wrong values are refused"
 refuse() {  # expected message, helm arguments...
@@ -57,6 +64,7 @@ refuse() {  # expected message, helm arguments...
   echo "refused: $*"
 }
 refuse "metrics" --set metrics.port=notaport
+refuse "listenAddress" --set metrics.listenAddress=everywhere
 refuse "upgrade" --set upgrade.mode=sideways
 refuse "localAddress" --set localAddress=not-an-ip
 refuse "interfaceSetup" --set interfaceSetup.colour=red

@@ -53,14 +53,23 @@ expect(c.securityContext.readOnlyRootFilesystem === true, 'read-only root filesy
 expect(c.securityContext.allowPrivilegeEscalation === false, 'no privilege escalation');
 expect(c.securityContext.capabilities.drop.includes('ALL'), 'drops all capabilities');
 
-// The probes hit the metrics endpoint the config opens.
-const listen = toml.match(/\[metrics\]\nlisten = "([^"]+):(\d+)"/);
-expect(listen, 'the config has a metrics listen address');
+// The probes hit the metrics endpoint nodedns opens: --metrics-listen when the
+// DaemonSet passes it (the node's IP from the downward API), else the config's.
+const flag = (c.args || []).map((a) => a.match(/^--metrics-listen=(.+):(\d+)$/)).find((m) => m);
+const listen = flag || toml.match(/\[metrics\]\nlisten = "([^"]+):(\d+)"/);
+expect(listen, 'a metrics listen address (flag or config)');
+const host = listen[1];
 const port = Number(listen[2]);
 expect(port !== 8080, 'the health port is not 8080');
+if (host === '$(NODE_IP)') {
+  const env = (c.env || []).find((e) => e.name === 'NODE_IP');
+  expect(env && env.valueFrom.fieldRef.fieldPath === 'status.hostIP', 'NODE_IP is the node IP (status.hostIP)');
+}
 for (const probe of ['livenessProbe', 'readinessProbe']) {
-  expect(c[probe].httpGet.port === port, `${probe} uses the config's metrics port ${port}`);
-  if (listen[1] !== '0.0.0.0') expect(c[probe].httpGet.host === listen[1], `${probe} host ${listen[1]}`);
+  expect(c[probe].httpGet.port === port, `${probe} uses the metrics port ${port}`);
+  // Without a host the kubelet probes the pod IP: the node IP under hostNetwork.
+  const wildcardOrNode = host === '0.0.0.0' || host === '$(NODE_IP)';
+  expect(wildcardOrNode ? !c[probe].httpGet.host : c[probe].httpGet.host === host, `${probe} host for ${host}`);
 }
 expect(c.livenessProbe.httpGet.path === '/healthz' && c.readinessProbe.httpGet.path === '/readyz', 'probe paths');
 // No declared ports: with hostNetwork they would be host ports, and the
@@ -97,5 +106,5 @@ if (byKind.ServiceMonitor) {
   expect(byKind.Service.spec.ports[0].port === port, 'the metrics Service port');
   expect(byKind.Service.spec.ports[0].targetPort === port, 'the metrics Service target port');
 }
-console.log(`ok: port ${port}, dns ${dnsPort}, interface setup ${setup}, snapshot ${snapshotOn}, strategy ` +
+console.log(`ok: metrics ${host}:${port}, dns ${dnsPort}, interface setup ${setup}, snapshot ${snapshotOn}, strategy ` +
             `maxSurge=${ru.maxSurge} maxUnavailable=${ru.maxUnavailable}`);

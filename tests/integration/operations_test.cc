@@ -21,8 +21,10 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lib/dns/constants.h"
+#include "tests/support/daemon_fixture.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/dns_client.h"
+#include "tests/support/endpoints.h"
 #include "tests/support/fake_upstream.h"
 #include "tests/support/load_client.h"
 
@@ -38,26 +40,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// One HTTP/1.1 request on a new connection; returns the whole response.
-std::string HttpRequest(const std::string& address, const std::string& request) {
-  uint16_t port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
-  int fd = ConnectLoopback(SOCK_STREAM, port);
-  if (fd < 0) return "";
-  (void)!write(fd, request.data(), request.size());
-  std::string out;
-  char buf[65536];
-  ssize_t n;
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return out;
-}
-
-std::string HttpGet(const std::string& address, const std::string& path) {
-  return HttpRequest(address, "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n");
 }
 
 std::string Body(const std::string& response) {
@@ -78,23 +60,8 @@ std::map<std::string, double> ParseMetrics(const std::string& text) {
   return out;
 }
 
-class OperationsTest : public ::testing::Test {
+class OperationsTest : public DaemonFixture {
  protected:
-  void SetUp() override {
-    upstream_ = FakeUpstream::Start();
-    ASSERT_NE(upstream_, nullptr);
-  }
-  void TearDown() override {
-    if (daemon_) {
-      EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();
-    }
-  }
-  void StartDaemon(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--upstream", upstream_->address(), "--log-level", "info"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    daemon_ = DaemonProcess::Start(args);
-    ASSERT_NE(daemon_->port(), 0) << daemon_->log();
-  }
   dns::Message Ask(const std::string& name, uint16_t type = dns::kTypeA) {
     auto a = UdpExchange("127.0.0.1", daemon_->port(), MakeQuery(name, type));
     EXPECT_TRUE(a.has_value()) << "no answer for " << name;
@@ -117,8 +84,6 @@ class OperationsTest : public ::testing::Test {
     return out;
   }
 
-  std::unique_ptr<FakeUpstream> upstream_;
-  std::unique_ptr<DaemonProcess> daemon_;
 };
 
 TEST_F(OperationsTest, StatsCountWhatHappenedInHumanAndJsonForm) {
@@ -242,20 +207,7 @@ TEST_F(OperationsTest, ErrorsAreClearWithDocumentedExitCodes) {
   EXPECT_THAT(out, HasSubstr("nodedns is not running"));
 
   // The daemon's side: malformed and unknown requests get a JSON error.
-  auto raw = [&](const std::string& line) {
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", daemon_->control_socket().c_str());
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    (void)!write(fd, line.data(), line.size());
-    std::string answer;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) answer.append(buf, static_cast<size_t>(n));
-    close(fd);
-    return json::parse(answer, nullptr, false);
-  };
+  auto raw = [&](const std::string& line) { return ControlExchange(daemon_->control_socket(), line); };
   json bad = raw("this is not json\n");
   EXPECT_FALSE(bad["ok"].get<bool>());
   EXPECT_THAT(bad["error"].get<std::string>(), HasSubstr("malformed request"));
@@ -387,9 +339,9 @@ TEST_F(OperationsTest, MetricsHealthAndReadinessOverHttp) {
   EXPECT_THAT(HttpGet(daemon_->metrics_address(), "/healthz"), HasSubstr("200 OK"));
   EXPECT_THAT(HttpGet(daemon_->metrics_address(), "/readyz"), HasSubstr("200 OK"));
   EXPECT_THAT(HttpGet(daemon_->metrics_address(), "/nope"), HasSubstr("404 Not Found"));
-  EXPECT_THAT(HttpRequest(daemon_->metrics_address(), "POST /metrics HTTP/1.1\r\n\r\n"), HasSubstr("405"));
-  EXPECT_THAT(HttpRequest(daemon_->metrics_address(), "garbage\r\n\r\n"), HasSubstr("400 Bad Request"));
-  EXPECT_THAT(HttpRequest(daemon_->metrics_address(), std::string(9000, 'G')), HasSubstr("431"));
+  EXPECT_THAT(HttpExchange(daemon_->metrics_address(), "POST /metrics HTTP/1.1\r\n\r\n"), HasSubstr("405"));
+  EXPECT_THAT(HttpExchange(daemon_->metrics_address(), "garbage\r\n\r\n"), HasSubstr("400 Bad Request"));
+  EXPECT_THAT(HttpExchange(daemon_->metrics_address(), std::string(9000, 'G')), HasSubstr("431"));
 }
 
 TEST_F(OperationsTest, SnapshotSurvivesRestartWithDeadlinesIntact) {

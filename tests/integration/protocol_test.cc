@@ -32,8 +32,11 @@ class ProtocolTest : public ::testing::Test {
     ASSERT_NE(upstream_, nullptr);
   }
   void StartDaemon(const std::string& extra_config = "") {
-    std::string cfg = dir_.Write("c.toml", extra_config);
-    daemon_ = DaemonProcess::Start({"--config", cfg, "--upstream", upstream_->address(), "--log-level", "info"});
+    std::vector<std::string> args = {"--upstream", upstream_->address(), "--log-level", "info"};
+    // An empty file is refused (it would reset everything to the defaults):
+    // without extra settings, no file at all.
+    if (!extra_config.empty()) args.insert(args.end(), {"--config", dir_.Write("c.toml", extra_config)});
+    daemon_ = DaemonProcess::Start(args);
     ASSERT_NE(daemon_->port(), 0) << daemon_->log();
   }
   void TearDown() override {

@@ -28,7 +28,10 @@ fi
 echo "verify: OK"
 systemd-analyze security --offline=true --threshold=20 "$work/nodedns.service" | tail -1
 
-"$build/daemon/nodedns" --check-config "$src/systemd/nodedns.toml"
+# --check-config reads the "resolv.conf" servers as start-up does: give it a
+# resolver file with a nameserver, whatever this machine has.
+echo "nameserver 192.0.2.53" >"$work/resolv.conf"
+"$build/daemon/nodedns" --check-config "$src/systemd/nodedns.toml" --resolv-conf "$work/resolv.conf"
 
 DESTDIR="$work/root" cmake --install "$build" >/dev/null
 for f in "$prefix/bin/nodedns" "$prefix/bin/dnsctl" "$prefix/lib/systemd/system/nodedns.service" \
