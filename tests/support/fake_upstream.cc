@@ -108,6 +108,14 @@ std::vector<FakeUpstream::LoggedQuery> FakeUpstream::log() const {
   return log_;
 }
 
+void FakeUpstream::SendFrom(uint16_t port, const std::vector<std::vector<uint8_t>>& packets) const {
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = htons(port);
+  for (const auto& p : packets) sendto(udp_fd_, p.data(), p.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to));
+}
+
 void FakeUpstream::ResetCounts() {
   std::lock_guard<std::mutex> lock(mu_);
   per_name_.clear();

@@ -56,6 +56,9 @@ class FakeUpstream {
   // Queries received for `name` ("www.example.com.", any case).
   int queries_for(const std::string& name) const;
   void ResetCounts();
+  // Sends each packet from the upstream's own UDP socket (its address and
+  // port) to 127.0.0.1:port: what an off-path attacker forges.
+  void SendFrom(uint16_t port, const std::vector<std::vector<uint8_t>>& packets) const;
 
   struct LoggedQuery {
     std::chrono::steady_clock::time_point at;
