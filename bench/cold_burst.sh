@@ -5,7 +5,7 @@
 # configuration and Unbound (Debian's, a one-thread forwarding cache with its
 # defaults), one after the other, each freshly started. Prints the share
 # answered NOERROR in the burst, SERVFAILs, what came back NOERROR when asked
-# again, and upstream queries, for both.
+# again, for both.
 # Loopback only; bounded: dnsperf sends each file once (-n 1), 5 s timeout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,13 +29,13 @@ burst() {  # label, port, file: "noerror servfail sent" of one dnsperf pass
     END {gsub(/,/, "", ne); gsub(/,/, "", sf); print (ne ? ne : 0), (sf ? sf : 0), sent}'
 }
 
-declare -A first second servfail upq
+declare -A first second servfail
 run() {  # name, start command...: one fresh server per round
   local name=$1 port=$2
   shift 2
   for r in $(seq "$ROUNDS"); do
     seq 1 "$NAMES" | awk -v r="$r" -v n="$name" '{print "c" $1 "." n r ".burst.example A"}' >"$work/names.txt"
-    "$@" &
+    "$@" 2>>"$work/$name.log" &
     local pid=$!
     pids+=($pid)
     for _ in $(seq 200); do [ -n "$(ss -Hlnu "sport = :$port")" ] && break; sleep 0.05; done
