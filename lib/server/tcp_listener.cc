@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "lib/common/uv_status.h"
 #include "lib/server/sockets.h"
 
 namespace nodedns::server {

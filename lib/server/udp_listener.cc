@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "lib/common/uv_status.h"
 #include "lib/server/sockets.h"
 
 namespace nodedns::server {

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "lib/dns/name.h"
+#include "lib/common/uv_status.h"
 #include "lib/server/sockets.h"
 
 namespace nodedns::server {
@@ -119,6 +120,11 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
   resolver::ResolverOptions ro = ResolverOptionsFor(config);
   g->resolver = std::make_unique<resolver::Resolver>(ro, cache_, &g->router, clock_, &timers_, &counters_, seeder());
   return g;
+}
+
+absl::Duration Worker::MaxStale(std::string_view qname_wire) const {
+  const upstream::Zone* z = current_ ? current_->router.Route(qname_wire) : nullptr;
+  return z ? z->max_stale : absl::ZeroDuration();
 }
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::Config& config, cache::Cache* cache,

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -82,6 +83,9 @@ class Worker {
   // one drains. On error nothing changes.
   absl::Status Reconfigure(const config::Config& config);
   std::vector<WorkerUpstream> Upstreams() const;
+  // The max_stale of the zone `qname_wire` routes to (zero if none): on the
+  // worker's thread, or before Start().
+  absl::Duration MaxStale(std::string_view qname_wire) const;
   size_t pending() const;
 
  private:
