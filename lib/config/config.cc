@@ -374,7 +374,6 @@ absl::StatusOr<Config> ParseInto(Config c, std::string_view text, std::string_vi
 
 }  // namespace
 
-std::string_view DefaultConfigText() { return kDefaultConfigToml; }
 
 Config DefaultConfig() {
   // Parsed once: every reload and every file starts from it.

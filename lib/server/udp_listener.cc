@@ -52,7 +52,7 @@ void UdpListener::Close() {
   }
 }
 
-void UdpListener::OnReadable(uv_poll_t* handle, int status, int events) {
+void UdpListener::OnReadable(uv_poll_t* handle, int /*status*/, int /*events*/) {
   auto* self = static_cast<UdpListener*>(handle->data);
   self->ReadBatches();
 }

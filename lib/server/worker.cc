@@ -76,7 +76,7 @@ resolver::ResolverOptions ResolverOptionsFor(const config::Config& config) {
   return ro;
 }
 
-Worker::Worker(int index, const config::Config& config, cache::Cache* cache, const SteadyClock* clock)
+Worker::Worker(int index, cache::Cache* cache, const SteadyClock* clock)
     : index_(index), clock_(clock), cache_(cache) {}
 
 absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(const config::Config& config) {
@@ -130,7 +130,7 @@ absl::Duration Worker::MaxStale(std::string_view qname_wire) const {
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::Config& config, cache::Cache* cache,
                                                        const SteadyClock* clock, std::vector<int> udp_fds,
                                                        std::vector<int> tcp_fds) {
-  std::unique_ptr<Worker> w(new Worker(index, config, cache, clock));
+  std::unique_ptr<Worker> w(new Worker(index, cache, clock));
   auto fail = [&](absl::Status st) {
     for (int fd : udp_fds) close(fd);
     for (int fd : tcp_fds) close(fd);
@@ -138,16 +138,26 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
   };
   if (int rc = uv_loop_init(&w->loop_); rc != 0) return fail(UvStatus(rc, "uv_loop_init"));
   w->loop_initialized_ = true;
-  uv_timer_init(&w->loop_, &w->tick_);
+  // Evaluated in order; on a failure the loop and the handles made so far
+  // are leaked rather than closed half-made (the daemon does not start).
+  const std::pair<int, const char*> inits[] = {
+      {uv_timer_init(&w->loop_, &w->tick_), "uv_timer_init"},
+      {uv_async_init(&w->loop_, &w->stop_async_, &Worker::OnStop), "uv_async_init"},
+      {uv_async_init(&w->loop_, &w->task_async_, &Worker::OnTasks), "uv_async_init"},
+      {uv_timer_init(&w->loop_, &w->drain_timer_), "uv_timer_init"},
+      {uv_timer_init(&w->loop_, &w->heartbeat_), "uv_timer_init"},
+  };
+  for (const auto& [rc, what] : inits) {
+    if (rc != 0) {
+      w->loop_initialized_ = false;
+      return fail(UvStatus(rc, what));
+    }
+  }
   w->tick_.data = w.get();
   w->timers_.set_wakeup([p = w.get()](absl::Time deadline) { p->ArmTick(deadline); });
-  uv_async_init(&w->loop_, &w->stop_async_, &Worker::OnStop);
   w->stop_async_.data = w.get();
-  uv_async_init(&w->loop_, &w->task_async_, &Worker::OnTasks);
   w->task_async_.data = w.get();
-  uv_timer_init(&w->loop_, &w->drain_timer_);
   w->drain_timer_.data = w.get();
-  uv_timer_init(&w->loop_, &w->heartbeat_);
   w->heartbeat_.data = w.get();
   w->handles_initialized_ = true;
 

@@ -90,7 +90,7 @@ class Worker {
 
  private:
   struct Generation;
-  Worker(int index, const config::Config& config, cache::Cache* cache, const SteadyClock* clock);
+  Worker(int index, cache::Cache* cache, const SteadyClock* clock);
   absl::StatusOr<std::unique_ptr<Generation>> BuildGeneration(const config::Config& config);
   void Run();
   void ArmTick(absl::Time deadline);

@@ -18,13 +18,12 @@ absl::StatusOr<std::unique_ptr<ServerChannel>> ServerChannel::Create(uv_loop_t* 
   u.attempts = options.attempts;
   u.randomize_case = options.randomize_case;
   c->udp_ = std::make_unique<UdpChannel>(loop, timers, clock, counters, u);
-  UpstreamOptions t;
+  TcpChannelOptions t;
   t.name = options.name + " (tcp)";
-  t.servers = {options.server};
+  t.server = options.server;
   t.timeout = options.timeout;
   t.attempts = options.attempts;
-  t.tcp_only = true;
-  auto tcp = UpstreamSet::Create(loop, t);
+  auto tcp = TcpChannel::Create(loop, t);
   if (!tcp.ok()) return tcp.status();
   c->tcp_ = std::move(*tcp);
   return c;

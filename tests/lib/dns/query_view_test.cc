@@ -1,4 +1,5 @@
 #include "lib/dns/query_view.h"
+#include "lib/dns/writers.h"
 
 #include <vector>
 

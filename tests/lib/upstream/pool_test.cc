@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "lib/dns/constants.h"
 #include "lib/dns/query_view.h"
+#include "lib/dns/writers.h"
 
 namespace nodedns::upstream {
 namespace {
