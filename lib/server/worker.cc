@@ -35,45 +35,13 @@ namespace {
 
 constexpr uint64_t kHeartbeatMs = 250;
 
-// The longest an upstream query can take: c-ares doubles the timeout each
-// round of attempts.
-absl::Duration LongestQuery(const config::Config& c) {
-  return c.upstream_timeout * ((1 << c.upstream_attempts) - 1);
-}
 
 }  // namespace
 
 upstream::PoolOptions PoolOptionsFor(const config::Config& config, const config::ZoneConfig& z) {
-  upstream::PoolOptions po;
+  upstream::PoolOptions po = config.upstream;
   po.zone = z.name;
-  po.breaker.failures_to_open = config.breaker_failures;
-  po.breaker.probe_min = config.probe_min;
-  po.breaker.probe_max = config.probe_max;
-  po.probe_timeout = config.probe_timeout;
-  po.max_qps = config.max_qps;
-  po.limiter.max_limit = config.max_inflight;
-  po.limiter.initial_limit = config.limit_initial;
-  po.limiter.min_limit = config.limit_min;
-  po.limiter.tolerance = config.limit_tolerance_percent / 100.0;
-  po.max_queue = static_cast<size_t>(config.max_queue);
-  po.queue_timeout = config.queue_timeout;
-  po.degraded_hold = config.degraded_hold;
-  po.client_timeout = config.client_timeout;
   return po;
-}
-
-resolver::ResolverOptions ResolverOptionsFor(const config::Config& config) {
-  resolver::ResolverOptions ro;
-  ro.max_udp_size = static_cast<uint16_t>(config.max_udp_size);
-  ro.ttl = config.ttl;
-  ro.max_pending = static_cast<size_t>(config.max_pending);
-  ro.max_waiters = static_cast<size_t>(config.max_waiters);
-  ro.stale_reply_ttl = static_cast<uint32_t>(config.stale_reply_ttl);
-  ro.failure_recheck = config.failure_recheck;
-  ro.servfail_ttl = config.servfail_ttl;
-  ro.prefetch = config.prefetch;
-  ro.prefetch_threshold = config.prefetch_threshold_percent / 100.0;
-  return ro;
 }
 
 Worker::Worker(int index, cache::Cache* cache, const SteadyClock* clock)
@@ -81,7 +49,7 @@ Worker::Worker(int index, cache::Cache* cache, const SteadyClock* clock)
 
 absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(const config::Config& config) {
   auto g = std::make_unique<Generation>();
-  g->longest_query = LongestQuery(config);
+  g->longest_query = config.transport.longest();
   // Jitter (probes, prefetch) must differ between nodes, or thousands of
   // them would act in step: seed from the system.
   std::random_device seeder;
@@ -91,8 +59,7 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
       upstream::ServerChannelOptions o;
       o.name = z.name + " " + server.ToString();
       o.server = server;
-      o.timeout = config.upstream_timeout;
-      o.attempts = config.upstream_attempts;
+      o.transport = config.transport;
       auto set = upstream::ServerChannel::Create(&loop_, &timers_, clock_, &counters_, o);
       if (!set.ok()) {
         g->Shutdown();
@@ -117,8 +84,7 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
     g->router.AddZone(*wire, zone.get());
     g->zones.push_back(std::move(zone));
   }
-  resolver::ResolverOptions ro = ResolverOptionsFor(config);
-  g->resolver = std::make_unique<resolver::Resolver>(ro, cache_, &g->router, clock_, &timers_, &counters_, seeder());
+  g->resolver = std::make_unique<resolver::Resolver>(config.resolver, cache_, &g->router, clock_, &timers_, &counters_, seeder());
   return g;
 }
 
@@ -172,7 +138,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
   // From here the listeners own the descriptors.
   for (int fd : udp_fds) {
     w->udp_.push_back(std::make_unique<UdpListener>(&w->loop_, fd, r, &w->counters_,
-                                                    static_cast<uint16_t>(config.max_udp_size)));
+                                                    config.resolver.max_udp_size));
   }
   for (int fd : tcp_fds) {
     w->tcp_.push_back(std::make_unique<TcpListener>(&w->loop_, fd, r, &w->counters_, to));

@@ -41,10 +41,9 @@
 
 namespace nodedns::server {
 
-// The data plane's options from the daemon's configuration (also used by the
-// policy simulation, so that it runs what the daemon runs).
+// A zone's pool options: the configuration's with the zone's name (also used
+// by the policy simulation, so that it runs what the daemon runs).
 upstream::PoolOptions PoolOptionsFor(const config::Config& config, const config::ZoneConfig& zone);
-resolver::ResolverOptions ResolverOptionsFor(const config::Config& config);
 
 // A server of a zone as one worker sees it.
 struct WorkerUpstream {

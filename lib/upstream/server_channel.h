@@ -20,6 +20,7 @@
 #include "lib/common/counters.h"
 #include "lib/common/socket_address.h"
 #include "lib/common/timer_queue.h"
+#include "lib/upstream/options.h"
 #include "lib/upstream/udp_channel.h"
 #include "lib/upstream/upstream.h"
 #include "lib/upstream/tcp_channel.h"
@@ -29,8 +30,7 @@ namespace nodedns::upstream {
 struct ServerChannelOptions {
   std::string name;  // for logs: "zone ADDR:PORT"
   SocketAddress server;
-  absl::Duration timeout = absl::Seconds(1);
-  int attempts = 2;
+  TransportOptions transport;
   bool randomize_case = true;  // DNS 0x20 over UDP
 };
 
