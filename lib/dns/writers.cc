@@ -65,8 +65,11 @@ size_t WriteErrorAnswer(const uint8_t* query, size_t query_len, const QueryView*
   if (cap < need || query_len < 4) return 0;
   uint16_t qflags = Read16(query + 2);
   std::memcpy(out, query, 2);  // ID
-  uint16_t flags = static_cast<uint16_t>(kFlagQR | (qflags & (kOpcodeMask | kFlagRD | kFlagCD)) |
-                                         kFlagRA | (rcode & kRcodeMask));
+  // RD is copied for every opcode (RFC 1035 4.1.1); RA and CD are defined
+  // for QUERY only (RFC 1035, RFC 4035 3.2.2; ISC's genreport checks it).
+  bool query_opcode = (qflags & kOpcodeMask) == 0;
+  uint16_t flags = static_cast<uint16_t>(kFlagQR | (qflags & (kOpcodeMask | kFlagRD)) | (rcode & kRcodeMask));
+  if (query_opcode) flags |= static_cast<uint16_t>(kFlagRA | (qflags & kFlagCD));
   Write16(out + 2, flags);
   Write16(out + 4, q != nullptr ? 1 : 0);
   Write16(out + 6, 0);
