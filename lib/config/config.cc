@@ -236,9 +236,10 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
           {"max_entries", IntInto(r, &c->cache.max_entries, 1, int64_t{1} << 32)},
           {"max_bytes", IntInto(r, &c->cache.max_bytes, 65536, int64_t{1} << 40)},
           {"shards", IntInto(r, &c->cache.shards, 1, 4096)},
-          {"min_ttl", IntInto(r, &c->resolver.ttl.min_ttl, 0, 86400)},
-          {"max_ttl", IntInto(r, &c->resolver.ttl.max_ttl, 0, 7 * 86400)},
-          {"negative_max_ttl", IntInto(r, &c->resolver.ttl.negative_max_ttl, 0, 7 * 86400)},
+          {"min_ttl", IntInto(r, &c->resolver.image.min_ttl, 0, 86400)},
+          {"max_ttl", IntInto(r, &c->resolver.image.max_ttl, 0, 7 * 86400)},
+          {"negative_max_ttl", IntInto(r, &c->resolver.image.negative_max_ttl, 0, 7 * 86400)},
+          {"minimal_responses", BoolInto(r, &c->resolver.image.minimal_responses)},
           {"prefetch", BoolInto(r, &c->resolver.prefetch)},
           {"prefetch_threshold_percent", PercentInto(r, &c->resolver.prefetch_threshold, 1, 50)},
       })},
@@ -513,7 +514,7 @@ absl::Status Validate(const Config& c) {
   if (c.cache.max_bytes < c.cache.shards * 4096) {
     return absl::InvalidArgumentError("cache.max_bytes must be at least 4096 * cache.shards");
   }
-  if (c.resolver.ttl.min_ttl > c.resolver.ttl.max_ttl) return absl::InvalidArgumentError("cache.min_ttl exceeds cache.max_ttl");
+  if (c.resolver.image.min_ttl > c.resolver.image.max_ttl) return absl::InvalidArgumentError("cache.min_ttl exceeds cache.max_ttl");
   const upstream::BreakerOptions& b = c.upstream.breaker;
   const upstream::LimiterOptions& l = c.upstream.limiter;
   if (b.probe_min > b.probe_max) return absl::InvalidArgumentError("upstream.probe_min_ms exceeds upstream.probe_max_ms");

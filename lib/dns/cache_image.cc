@@ -23,9 +23,8 @@ bool NegativeTtl(const Message& m, uint32_t* ttl) {
 
 }  // namespace
 
-absl::StatusOr<CacheImage> BuildCacheImage(const Message& response, const TtlPolicy& policy) {
+absl::StatusOr<CacheImage> BuildCacheImage(const Message& response, const ImagePolicy& policy) {
   if (response.questions.size() != 1) return absl::InvalidArgumentError("answer without exactly one question");
-  size_t records = response.answers.size() + response.authority.size() + response.additional.size();
   CacheImage image;
   Message m;
   m.flags = static_cast<uint16_t>(kFlagQR | kFlagRA | (response.flags & (kFlagAD | kRcodeMask)));
@@ -34,8 +33,20 @@ absl::StatusOr<CacheImage> BuildCacheImage(const Message& response, const TtlPol
   m.answers = response.answers;
   m.authority = response.authority;
   m.additional = response.additional;
-
   uint16_t rcode = response.rcode();
+  if (policy.minimal_responses) {
+    bool negative = rcode == kNxDomain || (rcode == kNoError && response.answers.empty());
+    if (negative) {
+      std::erase_if(m.authority, [](const Record& rr) {
+        return rr.type != kTypeSOA && rr.type != kTypeNSEC && rr.type != kTypeNSEC3 && rr.type != kTypeRRSIG;
+      });
+    } else if (rcode == kNoError) {
+      m.authority.clear();
+    }
+    m.additional.clear();
+  }
+  size_t records = m.answers.size() + m.authority.size() + m.additional.size();
+
   bool truncated = (response.flags & kFlagTC) != 0;
   uint32_t ttl = std::numeric_limits<uint32_t>::max();
   if (rcode == kNxDomain || (rcode == kNoError && response.answers.empty())) {
@@ -48,7 +59,8 @@ absl::StatusOr<CacheImage> BuildCacheImage(const Message& response, const TtlPol
     image.kind = AnswerKind::kPositive;
     // The entry is fresh as long as its shortest-lived record (RFC 2181 5.2:
     // an RRset's TTLs should agree; the minimum is the safe choice).
-    for (const auto* section : {&response.answers, &response.authority}) {
+    // Only what is kept counts (with minimal responses, the answers).
+    for (const auto* section : {&m.answers, &m.authority}) {
       for (const Record& rr : *section) ttl = std::min(ttl, rr.ttl);
     }
     image.cacheable = true;

@@ -21,12 +21,20 @@ enum class AnswerKind : uint8_t {
   kOther,      // REFUSED, NOTIMP, ...: never cached
 };
 
-struct TtlPolicy {
+// How an upstream answer becomes a cache image: [cache] min_ttl, max_ttl,
+// negative_max_ttl, minimal_responses.
+struct ImagePolicy {
   uint32_t min_ttl = 0;
   uint32_t max_ttl = 86400;
   uint32_t negative_max_ttl = 3600;
+  // Minimal responses, as Unbound, Knot Resolver and PowerDNS Recursor answer
+  // by default: a positive answer keeps its answer section only (no NS
+  // records of the zone, no glue); a negative answer keeps, of its authority
+  // section, the SOA and the denial of existence (NSEC, NSEC3 and their
+  // RRSIGs, present when the client set DO), and no additional section.
+  bool minimal_responses = true;
 
-  bool operator==(const TtlPolicy&) const = default;
+  bool operator==(const ImagePolicy&) const = default;
 };
 
 struct CacheImage {
@@ -45,7 +53,7 @@ struct CacheImage {
 inline constexpr size_t kMaxImageRecords = 512;
 
 // `response` must already be known to answer `question` (the caller checks).
-absl::StatusOr<CacheImage> BuildCacheImage(const Message& response, const TtlPolicy& policy);
+absl::StatusOr<CacheImage> BuildCacheImage(const Message& response, const ImagePolicy& policy);
 
 }  // namespace nodedns::dns
 

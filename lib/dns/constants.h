@@ -56,6 +56,8 @@ enum Type : uint16_t {
   kTypeDNAME = 39,
   kTypeOPT = 41,
   kTypeRRSIG = 46,
+  kTypeNSEC = 47,
+  kTypeNSEC3 = 50,
   kTypeIXFR = 251,
   kTypeAXFR = 252,
   kTypeANY = 255,

@@ -18,7 +18,7 @@ namespace nodedns::resolver {
 
 struct ResolverOptions {
   uint16_t max_udp_size = dns::kDefaultEdnsPayload;
-  dns::TtlPolicy ttl;
+  dns::ImagePolicy image;  // TTL clamps, minimal responses
   size_t max_pending = 10000;  // distinct upstream queries in flight
   size_t max_waiters = 1000;   // clients waiting on one upstream query
   uint32_t stale_reply_ttl = 30;                          // RFC 8767 section 4

@@ -187,7 +187,7 @@ std::optional<dns::CacheImage> Resolver::Classify(std::string_view key, const ab
     Bump(counters_->upstream_mismatched);
     return std::nullopt;
   }
-  auto built = dns::BuildCacheImage(*msg, options_.ttl);
+  auto built = dns::BuildCacheImage(*msg, options_.image);
   if (!built.ok()) {
     Bump(counters_->upstream_malformed);
     return std::nullopt;
@@ -238,7 +238,7 @@ void Resolver::OnUpstreamAnswer(const std::string& key, uint64_t id, const absl:
       dns::Message sf;
       sf.flags = dns::kFlagQR | dns::kFlagRA | dns::kServFail;
       sf.questions.push_back({std::string(dns::CacheKeyQname(key)), dns::CacheKeyQtype(key), dns::CacheKeyQclass(key)});
-      auto sf_image = dns::BuildCacheImage(sf, options_.ttl);
+      auto sf_image = dns::BuildCacheImage(sf, options_.image);
       if (sf_image.ok()) {
         sf_image->ttl = static_cast<uint32_t>(absl::ToInt64Seconds(options_.servfail_ttl));
         sf_image->cacheable = true;

@@ -52,7 +52,7 @@ void AsAnswer(const uint8_t* data, size_t size) {
           again->additional.size() == m->additional.size() && again->edns.has_value() == m->edns.has_value());
   }
   if (m->questions.size() != 1) return;
-  auto image = BuildCacheImage(*m, TtlPolicy{});
+  auto image = BuildCacheImage(*m, ImagePolicy{});
   if (!image.ok()) return;
   // A client query for the same question, with EDNS, rendered from the image
   // both roomy (TCP) and tight (512-octet UDP).

@@ -25,7 +25,7 @@ dns::CacheImage Image(const std::string& name, uint16_t type, uint32_t ttl) {
   m.questions.push_back({*dns::NameFromText(name), type, dns::kClassIN});
   std::string rdata = type == dns::kTypeA ? std::string("\x0a\x00\x00\x01", 4) : std::string(16, '\x01');
   m.answers.push_back({*dns::NameFromText(name), type, dns::kClassIN, ttl, rdata});
-  return *dns::BuildCacheImage(m, dns::TtlPolicy{});
+  return *dns::BuildCacheImage(m, dns::ImagePolicy{});
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ CacheImage Image(const std::string& name, uint32_t ttl, int records = 1) {
   for (int i = 0; i < records; ++i) {
     m.answers.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN, ttl, "\x0a\x00\x00\x01"});
   }
-  return *dns::BuildCacheImage(m, dns::TtlPolicy{});
+  return *dns::BuildCacheImage(m, dns::ImagePolicy{});
 }
 
 class CacheTest : public ::testing::Test {

@@ -26,7 +26,7 @@ TEST(ConfigTest, EmbeddedDefaultIsValid) {
   EXPECT_EQ(c.zones[0].name, ".");
   EXPECT_TRUE(c.zones[0].use_resolv_conf);
   EXPECT_EQ(c.cache.max_entries, 100000u);
-  EXPECT_EQ(c.resolver.ttl.max_ttl, 86400u);
+  EXPECT_EQ(c.resolver.image.max_ttl, 86400u);
   EXPECT_EQ(c.transport.timeout, absl::Seconds(1));
   EXPECT_EQ(c.resolver.max_udp_size, 1232);
 }
@@ -41,7 +41,7 @@ TEST(ConfigTest, TheEmbeddedDefaultFileStatesTheComponentsDefaults) {
   EXPECT_TRUE(file.transport == structs.transport);
   EXPECT_TRUE(file.upstream == structs.upstream);
   EXPECT_TRUE(file.resolver == structs.resolver);
-  EXPECT_TRUE(file.resolver.ttl == structs.resolver.ttl);
+  EXPECT_TRUE(file.resolver.image == structs.resolver.image);
   EXPECT_EQ(file.upstream.max_qps, structs.upstream.max_qps);
   EXPECT_EQ(file.upstream.limiter.tolerance, structs.upstream.limiter.tolerance);
   EXPECT_EQ(file.resolver.prefetch_threshold, structs.resolver.prefetch_threshold);
@@ -96,7 +96,7 @@ level = "debug"
   EXPECT_EQ(c->workers, 2);
   EXPECT_EQ(c->tcp_idle_timeout, absl::Seconds(5));
   EXPECT_EQ(c->cache.shards, 4u);
-  EXPECT_EQ(c->resolver.ttl.min_ttl, 5u);
+  EXPECT_EQ(c->resolver.image.min_ttl, 5u);
   EXPECT_EQ(c->transport.timeout, absl::Milliseconds(250));
   ASSERT_EQ(c->zones.size(), 2u);
   EXPECT_EQ(c->zones[0].name, "cluster.local.");

@@ -55,7 +55,7 @@ std::vector<uint8_t> ClientQuery(bool edns, bool do_bit = false, uint16_t id = 0
 }
 
 TEST(FinishAnswerTest, PatchesIdCaseFlagsAndAgesTtls) {
-  auto image = *BuildCacheImage(Upstream(2, 300), TtlPolicy{});
+  auto image = *BuildCacheImage(Upstream(2, 300), ImagePolicy{});
   RenderParams p;
   p.age_seconds = 100;
   Rendered r = Render(image, ClientQuery(false), p);
@@ -73,7 +73,7 @@ TEST(FinishAnswerTest, PatchesIdCaseFlagsAndAgesTtls) {
 }
 
 TEST(FinishAnswerTest, TtlFloorsAtZeroAndStaleUsesStaleTtl) {
-  auto image = *BuildCacheImage(Upstream(1, 60), TtlPolicy{});
+  auto image = *BuildCacheImage(Upstream(1, 60), ImagePolicy{});
   RenderParams p;
   p.age_seconds = 1000;
   EXPECT_EQ(Render(image, ClientQuery(false), p).msg.answers[0].ttl, 0u);
@@ -88,7 +88,7 @@ TEST(FinishAnswerTest, TtlFloorsAtZeroAndStaleUsesStaleTtl) {
 }
 
 TEST(FinishAnswerTest, OptOnlyForEdnsClientsAndDoEchoed) {
-  auto image = *BuildCacheImage(Upstream(1, 60), TtlPolicy{});
+  auto image = *BuildCacheImage(Upstream(1, 60), ImagePolicy{});
   Rendered r = Render(image, ClientQuery(true, true), RenderParams{});
   ASSERT_TRUE(r.msg.edns);
   EXPECT_TRUE(r.msg.edns->dnssec_ok);
@@ -97,13 +97,13 @@ TEST(FinishAnswerTest, OptOnlyForEdnsClientsAndDoEchoed) {
 }
 
 TEST(FinishAnswerTest, AdOnlyForDnssecAwareClients) {
-  auto image = *BuildCacheImage(Upstream(1, 60, /*ad=*/true), TtlPolicy{});
+  auto image = *BuildCacheImage(Upstream(1, 60, /*ad=*/true), ImagePolicy{});
   EXPECT_FALSE(Render(image, ClientQuery(true, false), RenderParams{}).msg.flags & kFlagAD);
   EXPECT_TRUE(Render(image, ClientQuery(true, true), RenderParams{}).msg.flags & kFlagAD);
 }
 
 TEST(FinishAnswerTest, TruncatesToClientLimit) {
-  auto image = *BuildCacheImage(Upstream(40, 60), TtlPolicy{});
+  auto image = *BuildCacheImage(Upstream(40, 60), ImagePolicy{});
   ASSERT_GT(image.wire.size(), 512u);
   RenderParams p;
   p.size_limit = 512;
@@ -122,7 +122,7 @@ TEST(FinishAnswerTest, TruncatesToClientLimit) {
 }
 
 TEST(FinishAnswerTest, TruncatedFromHeaderOnly) {
-  auto image = *BuildCacheImage(Upstream(40, 60), TtlPolicy{});
+  auto image = *BuildCacheImage(Upstream(40, 60), ImagePolicy{});
   auto query = ClientQuery(true);
   QueryView q;
   ASSERT_EQ(InspectQuery(query.data(), query.size(), &q), QueryCheck::kOk);

@@ -26,7 +26,7 @@ Message Answer(uint16_t rcode, std::vector<uint32_t> ttls) {
 uint32_t TtlAt(const CacheImage& img, size_t i) { return Read32(img.wire.data() + img.ttl_offsets[i]); }
 
 TEST(CacheImageTest, PositiveUsesMinimumTtlAndLowercasesQuestion) {
-  auto img = BuildCacheImage(Answer(kNoError, {300, 120}), TtlPolicy{});
+  auto img = BuildCacheImage(Answer(kNoError, {300, 120}), ImagePolicy{});
   ASSERT_TRUE(img.ok());
   EXPECT_EQ(img->kind, AnswerKind::kPositive);
   EXPECT_TRUE(img->cacheable);
@@ -37,7 +37,7 @@ TEST(CacheImageTest, PositiveUsesMinimumTtlAndLowercasesQuestion) {
 }
 
 TEST(CacheImageTest, ClampsTtls) {
-  TtlPolicy p{.min_ttl = 10, .max_ttl = 100, .negative_max_ttl = 50};
+  ImagePolicy p{.min_ttl = 10, .max_ttl = 100, .negative_max_ttl = 50, .minimal_responses = true};
   EXPECT_EQ(BuildCacheImage(Answer(kNoError, {5}), p)->ttl, 10u);
   EXPECT_EQ(BuildCacheImage(Answer(kNoError, {5000}), p)->ttl, 100u);
   // High bit set: taken as unsigned and capped (RFC 8767 section 4).
@@ -45,7 +45,7 @@ TEST(CacheImageTest, ClampsTtls) {
 }
 
 TEST(CacheImageTest, ZeroTtlIsRelayedButNotCached) {
-  auto img = BuildCacheImage(Answer(kNoError, {0}), TtlPolicy{});
+  auto img = BuildCacheImage(Answer(kNoError, {0}), ImagePolicy{});
   ASSERT_TRUE(img.ok());
   EXPECT_FALSE(img->cacheable);
 }
@@ -53,7 +53,7 @@ TEST(CacheImageTest, ZeroTtlIsRelayedButNotCached) {
 TEST(CacheImageTest, NegativeTtlFromSoa) {
   Message nx = Answer(kNxDomain, {});
   nx.authority.push_back(Soa(3600, 60));
-  auto img = BuildCacheImage(nx, TtlPolicy{});
+  auto img = BuildCacheImage(nx, ImagePolicy{});
   ASSERT_TRUE(img.ok());
   EXPECT_EQ(img->kind, AnswerKind::kNxDomain);
   EXPECT_TRUE(img->cacheable);
@@ -62,28 +62,71 @@ TEST(CacheImageTest, NegativeTtlFromSoa) {
 
   Message nodata = Answer(kNoError, {});
   nodata.authority.push_back(Soa(30, 600));
-  img = BuildCacheImage(nodata, TtlPolicy{});
+  img = BuildCacheImage(nodata, ImagePolicy{});
   EXPECT_EQ(img->kind, AnswerKind::kNoData);
   EXPECT_EQ(img->ttl, 30u);
 
-  TtlPolicy cap{.min_ttl = 0, .max_ttl = 86400, .negative_max_ttl = 20};
+  ImagePolicy cap{.min_ttl = 0, .max_ttl = 86400, .negative_max_ttl = 20, .minimal_responses = true};
   EXPECT_EQ(BuildCacheImage(nx, cap)->ttl, 20u);
 }
 
 TEST(CacheImageTest, NegativeWithoutSoaNotCached) {
-  auto img = BuildCacheImage(Answer(kNxDomain, {}), TtlPolicy{});
+  auto img = BuildCacheImage(Answer(kNxDomain, {}), ImagePolicy{});
   ASSERT_TRUE(img.ok());
   EXPECT_FALSE(img->cacheable);
 }
 
 TEST(CacheImageTest, ErrorsAndTruncatedNotCached) {
-  auto sf = BuildCacheImage(Answer(kServFail, {}), TtlPolicy{});
+  auto sf = BuildCacheImage(Answer(kServFail, {}), ImagePolicy{});
   EXPECT_EQ(sf->kind, AnswerKind::kServFail);
   EXPECT_FALSE(sf->cacheable);
-  EXPECT_FALSE(BuildCacheImage(Answer(kRefused, {}), TtlPolicy{})->cacheable);
+  EXPECT_FALSE(BuildCacheImage(Answer(kRefused, {}), ImagePolicy{})->cacheable);
   Message tc = Answer(kNoError, {60});
   tc.flags |= kFlagTC;
-  EXPECT_FALSE(BuildCacheImage(tc, TtlPolicy{})->cacheable);
+  EXPECT_FALSE(BuildCacheImage(tc, ImagePolicy{})->cacheable);
+}
+
+// Minimal responses (on by default): a positive answer keeps its answers
+// only; a negative one its SOA and denial of existence; no glue. Off: all
+// sections as the upstream sent them.
+TEST(CacheImageTest, MinimalResponsesKeepWhatTheClientNeeds) {
+  Record ns{*NameFromText("example"), kTypeNS, kClassIN, 60, *NameFromText("ns.example")};
+  Record nsec{*NameFromText("example"), kTypeNSEC, kClassIN, 300, *NameFromText("z.example") + std::string(2, '\0')};
+  Record sig{*NameFromText("example"), kTypeRRSIG, kClassIN, 300, std::string(20, '\x01')};
+  Record glue{*NameFromText("ns.example"), kTypeA, kClassIN, 300, "\x05\x06\x07\x08"};
+
+  Message positive = Answer(kNoError, {300});
+  positive.authority = {ns, sig};
+  positive.additional = {glue};
+  auto minimal = BuildCacheImage(positive, ImagePolicy{});
+  ASSERT_TRUE(minimal.ok());
+  auto m = ParseMessage(minimal->wire);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->answers.size(), 1u);
+  EXPECT_TRUE(m->authority.empty());
+  EXPECT_TRUE(m->additional.empty());
+  EXPECT_EQ(minimal->ttl, 300u) << "the NS record's 60 s no longer shortens the entry";
+  ImagePolicy full;
+  full.minimal_responses = false;
+  auto whole = BuildCacheImage(positive, full);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(ParseMessage(whole->wire)->authority.size(), 2u);
+  EXPECT_EQ(ParseMessage(whole->wire)->additional.size(), 1u);
+  EXPECT_EQ(whole->ttl, 60u);
+  EXPECT_LT(minimal->wire.size(), whole->wire.size());
+
+  Message nx = Answer(kNxDomain, {});
+  nx.authority = {Soa(300, 60), ns, nsec, sig};
+  nx.additional = {glue};
+  auto neg = BuildCacheImage(nx, ImagePolicy{});
+  ASSERT_TRUE(neg.ok());
+  auto n = ParseMessage(neg->wire);
+  ASSERT_TRUE(n.ok());
+  ASSERT_EQ(n->authority.size(), 3u);
+  EXPECT_EQ(n->authority[0].type, kTypeSOA);
+  EXPECT_EQ(n->authority[1].type, kTypeNSEC);
+  EXPECT_EQ(n->authority[2].type, kTypeRRSIG);
+  EXPECT_TRUE(n->additional.empty());
 }
 
 }  // namespace

@@ -35,7 +35,7 @@ dns::CacheImage Image(const std::string& name, uint32_t ttl) {
   m.questions.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN});
   m.answers.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN, ttl, "\x0a\x00\x00\x01"});
   m.answers.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN, ttl, "\x0a\x00\x00\x02"});
-  return *dns::BuildCacheImage(m, dns::TtlPolicy{});
+  return *dns::BuildCacheImage(m, dns::ImagePolicy{});
 }
 
 absl::Duration Day(std::string_view) { return absl::Hours(24); }
