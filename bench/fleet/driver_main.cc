@@ -109,6 +109,7 @@ int Run(const Flags& f) {
   po.drain_max_s = Num(f, "--drain-seconds", 45);
   po.seed = static_cast<uint64_t>(Num(f, "--seed", 1));
   po.trace_path = Flag(f, "--trace", "");
+  po.trace_slow_ms = Num(f, "--trace-slow-ms", 1000);
   po.catalogue = cat;
   po.timeline = *timeline;
   bool direct = f.count("--direct") > 0;

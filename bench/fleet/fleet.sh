@@ -16,8 +16,10 @@
 # HEADROOM (2), RECOVERY_FACTOR (0.333), QUEUE_MS (250), SEED (1),
 # OUT (bench/results/fleet), PORT (10053), NICE (10). Binaries from
 # build-release (built here) unless NODEDNS_BIN, DNSCTL_BIN and DRIVER_BIN
-# are all given (the smoke test). FLEET_NETNS=0 runs on the host's loopback
-# instead of a private network namespace (the default when root).
+# are all given (the smoke test). TRACE=1 writes OUT/<system>.trace: every
+# failed lookup and every one slower than TRACE_SLOW_MS (1000), step by
+# step. FLEET_NETNS=0 runs on the host's loopback instead of a private
+# network namespace (the default when root).
 #
 # Loopback only; bounded: per system the timeline plus at most DRAIN_SECONDS
 # (45) and READY_SECONDS (60); every process started is stopped by PID.
@@ -154,7 +156,7 @@ run_system() {
     --new-pod-interval "${NEW_POD_INTERVAL:-20}" --capacity "${CAPACITY:-0}" --headroom "${HEADROOM:-2}" \
     --recovery-factor "${RECOVERY_FACTOR:-0.333}" --queue-ms "${QUEUE_MS:-250}" --seed "${SEED:-1}" \
     --drain-seconds "${DRAIN_SECONDS:-45}" --ready-seconds "${READY_SECONDS:-60}" --pids "$work/$sys.pids" \
-    ${TRACE:+--trace "$OUT/$sys.trace"} "${args[@]}" &
+    ${TRACE:+--trace "$OUT/$sys.trace" --trace-slow-ms "${TRACE_SLOW_MS:-1000}"} "${args[@]}" &
   local driver=$!
   pids+=("$driver")
   if [ "$sys" != none ]; then

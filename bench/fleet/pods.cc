@@ -349,7 +349,7 @@ class Runner {
   void Finish(size_t slot, bool ok, int64_t now) {
     Lookup& l = lookups_[slot];
     l.active = false;
-    if (trace_ != nullptr && (!ok || now - l.start > kNsPerSecond)) {
+    if (trace_ != nullptr && (!ok || static_cast<double>(now - l.start) > o_.trace_slow_ms * 1e6)) {
       std::fprintf(trace_, "t=%.3f node=%u %s %s%s phase=%s ok=%d ms=%.1f%s\n",
                    static_cast<double>(l.start - t0_) / kNsPerSecond, l.node, l.dep.external ? "ext" : "svc",
                    std::to_string(l.dep.id).c_str(), l.known ? " known" : " new",

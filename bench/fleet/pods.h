@@ -38,7 +38,8 @@ struct PodsOptions {
   Timeline timeline;
   std::vector<sockaddr_in> targets;  // each node's DNS server
   std::vector<int> fleet_pids;       // whose RSS is sampled
-  std::string trace_path;            // if set: every failed or slow (> 1 s) lookup, step by step
+  std::string trace_path;            // if set: every failed or slow lookup, step by step
+  double trace_slow_ms = 1000;       // "slow"
 };
 
 struct Pod {
