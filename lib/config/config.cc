@@ -137,6 +137,16 @@ Reader::Handler MillisInto(const Reader& r, absl::Duration* dst, int64_t min, in
   };
 }
 
+// An integer percentage into a fraction (200 -> 2.0).
+Reader::Handler PercentInto(const Reader& r, double* dst, int64_t min, int64_t max) {
+  return [&r, dst, min, max](const toml::node& n, const std::string& key) -> absl::Status {
+    auto v = r.Int(n, key, min, max);
+    if (!v.ok()) return v.status();
+    *dst = static_cast<double>(*v) / 100.0;
+    return absl::OkStatus();
+  };
+}
+
 // The zones read so far, by name, with their line: duplicates are found in
 // one pass, and reported with both places.
 using ZoneLines = absl::flat_hash_map<std::string, uint32_t>;
@@ -216,7 +226,7 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
              return absl::OkStatus();
            }},
           {"workers", IntInto(r, &c->workers, 1, 64)},
-          {"max_udp_size", IntInto(r, &c->max_udp_size, 512, 4096)},
+          {"max_udp_size", IntInto(r, &c->resolver.max_udp_size, 512, 4096)},
           {"tcp_idle_timeout_ms", MillisInto(r, &c->tcp_idle_timeout, 100, 3'600'000)},
           {"max_tcp_connections", IntInto(r, &c->max_tcp_connections, 1, 1'000'000)},
           {"max_tcp_pipeline", IntInto(r, &c->max_tcp_pipeline, 1, 65535)},
@@ -226,35 +236,35 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
           {"max_entries", IntInto(r, &c->cache.max_entries, 1, int64_t{1} << 32)},
           {"max_bytes", IntInto(r, &c->cache.max_bytes, 65536, int64_t{1} << 40)},
           {"shards", IntInto(r, &c->cache.shards, 1, 4096)},
-          {"min_ttl", IntInto(r, &c->ttl.min_ttl, 0, 86400)},
-          {"max_ttl", IntInto(r, &c->ttl.max_ttl, 0, 7 * 86400)},
-          {"negative_max_ttl", IntInto(r, &c->ttl.negative_max_ttl, 0, 7 * 86400)},
-          {"prefetch", BoolInto(r, &c->prefetch)},
-          {"prefetch_threshold_percent", IntInto(r, &c->prefetch_threshold_percent, 1, 50)},
+          {"min_ttl", IntInto(r, &c->resolver.ttl.min_ttl, 0, 86400)},
+          {"max_ttl", IntInto(r, &c->resolver.ttl.max_ttl, 0, 7 * 86400)},
+          {"negative_max_ttl", IntInto(r, &c->resolver.ttl.negative_max_ttl, 0, 7 * 86400)},
+          {"prefetch", BoolInto(r, &c->resolver.prefetch)},
+          {"prefetch_threshold_percent", PercentInto(r, &c->resolver.prefetch_threshold, 1, 50)},
       })},
       {"serve_stale", section("serve_stale", {
-          {"client_timeout_ms", MillisInto(r, &c->client_timeout, 0, 10'000)},
-          {"reply_ttl", IntInto(r, &c->stale_reply_ttl, 0, 3600)},
-          {"failure_recheck_ms", MillisInto(r, &c->failure_recheck, 0, 3'600'000)},
-          {"servfail_ttl", SecondsInto(r, &c->servfail_ttl, 0, 300)},
+          {"client_timeout_ms", MillisInto(r, &c->upstream.client_timeout, 0, 10'000)},
+          {"reply_ttl", IntInto(r, &c->resolver.stale_reply_ttl, 0, 3600)},
+          {"failure_recheck_ms", MillisInto(r, &c->resolver.failure_recheck, 0, 3'600'000)},
+          {"servfail_ttl", SecondsInto(r, &c->resolver.servfail_ttl, 0, 300)},
       })},
       {"upstream", section("upstream", {
-          {"timeout_ms", MillisInto(r, &c->upstream_timeout, 10, 60'000)},
-          {"attempts", IntInto(r, &c->upstream_attempts, 1, 10)},
-          {"max_pending", IntInto(r, &c->max_pending, 1, 1'000'000)},
-          {"max_waiters", IntInto(r, &c->max_waiters, 1, 100'000)},
-          {"max_qps", IntInto(r, &c->max_qps, 0, 10'000'000)},
-          {"max_inflight", IntInto(r, &c->max_inflight, 1, 1'000'000)},
-          {"limit_initial", IntInto(r, &c->limit_initial, 1, 1'000'000)},
-          {"limit_min", IntInto(r, &c->limit_min, 1, 1'000'000)},
-          {"limit_tolerance_percent", IntInto(r, &c->limit_tolerance_percent, 110, 10'000)},
-          {"max_queue", IntInto(r, &c->max_queue, 0, 1'000'000)},
-          {"queue_timeout_ms", MillisInto(r, &c->queue_timeout, 0, 60'000)},
-          {"breaker_failures", IntInto(r, &c->breaker_failures, 1, 1000)},
-          {"probe_min_ms", MillisInto(r, &c->probe_min, 10, 60'000)},
-          {"probe_max_ms", MillisInto(r, &c->probe_max, 10, 600'000)},
-          {"probe_timeout_ms", MillisInto(r, &c->probe_timeout, 10, 60'000)},
-          {"degraded_hold_ms", MillisInto(r, &c->degraded_hold, 0, 600'000)},
+          {"timeout_ms", MillisInto(r, &c->transport.timeout, 10, 60'000)},
+          {"attempts", IntInto(r, &c->transport.attempts, 1, 10)},
+          {"max_pending", IntInto(r, &c->resolver.max_pending, 1, 1'000'000)},
+          {"max_waiters", IntInto(r, &c->resolver.max_waiters, 1, 100'000)},
+          {"max_qps", IntInto(r, &c->upstream.max_qps, 0, 10'000'000)},
+          {"max_inflight", IntInto(r, &c->upstream.limiter.max_limit, 1, 1'000'000)},
+          {"limit_initial", IntInto(r, &c->upstream.limiter.initial_limit, 1, 1'000'000)},
+          {"limit_min", IntInto(r, &c->upstream.limiter.min_limit, 1, 1'000'000)},
+          {"limit_tolerance_percent", PercentInto(r, &c->upstream.limiter.tolerance, 110, 10'000)},
+          {"max_queue", IntInto(r, &c->upstream.max_queue, 0, 1'000'000)},
+          {"queue_timeout_ms", MillisInto(r, &c->upstream.queue_timeout, 0, 60'000)},
+          {"breaker_failures", IntInto(r, &c->upstream.breaker.failures_to_open, 1, 1000)},
+          {"probe_min_ms", MillisInto(r, &c->upstream.breaker.probe_min, 10, 60'000)},
+          {"probe_max_ms", MillisInto(r, &c->upstream.breaker.probe_max, 10, 600'000)},
+          {"probe_timeout_ms", MillisInto(r, &c->upstream.probe_timeout, 10, 60'000)},
+          {"degraded_hold_ms", MillisInto(r, &c->upstream.degraded_hold, 0, 600'000)},
       })},
       {"zone", [&](const toml::node& n, const std::string&) -> absl::Status {
          const auto* arr = n.as_array();
@@ -374,7 +384,6 @@ absl::StatusOr<Config> ParseInto(Config c, std::string_view text, std::string_vi
 
 }  // namespace
 
-std::string_view DefaultConfigText() { return kDefaultConfigToml; }
 
 Config DefaultConfig() {
   // Parsed once: every reload and every file starts from it.
@@ -464,7 +473,10 @@ std::vector<std::string> KeepRestartOnly(const Config& running, Config* next) {
   };
   keep("server.listen", &Config::listen);
   keep("server.workers", &Config::workers);
-  keep("server.max_udp_size", &Config::max_udp_size);
+  if (next->resolver.max_udp_size != running.resolver.max_udp_size) {  // the listeners' buffers
+    notes.push_back("server.max_udp_size changed: needs a restart; keeping the running value");
+    next->resolver.max_udp_size = running.resolver.max_udp_size;
+  }
   keep("server.tcp_idle_timeout_ms/max_tcp_connections/max_tcp_pipeline", &Config::tcp_idle_timeout,
        &Config::max_tcp_connections, &Config::max_tcp_pipeline);
   keep("cache.max_entries/max_bytes/shards", &Config::cache);
@@ -501,10 +513,12 @@ absl::Status Validate(const Config& c) {
   if (c.cache.max_bytes < c.cache.shards * 4096) {
     return absl::InvalidArgumentError("cache.max_bytes must be at least 4096 * cache.shards");
   }
-  if (c.ttl.min_ttl > c.ttl.max_ttl) return absl::InvalidArgumentError("cache.min_ttl exceeds cache.max_ttl");
-  if (c.probe_min > c.probe_max) return absl::InvalidArgumentError("upstream.probe_min_ms exceeds upstream.probe_max_ms");
-  if (c.limit_min > c.max_inflight) return absl::InvalidArgumentError("upstream.limit_min exceeds upstream.max_inflight");
-  if (c.limit_initial < c.limit_min || c.limit_initial > c.max_inflight) {
+  if (c.resolver.ttl.min_ttl > c.resolver.ttl.max_ttl) return absl::InvalidArgumentError("cache.min_ttl exceeds cache.max_ttl");
+  const upstream::BreakerOptions& b = c.upstream.breaker;
+  const upstream::LimiterOptions& l = c.upstream.limiter;
+  if (b.probe_min > b.probe_max) return absl::InvalidArgumentError("upstream.probe_min_ms exceeds upstream.probe_max_ms");
+  if (l.min_limit > l.max_limit) return absl::InvalidArgumentError("upstream.limit_min exceeds upstream.max_inflight");
+  if (l.initial_limit < l.min_limit || l.initial_limit > l.max_limit) {
     return absl::InvalidArgumentError("upstream.limit_initial must lie between upstream.limit_min and upstream.max_inflight");
   }
   for (const ZoneConfig& z : c.zones) {

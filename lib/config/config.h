@@ -16,6 +16,8 @@
 #include "lib/cache/cache.h"
 #include "lib/common/socket_address.h"
 #include "lib/dns/cache_image.h"
+#include "lib/resolver/options.h"
+#include "lib/upstream/options.h"
 
 namespace nodedns::config {
 
@@ -33,43 +35,25 @@ struct Config {
   // [server]
   std::vector<SocketAddress> listen;
   int workers = 1;
-  int max_udp_size = 1232;
   absl::Duration tcp_idle_timeout = absl::Seconds(10);
   int max_tcp_connections = 1024;
   int max_tcp_pipeline = 64;
   // On SIGTERM without a successor, keep serving this long for one to take
   // over (zero-gap upgrades); 0: stop at once.
   absl::Duration handover_grace = absl::ZeroDuration();
-  // [cache]
+  // [cache] size
   cache::CacheOptions cache;
-  dns::TtlPolicy ttl;
-  // [upstream]
-  absl::Duration upstream_timeout = absl::Seconds(1);
-  int upstream_attempts = 2;
-  int max_pending = 10000;
-  int max_waiters = 1000;
-  // The adaptive concurrency limit per zone and worker (lib/upstream/limiter.h):
-  // max_inflight is its ceiling, max_qps a safety ceiling on the rate.
-  int max_qps = 50000;
-  int max_inflight = 1000;
-  int limit_initial = 64;
-  int limit_min = 4;
-  int limit_tolerance_percent = 200;
-  int max_queue = 2000;
-  absl::Duration queue_timeout = absl::Milliseconds(1800);
-  int breaker_failures = 3;
-  absl::Duration probe_min = absl::Milliseconds(200);
-  absl::Duration probe_max = absl::Seconds(1);
-  absl::Duration probe_timeout = absl::Milliseconds(500);
-  absl::Duration degraded_hold = absl::Seconds(5);
-  // [serve_stale]
-  absl::Duration client_timeout = absl::ZeroDuration();  // 0: adaptive
-  int stale_reply_ttl = 30;
-  absl::Duration failure_recheck = absl::Seconds(30);
-  absl::Duration servfail_ttl = absl::Seconds(5);
-  // [cache] prefetch
-  bool prefetch = true;
-  int prefetch_threshold_percent = 10;
+  // The data plane's own options, with their defaults (lib/upstream/options.h,
+  // lib/resolver/options.h), filled by the loader:
+  //  - [upstream] timeout_ms, attempts;
+  upstream::TransportOptions transport;
+  //  - [upstream] limits, queue, breakers and probes, [serve_stale]
+  //    client_timeout_ms (the zone name is set per zone);
+  upstream::PoolOptions upstream;
+  //  - [server] max_udp_size, [cache] TTL clamps and prefetch, [serve_stale]
+  //    reply_ttl, failure_recheck_ms, servfail_ttl, [upstream] max_pending,
+  //    max_waiters.
+  resolver::ResolverOptions resolver;
   // [[zone]]
   std::vector<ZoneConfig> zones;
   // [log]
@@ -108,7 +92,6 @@ absl::StatusOr<std::string> ReadConfigFile(const std::string& path);
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 // The embedded default configuration.
 Config DefaultConfig();
-std::string_view DefaultConfigText();
 
 // The nameserver lines of a resolv.conf file, port 53.
 absl::StatusOr<std::vector<SocketAddress>> ReadResolvConf(const std::string& path);

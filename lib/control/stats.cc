@@ -89,7 +89,7 @@ class PromWriter {
 };
 
 // A server that never changed state has been in it since start-up.
-double StateSeconds(const StatsSnapshot& s, const server::UpstreamSummary& u) {
+double StateSeconds(const StatsSnapshot& s, const upstream::UpstreamSummary& u) {
   absl::Time since = u.state_since == absl::InfinitePast() ? s.started_at : std::max(u.state_since, s.started_at);
   return Seconds(s.now - since);
 }
@@ -135,7 +135,7 @@ Totals ComputeTotals(const CounterValues& c) {
 
 nlohmann::json UpstreamsJson(const StatsSnapshot& s) {
   nlohmann::json list = nlohmann::json::array();
-  for (const server::UpstreamSummary& u : s.upstreams) {
+  for (const upstream::UpstreamSummary& u : s.upstreams) {
     list.push_back({{"zone", u.zone},
                     {"server", u.server},
                     {"state", u.open ? "open" : "closed"},
@@ -227,38 +227,38 @@ std::string PrometheusText(const StatsSnapshot& s) {
 
   auto per_server = [&](const std::string& name, const char* type, const std::string& help, auto value) {
     w.Family(name, type, help);
-    for (const server::UpstreamSummary& u : s.upstreams) {
+    for (const upstream::UpstreamSummary& u : s.upstreams) {
       w.Sample(name, "zone=\"" + LabelValue(u.zone) + "\",server=\"" + LabelValue(u.server) + "\"", value(u));
     }
   };
   per_server("nodedns_upstream_breaker_open", "gauge", "1 if the server's circuit breaker is open (on any worker)",
-             [](const server::UpstreamSummary& u) { return u.open ? 1.0 : 0.0; });
+             [](const upstream::UpstreamSummary& u) { return u.open ? 1.0 : 0.0; });
   per_server("nodedns_upstream_state_seconds", "gauge", "Seconds the server has been in its breaker state",
-             [&](const server::UpstreamSummary& u) { return StateSeconds(s, u); });
+             [&](const upstream::UpstreamSummary& u) { return StateSeconds(s, u); });
   per_server("nodedns_upstream_server_queries_total", "counter", "Queries sent to the server (not probes)",
-             [](const server::UpstreamSummary& u) { return static_cast<double>(u.queries); });
+             [](const upstream::UpstreamSummary& u) { return static_cast<double>(u.queries); });
   per_server("nodedns_upstream_server_failures_total", "counter",
              "Queries to the server that failed (timeout, error, SERVFAIL/REFUSED/NOTIMP)",
-             [](const server::UpstreamSummary& u) { return static_cast<double>(u.failures); });
+             [](const upstream::UpstreamSummary& u) { return static_cast<double>(u.failures); });
   per_server("nodedns_upstream_srtt_seconds", "gauge", "Smoothed round-trip time of the server's good answers",
-             [](const server::UpstreamSummary& u) { return Seconds(u.srtt); });
+             [](const upstream::UpstreamSummary& u) { return Seconds(u.srtt); });
 
   // Per zone (from the first server row of each zone).
   auto per_zone = [&](const std::string& name, const std::string& help, auto value) {
     w.Family(name, "gauge", help);
     std::set<std::string> seen;
-    for (const server::UpstreamSummary& u : s.upstreams) {
+    for (const upstream::UpstreamSummary& u : s.upstreams) {
       if (seen.insert(u.zone).second) w.Sample(name, "zone=\"" + LabelValue(u.zone) + "\"", value(u));
     }
   };
   per_zone("nodedns_upstream_zone_limit", "The adaptive concurrency limit of the zone, summed over workers",
-           [](const server::UpstreamSummary& u) { return static_cast<double>(u.zone_limit); });
+           [](const upstream::UpstreamSummary& u) { return static_cast<double>(u.zone_limit); });
   per_zone("nodedns_upstream_zone_inflight", "Queries in flight to the zone",
-           [](const server::UpstreamSummary& u) { return static_cast<double>(u.zone_inflight); });
+           [](const upstream::UpstreamSummary& u) { return static_cast<double>(u.zone_inflight); });
   per_zone("nodedns_upstream_zone_queued", "Queries waiting for room under the zone's concurrency limit",
-           [](const server::UpstreamSummary& u) { return static_cast<double>(u.zone_queued); });
+           [](const upstream::UpstreamSummary& u) { return static_cast<double>(u.zone_queued); });
   per_zone("nodedns_upstream_zone_state", "The zone's state: 0 healthy, 1 degraded (stale at once), 2 down",
-           [](const server::UpstreamSummary& u) {
+           [](const upstream::UpstreamSummary& u) {
              return u.zone_health == "down" ? 2.0 : u.zone_health == "degraded" ? 1.0 : 0.0;
            });
 

@@ -15,25 +15,12 @@
 #include "absl/time/time.h"
 #include "lib/common/counters.h"
 #include "lib/control/stream_server.h"
-#include "lib/server/server.h"
+#include "lib/snapshot/stats.h"
+#include "lib/upstream/summary.h"
 
 namespace nodedns::control {
 
-struct SnapshotStats {
-  std::string path;  // "" when snapshots are off
-  absl::Time last_write = absl::InfinitePast();  // last successful write
-  uint64_t writes = 0;
-  uint64_t write_failures = 0;
-  std::string last_error;  // of the last failed write, "" if the last one succeeded
-  size_t last_entries = 0;
-  size_t last_bytes = 0;
-  double last_write_seconds = 0;
-  // At start-up.
-  size_t loaded_entries = 0;
-  size_t load_expired = 0;
-  double load_seconds = 0;
-  std::string load_error;  // "" when loaded or when there was no file
-};
+using SnapshotStats = snapshot::KeeperStats;
 
 // Every absl::Time here is on the steady clock (lib/common/clock.h) except
 // wall_now, which converts them for display.
@@ -50,7 +37,7 @@ struct StatsSnapshot {
   size_t cache_max_bytes = 0;
   uint64_t cache_evictions = 0;
   uint64_t cache_expired_removed = 0;
-  std::vector<server::UpstreamSummary> upstreams;
+  std::vector<upstream::UpstreamSummary> upstreams;
   std::string upstreams_error;  // set when a worker did not answer in time
   SnapshotStats snapshot;
   uint64_t reloads = 0;

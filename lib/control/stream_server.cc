@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <exception>
 
-#include "lib/server/sockets.h"
+#include "lib/common/uv_status.h"
 
 namespace nodedns::control {
 
@@ -43,17 +43,17 @@ absl::Status StreamServer::Start(int fd, bool tcp) {
   int rc = tcp ? uv_tcp_init(loop_, &listener_.tcp) : uv_pipe_init(loop_, &listener_.pipe, 0);
   if (rc != 0) {
     close(fd);
-    return server::UvStatus(rc, "uv init");
+    return UvStatus(rc, "uv init");
   }
   started_ = true;
   listener_.handle.data = this;
   rc = tcp ? uv_tcp_open(&listener_.tcp, fd) : uv_pipe_open(&listener_.pipe, fd);
   if (rc != 0) {
     close(fd);
-    return server::UvStatus(rc, "uv open");
+    return UvStatus(rc, "uv open");
   }
   listening_ = true;
-  return server::UvStatus(
+  return UvStatus(
       uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), options_.backlog, &StreamServer::OnConnection), "listen");
 }
 

@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "lib/server/sockets.h"
+#include "lib/common/errno_status.h"
 
 namespace nodedns::control {
 namespace {
@@ -33,7 +33,7 @@ absl::Status BindOnce(int fd, const sockaddr_un& addr, int mode) {
   int rc = bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
   int err = errno;
   umask(old);
-  return rc == 0 ? absl::OkStatus() : server::ErrnoStatus(err, std::string("bind ") + addr.sun_path);
+  return rc == 0 ? absl::OkStatus() : ErrnoStatus(err, std::string("bind ") + addr.sun_path);
 }
 
 }  // namespace
@@ -42,11 +42,11 @@ absl::StatusOr<int> ConnectUnix(const std::string& path) {
   auto addr = Address(path);
   if (!addr.ok()) return addr.status();
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return server::ErrnoStatus(errno, "socket");
+  if (fd < 0) return ErrnoStatus(errno, "socket");
   if (connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0) {
     int err = errno;
     close(fd);
-    return server::ErrnoStatus(err, "connect " + path);
+    return ErrnoStatus(err, "connect " + path);
   }
   return fd;
 }
@@ -57,7 +57,7 @@ absl::StatusOr<UnixListener> ListenUnix(const UnixSocketOptions& o) {
   if (size_t slash = o.path.rfind('/'); slash != std::string::npos && slash > 0) {
     std::string dir = o.path.substr(0, slash);
     if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-      return server::ErrnoStatus(errno, "cannot create the control socket's directory " + dir);
+      return ErrnoStatus(errno, "cannot create the control socket's directory " + dir);
     }
   }
   uid_t uid = static_cast<uid_t>(-1);
@@ -78,7 +78,7 @@ absl::StatusOr<UnixListener> ListenUnix(const UnixSocketOptions& o) {
   if (!bind_addr.ok()) return bind_addr.status();
   if (o.replace_live) unlink(bind_path.c_str());  // a leftover of a crashed attempt
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return server::ErrnoStatus(errno, "socket(AF_UNIX)");
+  if (fd < 0) return ErrnoStatus(errno, "socket(AF_UNIX)");
   auto fail = [fd, &o, &bind_path](absl::Status st) {
     close(fd);
     if (o.replace_live) unlink(bind_path.c_str());
@@ -101,21 +101,21 @@ absl::StatusOr<UnixListener> ListenUnix(const UnixSocketOptions& o) {
                                            "without a gap)"));
     }
     if (unlink(o.path.c_str()) != 0 && errno != ENOENT) {
-      return fail(server::ErrnoStatus(errno, "cannot remove the stale socket " + o.path));
+      return fail(ErrnoStatus(errno, "cannot remove the stale socket " + o.path));
     }
     st = BindOnce(fd, *bind_addr, o.mode);
   }
   if (!st.ok()) return fail(st);
   // The umask cannot add bits (e.g. group write under umask 022 callers).
   if (chmod(bind_path.c_str(), static_cast<mode_t>(o.mode)) != 0) {
-    return fail(server::ErrnoStatus(errno, "chmod " + bind_path));
+    return fail(ErrnoStatus(errno, "chmod " + bind_path));
   }
   if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) && chown(bind_path.c_str(), uid, gid) != 0) {
-    return fail(server::ErrnoStatus(errno, "chown " + bind_path));
+    return fail(ErrnoStatus(errno, "chown " + bind_path));
   }
-  if (listen(fd, 128) != 0) return fail(server::ErrnoStatus(errno, "listen " + bind_path));
+  if (listen(fd, 128) != 0) return fail(ErrnoStatus(errno, "listen " + bind_path));
   if (o.replace_live && rename(bind_path.c_str(), o.path.c_str()) != 0) {
-    return fail(server::ErrnoStatus(errno, "rename " + bind_path + " to " + o.path));
+    return fail(ErrnoStatus(errno, "rename " + bind_path + " to " + o.path));
   }
   UnixListener l;
   l.fd = fd;

@@ -1,4 +1,5 @@
 #include "lib/dns/answer.h"
+#include "lib/dns/writers.h"
 
 #include <cstring>
 

@@ -25,6 +25,8 @@ struct TtlPolicy {
   uint32_t min_ttl = 0;
   uint32_t max_ttl = 86400;
   uint32_t negative_max_ttl = 3600;
+
+  bool operator==(const TtlPolicy&) const = default;
 };
 
 struct CacheImage {

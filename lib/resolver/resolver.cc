@@ -7,6 +7,7 @@
 
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
+#include "lib/dns/writers.h"
 
 namespace nodedns::resolver {
 
@@ -161,7 +162,7 @@ bool Resolver::ServfailOutdated(const dns::CacheKey& key, absl::Time now) {
          now - hit_.inserted_at >= options_.failure_recheck_min;
 }
 
-Resolver::Outcome Resolver::HandleStale(const uint8_t* query, size_t len, const dns::QueryView& q,
+Resolver::Outcome Resolver::HandleStale(const uint8_t* query, size_t /*len*/, const dns::QueryView& q,
                                         const dns::CacheKey& key, const ReplyTarget& to, uint8_t* out, size_t cap,
                                         size_t* out_len) {
   auto answer_stale = [&](StaleReason reason) {

@@ -44,6 +44,7 @@
 #include "lib/dns/answer.h"
 #include "lib/dns/cache_image.h"
 #include "lib/dns/query_view.h"
+#include "lib/resolver/options.h"
 #include "lib/upstream/router.h"
 #include "lib/upstream/upstream.h"
 
@@ -68,21 +69,6 @@ class ReplySink {
   virtual void SendReply(const ReplyTarget& to, absl::Span<const uint8_t> answer) = 0;
 };
 
-struct ResolverOptions {
-  uint16_t max_udp_size = dns::kDefaultEdnsPayload;
-  dns::TtlPolicy ttl;
-  size_t max_pending = 10000;  // distinct upstream queries in flight
-  size_t max_waiters = 1000;   // clients waiting on one upstream query
-  uint32_t stale_reply_ttl = 30;                          // RFC 8767 section 4
-  absl::Duration failure_recheck = absl::Seconds(30);     // RFC 8767 section 5
-  // Newer evidence wins: a usable answer from the zone ends a name's recheck
-  // window, but not before this (a name broken on its own, behind a zone that
-  // answers everything else, is asked at most once per this).
-  absl::Duration failure_recheck_min = absl::Seconds(1);
-  absl::Duration servfail_ttl = absl::Seconds(5);         // RFC 2308 section 7
-  bool prefetch = true;
-  double prefetch_threshold = 0.1;  // refresh when asked for in the last 10 % of the TTL
-};
 
 class Resolver {
  public:

@@ -11,6 +11,7 @@
 
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
+#include "lib/dns/writers.h"
 
 namespace nodedns::resolver {
 
@@ -141,7 +142,7 @@ bool Resolver::AnswerFromCache(std::string_view key, const std::vector<Waiter>& 
   return true;
 }
 
-Resolver::Pending* Resolver::ResendIfLost(std::string_view key, Pending* p, absl::Time now) {
+Resolver::Pending* Resolver::ResendIfLost(std::string_view key, Pending* p, absl::Time /*now*/) {
   // Lost only if a later query came back promptly (UDP may reorder a little).
   static constexpr absl::Duration kReorderSlack = absl::Milliseconds(10);
   if (p->started_at + kReorderSlack >= p->zone->upstream->newest_prompt_send()) return p;

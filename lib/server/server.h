@@ -21,30 +21,11 @@
 #include "lib/common/counters.h"
 #include "lib/config/config.h"
 #include "lib/server/worker.h"
+#include "lib/upstream/summary.h"
 
 namespace nodedns::server {
 
-// One upstream server over all workers: the breaker state is "open" if it is
-// open on any worker; counts are sums.
-struct UpstreamSummary {
-  std::string zone;
-  std::string server;
-  bool open = false;
-  int workers_open = 0;
-  absl::Time state_since;  // of the reported state: the earliest worker's
-  uint64_t transitions = 0;
-  int consecutive_failures = 0;  // the highest over workers
-  uint64_t queries = 0;
-  uint64_t failures = 0;
-  absl::Duration srtt;      // mean over workers with samples
-  absl::Duration zone_p99;  // the zone's highest p99 over workers
-  // The zone on all workers: its worst health ("healthy", "degraded",
-  // "down"), and its concurrency limits, queries in flight and queued, summed.
-  std::string zone_health = "healthy";
-  int zone_limit = 0;
-  uint64_t zone_inflight = 0;
-  uint64_t zone_queued = 0;
-};
+using upstream::UpstreamSummary;
 
 class Server {
  public:
@@ -89,6 +70,9 @@ class Server {
   // the silent ones in *why.
   bool LoopsResponsive(absl::Duration max_silence, std::string* why) const;
   int workers() const { return static_cast<int>(workers_.size()); }
+  // The max_stale of the zone a name (wire form) routes to, as the workers
+  // route it: for entries loaded from a snapshot. Only before Start().
+  absl::Duration MaxStaleBeforeStart(std::string_view qname_wire) const { return workers_.front()->MaxStale(qname_wire); }
   // Runs `fn` on worker `index`'s loop thread (dropped if it has stopped).
   void Post(size_t index, std::function<void()> fn) { workers_.at(index)->Post(std::move(fn)); }
 

@@ -11,12 +11,6 @@
 
 namespace nodedns::server {
 
-absl::Status UvStatus(int rc, const std::string& what) {
-  if (rc == 0) return absl::OkStatus();
-  if (rc < 0 && rc > -4096) return ErrnoStatus(-rc, what);  // libuv codes are -errno on Unix
-  return absl::UnknownError(what + ": " + uv_strerror(rc));
-}
-
 namespace {
 
 absl::StatusOr<int> OpenBound(const SocketAddress& addr, int type) {

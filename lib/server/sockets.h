@@ -11,10 +11,6 @@
 
 namespace nodedns::server {
 
-using ::nodedns::ErrnoStatus;
-// The one place libuv error codes become absl::Status.
-absl::Status UvStatus(int rc, const std::string& what);
-
 // The sockets for one listen address: a UDP and a TCP socket per worker, all
 // bound with SO_REUSEPORT to the same address (so a successor process can
 // bind it too). With port 0 the kernel's choice for the first UDP socket is

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "lib/common/uv_status.h"
 #include "lib/server/sockets.h"
 
 namespace nodedns::server {
@@ -56,8 +57,11 @@ void TcpListener::OnConnection(uv_stream_t* server, int status) {
   if (status < 0 || self->stopping_) return;
   auto* c = new Connection();
   c->owner = self;
-  uv_tcp_init(self->loop_, &c->tcp);
-  uv_timer_init(self->loop_, &c->idle);
+  if (uv_tcp_init(self->loop_, &c->tcp) != 0) {  // no handle to accept into: the kernel keeps the connection queued
+    delete c;
+    return;
+  }
+  uv_timer_init(self->loop_, &c->idle);  // cannot fail: it only sets fields
   c->tcp.data = c;
   c->idle.data = c;
   c->open_handles = 2;
@@ -91,7 +95,7 @@ void TcpListener::UpdateReading(Connection* c) {
   }
 }
 
-void TcpListener::OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) {
+void TcpListener::OnAlloc(uv_handle_t* handle, size_t /*suggested*/, uv_buf_t* buf) {
   auto* c = static_cast<Connection*>(handle->data);
   // Room for the rest of the current frame, at least kInitialBuffer.
   size_t want = kInitialBuffer;
@@ -102,7 +106,7 @@ void TcpListener::OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) 
   buf->len = c->in.size() - c->in_used;
 }
 
-void TcpListener::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+void TcpListener::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* /*buf*/) {
   auto* c = static_cast<Connection*>(stream->data);
   TcpListener* self = c->owner;
   if (nread == 0) return;
@@ -217,7 +221,7 @@ void TcpListener::MaybeFinish(Connection* c) {
   c->shutting_down = true;
   auto* req = new uv_shutdown_t();
   req->data = c;
-  int rc = uv_shutdown(req, reinterpret_cast<uv_stream_t*>(&c->tcp), [](uv_shutdown_t* req, int status) {
+  int rc = uv_shutdown(req, reinterpret_cast<uv_stream_t*>(&c->tcp), [](uv_shutdown_t* req, int /*status*/) {
     auto* c = static_cast<Connection*>(req->data);
     delete req;
     c->owner->Close(c);

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "lib/common/uv_status.h"
 #include "lib/server/sockets.h"
 
 namespace nodedns::server {
@@ -51,7 +52,7 @@ void UdpListener::Close() {
   }
 }
 
-void UdpListener::OnReadable(uv_poll_t* handle, int status, int events) {
+void UdpListener::OnReadable(uv_poll_t* handle, int /*status*/, int /*events*/) {
   auto* self = static_cast<UdpListener*>(handle->data);
   self->ReadBatches();
 }

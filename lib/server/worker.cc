@@ -7,6 +7,7 @@
 #include <random>
 
 #include "lib/dns/name.h"
+#include "lib/common/uv_status.h"
 #include "lib/server/sockets.h"
 
 namespace nodedns::server {
@@ -34,53 +35,21 @@ namespace {
 
 constexpr uint64_t kHeartbeatMs = 250;
 
-// The longest an upstream query can take: c-ares doubles the timeout each
-// round of attempts.
-absl::Duration LongestQuery(const config::Config& c) {
-  return c.upstream_timeout * ((1 << c.upstream_attempts) - 1);
-}
 
 }  // namespace
 
 upstream::PoolOptions PoolOptionsFor(const config::Config& config, const config::ZoneConfig& z) {
-  upstream::PoolOptions po;
+  upstream::PoolOptions po = config.upstream;
   po.zone = z.name;
-  po.breaker.failures_to_open = config.breaker_failures;
-  po.breaker.probe_min = config.probe_min;
-  po.breaker.probe_max = config.probe_max;
-  po.probe_timeout = config.probe_timeout;
-  po.max_qps = config.max_qps;
-  po.limiter.max_limit = config.max_inflight;
-  po.limiter.initial_limit = config.limit_initial;
-  po.limiter.min_limit = config.limit_min;
-  po.limiter.tolerance = config.limit_tolerance_percent / 100.0;
-  po.max_queue = static_cast<size_t>(config.max_queue);
-  po.queue_timeout = config.queue_timeout;
-  po.degraded_hold = config.degraded_hold;
-  po.client_timeout = config.client_timeout;
   return po;
 }
 
-resolver::ResolverOptions ResolverOptionsFor(const config::Config& config) {
-  resolver::ResolverOptions ro;
-  ro.max_udp_size = static_cast<uint16_t>(config.max_udp_size);
-  ro.ttl = config.ttl;
-  ro.max_pending = static_cast<size_t>(config.max_pending);
-  ro.max_waiters = static_cast<size_t>(config.max_waiters);
-  ro.stale_reply_ttl = static_cast<uint32_t>(config.stale_reply_ttl);
-  ro.failure_recheck = config.failure_recheck;
-  ro.servfail_ttl = config.servfail_ttl;
-  ro.prefetch = config.prefetch;
-  ro.prefetch_threshold = config.prefetch_threshold_percent / 100.0;
-  return ro;
-}
-
-Worker::Worker(int index, const config::Config& config, cache::Cache* cache, const SteadyClock* clock)
+Worker::Worker(int index, cache::Cache* cache, const SteadyClock* clock)
     : index_(index), clock_(clock), cache_(cache) {}
 
 absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(const config::Config& config) {
   auto g = std::make_unique<Generation>();
-  g->longest_query = LongestQuery(config);
+  g->longest_query = config.transport.longest();
   // Jitter (probes, prefetch) must differ between nodes, or thousands of
   // them would act in step: seed from the system.
   std::random_device seeder;
@@ -90,8 +59,7 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
       upstream::ServerChannelOptions o;
       o.name = z.name + " " + server.ToString();
       o.server = server;
-      o.timeout = config.upstream_timeout;
-      o.attempts = config.upstream_attempts;
+      o.transport = config.transport;
       auto set = upstream::ServerChannel::Create(&loop_, &timers_, clock_, &counters_, o);
       if (!set.ok()) {
         g->Shutdown();
@@ -116,15 +84,19 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
     g->router.AddZone(*wire, zone.get());
     g->zones.push_back(std::move(zone));
   }
-  resolver::ResolverOptions ro = ResolverOptionsFor(config);
-  g->resolver = std::make_unique<resolver::Resolver>(ro, cache_, &g->router, clock_, &timers_, &counters_, seeder());
+  g->resolver = std::make_unique<resolver::Resolver>(config.resolver, cache_, &g->router, clock_, &timers_, &counters_, seeder());
   return g;
+}
+
+absl::Duration Worker::MaxStale(std::string_view qname_wire) const {
+  const upstream::Zone* z = current_ ? current_->router.Route(qname_wire) : nullptr;
+  return z ? z->max_stale : absl::ZeroDuration();
 }
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::Config& config, cache::Cache* cache,
                                                        const SteadyClock* clock, std::vector<int> udp_fds,
                                                        std::vector<int> tcp_fds) {
-  std::unique_ptr<Worker> w(new Worker(index, config, cache, clock));
+  std::unique_ptr<Worker> w(new Worker(index, cache, clock));
   auto fail = [&](absl::Status st) {
     for (int fd : udp_fds) close(fd);
     for (int fd : tcp_fds) close(fd);
@@ -132,16 +104,26 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
   };
   if (int rc = uv_loop_init(&w->loop_); rc != 0) return fail(UvStatus(rc, "uv_loop_init"));
   w->loop_initialized_ = true;
-  uv_timer_init(&w->loop_, &w->tick_);
+  // Evaluated in order; on a failure the loop and the handles made so far
+  // are leaked rather than closed half-made (the daemon does not start).
+  const std::pair<int, const char*> inits[] = {
+      {uv_timer_init(&w->loop_, &w->tick_), "uv_timer_init"},
+      {uv_async_init(&w->loop_, &w->stop_async_, &Worker::OnStop), "uv_async_init"},
+      {uv_async_init(&w->loop_, &w->task_async_, &Worker::OnTasks), "uv_async_init"},
+      {uv_timer_init(&w->loop_, &w->drain_timer_), "uv_timer_init"},
+      {uv_timer_init(&w->loop_, &w->heartbeat_), "uv_timer_init"},
+  };
+  for (const auto& [rc, what] : inits) {
+    if (rc != 0) {
+      w->loop_initialized_ = false;
+      return fail(UvStatus(rc, what));
+    }
+  }
   w->tick_.data = w.get();
   w->timers_.set_wakeup([p = w.get()](absl::Time deadline) { p->ArmTick(deadline); });
-  uv_async_init(&w->loop_, &w->stop_async_, &Worker::OnStop);
   w->stop_async_.data = w.get();
-  uv_async_init(&w->loop_, &w->task_async_, &Worker::OnTasks);
   w->task_async_.data = w.get();
-  uv_timer_init(&w->loop_, &w->drain_timer_);
   w->drain_timer_.data = w.get();
-  uv_timer_init(&w->loop_, &w->heartbeat_);
   w->heartbeat_.data = w.get();
   w->handles_initialized_ = true;
 
@@ -156,7 +138,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
   // From here the listeners own the descriptors.
   for (int fd : udp_fds) {
     w->udp_.push_back(std::make_unique<UdpListener>(&w->loop_, fd, r, &w->counters_,
-                                                    static_cast<uint16_t>(config.max_udp_size)));
+                                                    config.resolver.max_udp_size));
   }
   for (int fd : tcp_fds) {
     w->tcp_.push_back(std::make_unique<TcpListener>(&w->loop_, fd, r, &w->counters_, to));

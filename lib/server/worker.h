@@ -20,6 +20,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -40,10 +41,9 @@
 
 namespace nodedns::server {
 
-// The data plane's options from the daemon's configuration (also used by the
-// policy simulation, so that it runs what the daemon runs).
+// A zone's pool options: the configuration's with the zone's name (also used
+// by the policy simulation, so that it runs what the daemon runs).
 upstream::PoolOptions PoolOptionsFor(const config::Config& config, const config::ZoneConfig& zone);
-resolver::ResolverOptions ResolverOptionsFor(const config::Config& config);
 
 // A server of a zone as one worker sees it.
 struct WorkerUpstream {
@@ -82,11 +82,14 @@ class Worker {
   // one drains. On error nothing changes.
   absl::Status Reconfigure(const config::Config& config);
   std::vector<WorkerUpstream> Upstreams() const;
+  // The max_stale of the zone `qname_wire` routes to (zero if none): on the
+  // worker's thread, or before Start().
+  absl::Duration MaxStale(std::string_view qname_wire) const;
   size_t pending() const;
 
  private:
   struct Generation;
-  Worker(int index, const config::Config& config, cache::Cache* cache, const SteadyClock* clock);
+  Worker(int index, cache::Cache* cache, const SteadyClock* clock);
   absl::StatusOr<std::unique_ptr<Generation>> BuildGeneration(const config::Config& config);
   void Run();
   void ArmTick(absl::Time deadline);

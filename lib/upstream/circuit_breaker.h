@@ -15,14 +15,10 @@
 #include <random>
 
 #include "absl/time/time.h"
+#include "lib/upstream/options.h"
 
 namespace nodedns::upstream {
 
-struct BreakerOptions {
-  int failures_to_open = 3;
-  absl::Duration probe_min = absl::Milliseconds(200);
-  absl::Duration probe_max = absl::Seconds(1);
-};
 
 class CircuitBreaker {
  public:

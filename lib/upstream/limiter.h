@@ -39,22 +39,10 @@
 #include <cstdint>
 
 #include "absl/time/time.h"
+#include "lib/upstream/options.h"
 
 namespace nodedns::upstream {
 
-struct LimiterOptions {
-  int initial_limit = 64;
-  int min_limit = 4;
-  int max_limit = 1000;
-  double tolerance = 2.0;
-  // Jitter on a node-local upstream, and our own event loop's delays under
-  // load (the round trip measured includes them), are not the upstream
-  // queueing: only a rise of this much on top of tolerance x baseline is.
-  absl::Duration rtt_slack = absl::Milliseconds(20);
-  double backoff = 0.5;
-  absl::Duration drop_interval = absl::Milliseconds(100);
-  absl::Duration baseline_window = absl::Seconds(30);
-};
 
 class ConcurrencyLimiter {
  public:

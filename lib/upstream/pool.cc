@@ -101,7 +101,7 @@ SendResult UpstreamPool::Send(absl::Span<const uint8_t> query, Priority priority
   return SendResult::kSent;
 }
 
-void UpstreamPool::Start(const std::shared_ptr<Request>& req, absl::Time now) {
+void UpstreamPool::Start(const std::shared_ptr<Request>& req, absl::Time /*now*/) {
   req->client_timeout = client_timeout();
   ++inflight_;
   if (req->priority == Priority::kRefresh) ++refresh_inflight_;

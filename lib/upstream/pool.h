@@ -42,35 +42,11 @@
 #include "lib/common/timer_queue.h"
 #include "lib/upstream/circuit_breaker.h"
 #include "lib/upstream/limiter.h"
+#include "lib/upstream/options.h"
 #include "lib/upstream/upstream.h"
 
 namespace nodedns::upstream {
 
-struct PoolOptions {
-  std::string zone = ".";  // presentation form; the probe asks its SOA
-  BreakerOptions breaker;
-  absl::Duration probe_timeout = absl::Milliseconds(500);
-  // Safety ceiling on queries per second (token bucket, burst: a tenth of a
-  // second's worth); far above what a healthy upstream is asked. 0: none.
-  int max_qps = 50000;
-  // The adaptive concurrency limit; its max_limit is [upstream] max_inflight.
-  LimiterOptions limiter;
-  size_t max_queue = 2000;  // queries waiting for room under the limit
-  absl::Duration queue_timeout = absl::Milliseconds(1800);  // RFC 8767's client response timer
-  double refresh_share = 0.5;  // refreshes may use at most this share of the limit
-  // While degraded, at most this many refreshes in flight: a suspect upstream
-  // gets a trickle, not one refresh per stale name, until its breaker decides.
-  int degraded_max_refreshes = 8;
-  absl::Duration degraded_hold = absl::Seconds(5);
-  // 0: adaptive, clamp(adaptive_factor x p99 latency, adaptive_min, adaptive_max).
-  absl::Duration client_timeout = absl::ZeroDuration();
-  double adaptive_factor = 4;
-  absl::Duration adaptive_min = absl::Milliseconds(50);
-  absl::Duration adaptive_max = absl::Milliseconds(1800);
-  // Until 16 latency samples exist (start-up, new servers): long enough for
-  // any upstream a node should depend on.
-  absl::Duration initial_client_timeout = absl::Milliseconds(400);
-};
 
 struct ServerStatus {
   std::string name;

@@ -220,7 +220,10 @@ void UpstreamPool::AdoptState(const UpstreamPool& previous) {
   // The start-up probe is for a pool that knows nothing; this one knows.
   if (zone_probe_timer_) timers_->Cancel(zone_probe_timer_);
   zone_probe_timer_ = 0;
-  if (previous.zone_probe_timer_ != 0) ScheduleZoneProbe(now);
+  // A zone still suspect keeps being probed here, whether the old pool's
+  // next probe was scheduled or in flight (its outcome goes to the old pool,
+  // which no longer sends anything).
+  if (last_suspect_at_ != absl::InfinitePast() && last_prompt_sent_ <= last_suspect_at_) ScheduleZoneProbe(now);
 }
 
 std::vector<ServerStatus> UpstreamPool::servers() const {

@@ -16,6 +16,7 @@
 #include "lib/dns/constants.h"
 #include "lib/dns/name.h"
 #include "lib/dns/query_view.h"
+#include "lib/dns/writers.h"
 #include "lib/upstream/pool.h"
 
 namespace nodedns::upstream {

@@ -3,7 +3,7 @@
 
 // The Transport to one upstream server: UDP through our own UdpChannel (a
 // random source port, ID and letter case for every query; RFC 5452), TCP
-// through a c-ares channel (UpstreamSet with ARES_FLAG_USEVC: one connection
+// through a c-ares channel (TcpChannel with ARES_FLAG_USEVC: one connection
 // kept open and reused). A truncated UDP answer is asked again over TCP.
 //
 // Threading: one loop thread. Lifetime: Shutdown() (every callback runs with
@@ -20,17 +20,17 @@
 #include "lib/common/counters.h"
 #include "lib/common/socket_address.h"
 #include "lib/common/timer_queue.h"
+#include "lib/upstream/options.h"
 #include "lib/upstream/udp_channel.h"
 #include "lib/upstream/upstream.h"
-#include "lib/upstream/upstream_set.h"
+#include "lib/upstream/tcp_channel.h"
 
 namespace nodedns::upstream {
 
 struct ServerChannelOptions {
   std::string name;  // for logs: "zone ADDR:PORT"
   SocketAddress server;
-  absl::Duration timeout = absl::Seconds(1);
-  int attempts = 2;
+  TransportOptions transport;
   bool randomize_case = true;  // DNS 0x20 over UDP
 };
 
@@ -52,7 +52,7 @@ class ServerChannel final : public Transport {
  private:
   ServerChannel() = default;
   std::unique_ptr<UdpChannel> udp_;
-  std::unique_ptr<UpstreamSet> tcp_;
+  std::unique_ptr<TcpChannel> tcp_;
   Counters* counters_ = nullptr;
   absl::Time last_received_ = absl::InfinitePast();
   bool shut_down_ = false;

@@ -19,7 +19,7 @@
 namespace nodedns::upstream {
 
 struct UdpChannel::Port {
-  UdpChannel* owner;
+  UdpChannel* owner = nullptr;
   int fd = -1;
   uv_poll_t poll;
   int uses = 0;  // queries it has carried; at queries_per_port it takes no more
@@ -28,7 +28,7 @@ struct UdpChannel::Port {
 };
 
 struct UdpChannel::Query {
-  uint64_t id;
+  uint64_t id = 0;
   Port* port = nullptr;
   std::vector<uint8_t> wire;  // as sent: our ID, the name in random case
   size_t question_end = 0;
@@ -117,7 +117,9 @@ UdpChannel::Port* UdpChannel::PortForQuery(absl::Status* error) {
     close(fd);
     return nullptr;
   }
-  auto* p = new Port{this, fd};
+  auto* p = new Port();
+  p->owner = this;
+  p->fd = fd;
   if (uv_poll_init_socket(loop_, &p->poll, fd) != 0) {
     close(fd);
     delete p;
@@ -148,7 +150,9 @@ void UdpChannel::Send(absl::Span<const uint8_t> query, Done done) {
   absl::Status error;
   Port* port = PortForQuery(&error);
   if (port == nullptr) return Fail(std::move(done), error);
-  auto* q = new Query{next_id_++, port};
+  auto* q = new Query();
+  q->id = next_id_++;
+  q->port = port;
   q->done = std::move(done);
   q->wire.assign(query.begin(), query.end());
   q->question_end = question_end;
@@ -190,7 +194,7 @@ void UdpChannel::Attempt(Query* q) {
   });
 }
 
-void UdpChannel::OnPoll(uv_poll_t* handle, int status, int events) {
+void UdpChannel::OnPoll(uv_poll_t* handle, int /*status*/, int /*events*/) {
   auto* p = static_cast<Port*>(handle->data);
   p->owner->Read(p);
 }

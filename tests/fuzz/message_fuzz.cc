@@ -13,6 +13,7 @@
 #include "lib/dns/cache_image.h"
 #include "lib/dns/message.h"
 #include "lib/dns/query_view.h"
+#include "lib/dns/writers.h"
 
 using namespace nodedns::dns;
 

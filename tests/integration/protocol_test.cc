@@ -71,9 +71,12 @@ TEST_F(ProtocolTest, EarlyExitRcodes) {
   StartDaemon();
   auto notify = MakeQuery("x.example", dns::kTypeSOA);
   notify[2] = static_cast<uint8_t>((notify[2] & 0x87) | (4 << 3));  // opcode NOTIFY
+  notify[3] = static_cast<uint8_t>(notify[3] | 0x10);  // and CD
   auto a = Udp(notify);
   ASSERT_TRUE(a);
   EXPECT_EQ(Parse(*a).rcode(), dns::kNotImp);
+  // RA and CD are defined for QUERY only (real binary, real socket).
+  EXPECT_EQ(Parse(*a).flags & (dns::kFlagRA | dns::kFlagCD), 0);
 
   auto two = MakeQuery("x.example", dns::kTypeA, {.edns = false});
   two[5] = 2;  // QDCOUNT 2

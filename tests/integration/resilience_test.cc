@@ -76,7 +76,9 @@ class ResilienceTest : public ::testing::Test {
     ASSERT_NE(daemon_->port(), 0) << daemon_->log();
   }
   void TearDown() override {
-    if (daemon_) EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();
+    if (daemon_) {
+      EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();
+    }
   }
   std::unique_ptr<FakeUpstream> upstream_;
   std::unique_ptr<DaemonProcess> daemon_;

@@ -126,7 +126,7 @@ std::unique_ptr<World::Generation> World::NewGeneration(uint32_t seed) {
   g->zone.max_stale = zc.max_stale;
   g->zone.last_known_good = zc.last_known_good;
   g->router.AddZone(*dns::NameFromText(zc.name), &g->zone);
-  g->resolver = std::make_unique<resolver::Resolver>(server::ResolverOptionsFor(config_), cache_.get(), &g->router,
+  g->resolver = std::make_unique<resolver::Resolver>(config_.resolver, cache_.get(), &g->router,
                                                      &clock_, &timers_, &counters_,
                                                      static_cast<uint32_t>(schedule_.seed) * 17 + seed);
   return g;
@@ -209,15 +209,15 @@ void World::UpstreamSend(SimTransport* t, absl::Span<const uint8_t> query, upstr
       schedule_.phases.size()) - 1;
   ++phase_upstream_[phase];
   // Invariant 4: the limits hold (plus one probe of each kind).
-  if (++upstream_inflight_ > static_cast<size_t>(config_.max_inflight) + 2) {
-    Violation(absl::StrCat(upstream_inflight_, " queries in flight upstream, over max_inflight ", config_.max_inflight));
+  if (++upstream_inflight_ > static_cast<size_t>(config_.upstream.limiter.max_limit) + 2) {
+    Violation(absl::StrCat(upstream_inflight_, " queries in flight upstream, over max_inflight ", config_.upstream.limiter.max_limit));
   }
   // As c-ares: attempt k at 1 s x (2^k - 1), the query fails after 3 s.
-  absl::Duration timeout = config_.upstream_timeout;
-  absl::Time deadline = now + timeout * ((1 << config_.upstream_attempts) - 1);
+  absl::Duration timeout = config_.transport.timeout;
+  absl::Time deadline = now + timeout * ((1 << config_.transport.attempts) - 1);
   absl::Time deliver = absl::InfiniteFuture();
   Mode mode = Mode::kBlackhole;
-  for (int k = 0; k < config_.upstream_attempts; ++k) {
+  for (int k = 0; k < config_.transport.attempts; ++k) {
     absl::Time attempt = now + timeout * ((1 << k) - 1);
     absl::Duration latency;
     Mode m = ModeAt(attempt, &latency);
@@ -360,7 +360,7 @@ void World::OnAnswer(uint64_t id, absl::Span<const uint8_t> wire) {
   // client timeout; the others at most the queue plus a whole upstream query.
   absl::Duration waited = now - o.sent;
   absl::Duration bound = o.had_data ? absl::Milliseconds(1800) + kMargin
-                                    : config_.queue_timeout + config_.upstream_timeout * 3 + kMargin;
+                                    : config_.upstream.queue_timeout + config_.transport.timeout * 3 + kMargin;
   if (waited > bound && !o.interrupted) {
     return Violation(absl::StrCat(who, " waited ", Fmt(waited), " (bound ", Fmt(bound), ")"));
   }
@@ -412,15 +412,15 @@ void World::CheckStep() {
   absl::Time now = clock_.Now();
   // Invariant 5: nobody is forgotten.
   for (const auto& [id, o] : outstanding_) {
-    if (now - o.sent > config_.queue_timeout + config_.upstream_timeout * 3 + absl::Seconds(1)) {
+    if (now - o.sent > config_.upstream.queue_timeout + config_.transport.timeout * 3 + absl::Seconds(1)) {
       return Violation(absl::StrCat(names_[o.name].text, " asked at ", Fmt(o.sent - start_), " never answered"));
     }
   }
   // Invariant 6: bounded state.
   size_t pending = current_->resolver->pending();
   for (const auto& g : retired_) pending += g->resolver->pending();
-  if (pending > static_cast<size_t>(config_.max_pending)) return Violation(absl::StrCat(pending, " pending queries"));
-  if (current_->pool->queued() > static_cast<size_t>(config_.max_queue)) return Violation("queue over max_queue");
+  if (pending > config_.resolver.max_pending) return Violation(absl::StrCat(pending, " pending queries"));
+  if (current_->pool->queued() > config_.upstream.max_queue) return Violation("queue over max_queue");
   // An open breaker always has its next probe coming (or it never closes).
   if (!current_->pool->zone_status().probing) return Violation("an open breaker has no probe scheduled");
   if (timers_.size() > 20 * names_.size() + 1000) return Violation(absl::StrCat(timers_.size(), " timers"));

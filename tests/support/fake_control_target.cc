@@ -57,7 +57,7 @@ control::StatsSnapshot FakeControlTarget::Stats() {
   s.now = absl::Now();
   s.started_at = s.now - absl::Seconds(10);
   s.cache_entries = cache_->entries();
-  server::UpstreamSummary u;
+  upstream::UpstreamSummary u;
   u.zone = ".";
   u.server = "192.0.2.1:53";
   s.upstreams.push_back(u);

@@ -26,9 +26,38 @@ TEST(ConfigTest, EmbeddedDefaultIsValid) {
   EXPECT_EQ(c.zones[0].name, ".");
   EXPECT_TRUE(c.zones[0].use_resolv_conf);
   EXPECT_EQ(c.cache.max_entries, 100000u);
-  EXPECT_EQ(c.ttl.max_ttl, 86400u);
-  EXPECT_EQ(c.upstream_timeout, absl::Seconds(1));
-  EXPECT_EQ(c.max_udp_size, 1232);
+  EXPECT_EQ(c.resolver.ttl.max_ttl, 86400u);
+  EXPECT_EQ(c.transport.timeout, absl::Seconds(1));
+  EXPECT_EQ(c.resolver.max_udp_size, 1232);
+}
+
+// Defaults live with their components (upstream/options.h,
+// resolver/options.h, cache.h, Config); default.toml, which operators read
+// and the binary embeds, must state the same values.
+TEST(ConfigTest, TheEmbeddedDefaultFileStatesTheComponentsDefaults) {
+  Config file = DefaultConfig();
+  Config structs;
+  EXPECT_TRUE(file.cache == structs.cache);
+  EXPECT_TRUE(file.transport == structs.transport);
+  EXPECT_TRUE(file.upstream == structs.upstream);
+  EXPECT_TRUE(file.resolver == structs.resolver);
+  EXPECT_TRUE(file.resolver.ttl == structs.resolver.ttl);
+  EXPECT_EQ(file.upstream.max_qps, structs.upstream.max_qps);
+  EXPECT_EQ(file.upstream.limiter.tolerance, structs.upstream.limiter.tolerance);
+  EXPECT_EQ(file.resolver.prefetch_threshold, structs.resolver.prefetch_threshold);
+  EXPECT_EQ(file.workers, structs.workers);
+  EXPECT_EQ(file.tcp_idle_timeout, structs.tcp_idle_timeout);
+  EXPECT_EQ(file.max_tcp_connections, structs.max_tcp_connections);
+  EXPECT_EQ(file.max_tcp_pipeline, structs.max_tcp_pipeline);
+  EXPECT_EQ(file.handover_grace, structs.handover_grace);
+  EXPECT_EQ(file.log_level, structs.log_level);
+  EXPECT_EQ(file.log_format, structs.log_format);
+  EXPECT_EQ(file.log_summary_interval, structs.log_summary_interval);
+  EXPECT_EQ(file.snapshot_interval, structs.snapshot_interval);
+  EXPECT_EQ(file.control_socket_mode, structs.control_socket_mode);
+  // And a changed default is noticed (the comparison is not vacuous).
+  structs.upstream.max_qps = 2000;
+  EXPECT_FALSE(file.upstream == structs.upstream);
 }
 
 TEST(ConfigTest, ParsesEverySection) {
@@ -67,8 +96,8 @@ level = "debug"
   EXPECT_EQ(c->workers, 2);
   EXPECT_EQ(c->tcp_idle_timeout, absl::Seconds(5));
   EXPECT_EQ(c->cache.shards, 4u);
-  EXPECT_EQ(c->ttl.min_ttl, 5u);
-  EXPECT_EQ(c->upstream_timeout, absl::Milliseconds(250));
+  EXPECT_EQ(c->resolver.ttl.min_ttl, 5u);
+  EXPECT_EQ(c->transport.timeout, absl::Milliseconds(250));
   ASSERT_EQ(c->zones.size(), 2u);
   EXPECT_EQ(c->zones[0].name, "cluster.local.");
   EXPECT_EQ(c->zones[0].servers[0].ToString(), "10.96.0.10:53");  // default port
@@ -201,7 +230,7 @@ TEST(KeepRestartOnlyTest, RevertsWhatNeedsARestartAndNamesIt) {
   next.max_tcp_pipeline = 8;
   next.cache.shards = 4;
   next.metrics_listen.reset();
-  next.max_qps = 17;  // reloadable
+  next.upstream.max_qps = 17;  // reloadable
   auto notes = KeepRestartOnly(running, &next);
   EXPECT_EQ(notes, (std::vector<std::string>{
                        "server.listen changed: needs a restart; keeping the running value",
@@ -213,7 +242,7 @@ TEST(KeepRestartOnlyTest, RevertsWhatNeedsARestartAndNamesIt) {
   EXPECT_EQ(next.max_tcp_pipeline, running.max_tcp_pipeline);
   EXPECT_EQ(next.cache, running.cache);
   EXPECT_EQ(next.metrics_listen, running.metrics_listen);
-  EXPECT_EQ(next.max_qps, 17);
+  EXPECT_EQ(next.upstream.max_qps, 17);
   EXPECT_TRUE(KeepRestartOnly(running, &next).empty());
 }
 

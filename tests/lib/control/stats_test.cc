@@ -48,7 +48,7 @@ StatsSnapshot Sample() {
   c.latency.Record(0.001);
   s.counters.Add(c);
   s.cache_entries = 5;
-  server::UpstreamSummary u;
+  upstream::UpstreamSummary u;
   u.zone = "cluster.local.";
   u.server = "10.96.0.10:53";
   u.open = true;

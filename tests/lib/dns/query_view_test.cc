@@ -1,4 +1,5 @@
 #include "lib/dns/query_view.h"
+#include "lib/dns/writers.h"
 
 #include <vector>
 
@@ -172,6 +173,26 @@ TEST(ErrorAnswerTest, FormErrWithoutQuestionAndWithEde) {
   ASSERT_EQ(m->edns->options.size(), 1u);
   EXPECT_EQ(m->edns->options[0].code, kOptionExtendedError);
   EXPECT_EQ(Read16(reinterpret_cast<const uint8_t*>(m->edns->options[0].data.data())), kEdeNoReachableAuthority);
+}
+
+// RA and CD are defined for QUERY only: an answer to another opcode (NOTIMP)
+// carries neither (ISC's genreport flags it); RD is copied for every opcode.
+TEST(ErrorAnswerTest, RaAndCdOnlyForTheQueryOpcode) {
+  uint8_t out[512];
+  for (uint16_t opcode : {0, 2, 4, 5, 15}) {
+    auto q = Query("example.com", kTypeA, false, 0, false,
+                   static_cast<uint16_t>(kFlagRD | kFlagCD | (opcode << 11)));
+    QueryView v;
+    InspectQuery(q.data(), q.size(), &v);
+    size_t n = WriteErrorAnswer(q.data(), q.size(), nullptr, opcode == 0 ? kServFail : kNotImp, -1, 1232, out,
+                                sizeof(out));
+    ASSERT_GE(n, kHeaderSize);
+    uint16_t flags = Read16(out + 2);
+    EXPECT_EQ(OpcodeOf(flags), opcode);
+    EXPECT_NE(flags & kFlagRD, 0) << "opcode " << opcode;
+    EXPECT_EQ((flags & kFlagRA) != 0, opcode == 0) << "opcode " << opcode;
+    EXPECT_EQ((flags & kFlagCD) != 0, opcode == 0) << "opcode " << opcode;
+  }
 }
 
 TEST(IsAnswerToTest, OnlyAResponseToTheSameQuestionInAnyCase) {

@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "lib/dns/constants.h"
 #include "lib/dns/query_view.h"
+#include "lib/dns/writers.h"
 
 namespace nodedns::upstream {
 namespace {
@@ -397,6 +398,36 @@ TEST_F(PoolTest, AReloadKeepsWhatTheUpstreamsHaveShown) {
   ASSERT_EQ(a_.sent.size(), 1u);
   a_.Reply(dns::kNoError);
   EXPECT_EQ(after->servers()[0].state, CircuitBreaker::State::kClosed);
+}
+
+// Found by the simulation (seed 11534): a reload while the old pool's zone
+// probe was in flight left the new pool without zone probes until its next
+// failure, 3 s later, so clients stayed on stale answers after the upstream
+// had returned.
+TEST_F(PoolTest, AReloadWhileAZoneProbeIsInFlightKeepsProbing) {
+  PoolOptions o;
+  o.breaker.failures_to_open = 100;  // no breaker: only zone probes find the recovery
+  auto before = Proven(o);
+  Advance(absl::Milliseconds(1));
+  Send(*before);
+  a_.Fail();
+  b_.Fail();
+  ASSERT_EQ(before->health(), Health::kDegraded);
+  // Wait for the zone probe to go out, and reload while it is in flight.
+  for (int i = 0; i < 20 && a_.sent.empty(); ++i) Advance(absl::Milliseconds(100));
+  ASSERT_EQ(a_.sent.size(), 1u);
+  auto after = Make(o);
+  after->AdoptState(*before);
+  before->CancelQueued();
+  a_.sent.clear();  // the old pool's probe is never answered (blackhole)
+  before.reset();
+  // The upstream is back: the new pool probes within the probe interval.
+  int waited_ms = 0;
+  for (; waited_ms < 1500 && a_.sent.empty(); waited_ms += 50) Advance(absl::Milliseconds(50));
+  ASSERT_EQ(a_.sent.size(), 1u) << "no zone probe from the new pool within 1.5 s";
+  EXPECT_EQ(counters_.zone_probes_sent.load(), 2u);
+  a_.Reply(dns::kNoError);
+  EXPECT_EQ(after->health(), Health::kHealthy);
 }
 
 }  // namespace

@@ -13,9 +13,17 @@
 #include "lib/dns/constants.h"
 #include "lib/dns/name.h"
 #include "lib/dns/query_view.h"
+#include "lib/dns/writers.h"
 
 namespace nodedns::upstream {
 namespace {
+
+UdpChannelOptions Options(absl::Duration timeout, int attempts) {
+  UdpChannelOptions o;
+  o.timeout = timeout;
+  o.attempts = attempts;
+  return o;
+}
 
 // A UDP "server" on 127.0.0.1 the test answers by hand, and a libuv loop
 // with the channel's timer queue on the real steady clock.
@@ -164,7 +172,7 @@ TEST_F(UdpChannelTest, ForgedAndStrayPacketsAreIgnoredAndTheQueryWaitsForItsAnsw
 }
 
 TEST_F(UdpChannelTest, AServerThatDoesNotEchoCaseIsAskedInLowercaseAfterThreeTries) {
-  Make(UdpChannelOptions{.timeout = absl::Milliseconds(50), .attempts = 1});
+  Make(Options(absl::Milliseconds(50), 1));
   for (int i = 0; i < 3; ++i) {
     Send("lower" + std::to_string(i) + ".example", i);
     auto r = Receive();
@@ -189,7 +197,7 @@ TEST_F(UdpChannelTest, AServerThatDoesNotEchoCaseIsAskedInLowercaseAfterThreeTri
 }
 
 TEST_F(UdpChannelTest, AttemptsAsCaresMakesThemThenDeadlineExceeded) {
-  Make(UdpChannelOptions{.timeout = absl::Milliseconds(60), .attempts = 2});
+  Make(Options(absl::Milliseconds(60), 2));
   absl::Time start = clock_->Now();
   Send("silent.example", 1);
   auto first = Receive();
@@ -206,7 +214,7 @@ TEST_F(UdpChannelTest, AttemptsAsCaresMakesThemThenDeadlineExceeded) {
 }
 
 TEST_F(UdpChannelTest, ARefusingServerFailsTheQueryAtOnceAndShutdownCancels) {
-  Make(UdpChannelOptions{.timeout = absl::Seconds(5)});
+  Make(Options(absl::Seconds(5), 2));
   close(server_);  // nothing listens: the kernel answers ICMP port unreachable
   server_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   absl::Time start = clock_->Now();

@@ -1,4 +1,4 @@
-#include "lib/upstream/upstream_set.h"
+#include "lib/upstream/tcp_channel.h"
 
 #include <spdlog/spdlog.h>
 
@@ -8,22 +8,23 @@
 #include <random>
 
 #include "absl/status/status.h"
+#include "lib/common/uv_status.h"
 #include "lib/dns/constants.h"
 #include "lib/upstream/ares_status.h"
 
 namespace nodedns::upstream {
 
-struct UpstreamSet::Poll {
+struct TcpChannel::Poll {
   uv_poll_t handle;
-  UpstreamSet* owner;
+  TcpChannel* owner;
   ares_socket_t fd;
 };
 
 namespace {
 
 struct PendingSend {
-  UpstreamSet* owner;
-  UpstreamSet::Callback done;
+  TcpChannel* owner;
+  TcpChannel::Callback done;
   uint16_t id;
 };
 
@@ -34,10 +35,9 @@ void InitAresOnce() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<UpstreamSet>> UpstreamSet::Create(uv_loop_t* loop, const UpstreamOptions& options) {
-  if (options.servers.empty()) return absl::InvalidArgumentError("upstream set '" + options.name + "' has no servers");
+absl::StatusOr<std::unique_ptr<TcpChannel>> TcpChannel::Create(uv_loop_t* loop, const TcpChannelOptions& options) {
   InitAresOnce();
-  std::unique_ptr<UpstreamSet> set(new UpstreamSet(loop, options));
+  std::unique_ptr<TcpChannel> set(new TcpChannel(loop, options));
   ares_options opts{};
   int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_NOROTATE |
              ARES_OPT_EDNSPSZ;
@@ -48,39 +48,35 @@ absl::StatusOr<std::unique_ptr<UpstreamSet>> UpstreamSet::Create(uv_loop_t* loop
   // truncated one and asks again over TCP. (ares_send leaves our query, whose
   // last 11 octets are the OPT record, as it is; on FORMERR c-ares strips
   // exactly those and retries without EDNS.)
-  opts.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_STAYOPEN | ARES_FLAG_EDNS | (options.tcp_only ? ARES_FLAG_USEVC : 0);
+  opts.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_STAYOPEN | ARES_FLAG_EDNS | ARES_FLAG_USEVC;
   opts.ednspsz = dns::kDefaultEdnsPayload;
   opts.timeout = static_cast<int>(absl::ToInt64Milliseconds(options.timeout));
   opts.tries = options.attempts;
-  opts.sock_state_cb = &UpstreamSet::OnSocketState;
+  opts.sock_state_cb = &TcpChannel::OnSocketState;
   opts.sock_state_cb_data = set.get();
   int rc = ares_init_options(&set->channel_, &opts, mask);
   if (rc != ARES_SUCCESS) return AresStatusToStatus(rc);
-  std::string csv;
-  for (const SocketAddress& s : options.servers) {
-    if (!csv.empty()) csv += ",";
-    csv += s.ToString();
-  }
+  std::string csv = options.server.ToString();
   rc = ares_set_servers_ports_csv(set->channel_, csv.c_str());
   if (rc != ARES_SUCCESS) {
     absl::Status st = AresStatusToStatus(rc);
-    return absl::Status(st.code(), "upstream servers '" + csv + "': " + std::string(st.message()));
+    return absl::Status(st.code(), "upstream server '" + csv + "': " + std::string(st.message()));
   }
-  uv_timer_init(loop, &set->timer_);
+  if (int rc2 = uv_timer_init(loop, &set->timer_); rc2 != 0) return UvStatus(rc2, "uv_timer_init");
   set->timer_.data = set.get();
-  uv_timer_init(loop, &set->defer_timer_);
+  if (int rc2 = uv_timer_init(loop, &set->defer_timer_); rc2 != 0) return UvStatus(rc2, "uv_timer_init");
   set->defer_timer_.data = set.get();
   set->timer_initialized_ = true;
   return set;
 }
 
-UpstreamSet::UpstreamSet(uv_loop_t* loop, const UpstreamOptions& options) : loop_(loop), options_(options) {}
+TcpChannel::TcpChannel(uv_loop_t* loop, const TcpChannelOptions& options) : loop_(loop), options_(options) {}
 
-UpstreamSet::~UpstreamSet() {
+TcpChannel::~TcpChannel() {
   if (channel_ != nullptr) ares_destroy(channel_);  // only if Shutdown was never called
 }
 
-void UpstreamSet::Send(absl::Span<const uint8_t> query, Callback done) {
+void TcpChannel::Send(absl::Span<const uint8_t> query, Callback done) {
   if (shut_down_) {
     done(absl::CancelledError("upstream set is shut down"), {});
     return;
@@ -88,7 +84,7 @@ void UpstreamSet::Send(absl::Span<const uint8_t> query, Callback done) {
   if (query.size() < 12 || query.size() > 0xFFFF) {
     // Never from inside Send(): through the deferred list.
     deferred_.push_back(Deferred{absl::InvalidArgumentError("query size"), {}, std::move(done)});
-    uv_timer_start(&defer_timer_, &UpstreamSet::OnDeferred, 0, 0);
+    uv_timer_start(&defer_timer_, &TcpChannel::OnDeferred, 0, 0);
     return;
   }
   ++inflight_;
@@ -101,12 +97,12 @@ void UpstreamSet::Send(absl::Span<const uint8_t> query, Callback done) {
   q[1] = static_cast<uint8_t>(id);
   auto* pending = new PendingSend{this, std::move(done), id};
   in_send_ = true;
-  ares_send(channel_, q.data(), static_cast<int>(q.size()), &UpstreamSet::OnAnswer, pending);
+  ares_send(channel_, q.data(), static_cast<int>(q.size()), &TcpChannel::OnAnswer, pending);
   in_send_ = false;
   ArmTimer();
 }
 
-uint16_t UpstreamSet::NewQueryId() {
+uint16_t TcpChannel::NewQueryId() {
   while (true) {
     if (random_left_ == 0) {
       ssize_t n = getrandom(random_ids_, sizeof(random_ids_), 0);
@@ -124,16 +120,16 @@ uint16_t UpstreamSet::NewQueryId() {
   }
 }
 
-void UpstreamSet::OnDeferred(uv_timer_t* timer) {
-  auto* self = static_cast<UpstreamSet*>(timer->data);
+void TcpChannel::OnDeferred(uv_timer_t* timer) {
+  auto* self = static_cast<TcpChannel*>(timer->data);
   std::vector<Deferred> batch;
   batch.swap(self->deferred_);
   for (Deferred& d : batch) d.done(d.status, d.answer);
 }
 
-void UpstreamSet::OnAnswer(void* arg, int status, int timeouts, unsigned char* abuf, int alen) {
+void TcpChannel::OnAnswer(void* arg, int status, int timeouts, unsigned char* abuf, int alen) {
   std::unique_ptr<PendingSend> pending(static_cast<PendingSend*>(arg));
-  UpstreamSet* self = pending->owner;
+  TcpChannel* self = pending->owner;
   --self->inflight_;
   self->ids_in_flight_.erase(pending->id);
   spdlog::trace("upstream {}: answer status {} timeouts {} len {}", self->options_.name, status, timeouts, alen);
@@ -142,14 +138,14 @@ void UpstreamSet::OnAnswer(void* arg, int status, int timeouts, unsigned char* a
   if (self->in_send_) {
     self->deferred_.push_back(
         Deferred{AresStatusToStatus(status), std::vector<uint8_t>(answer.begin(), answer.end()), std::move(pending->done)});
-    uv_timer_start(&self->defer_timer_, &UpstreamSet::OnDeferred, 0, 0);
+    uv_timer_start(&self->defer_timer_, &TcpChannel::OnDeferred, 0, 0);
     return;
   }
   pending->done(AresStatusToStatus(status), answer);
 }
 
-void UpstreamSet::OnSocketState(void* data, ares_socket_t fd, int readable, int writable) {
-  auto* self = static_cast<UpstreamSet*>(data);
+void TcpChannel::OnSocketState(void* data, ares_socket_t fd, int readable, int writable) {
+  auto* self = static_cast<TcpChannel*>(data);
   spdlog::trace("upstream {}: socket {} readable={} writable={}", self->options_.name, fd, readable, writable);
   auto it = self->polls_.find(fd);
   if (!readable && !writable) {
@@ -176,12 +172,12 @@ void UpstreamSet::OnSocketState(void* data, ares_socket_t fd, int readable, int 
     p = it->second;
   }
   int events = (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0);
-  uv_poll_start(&p->handle, events, &UpstreamSet::OnPoll);
+  uv_poll_start(&p->handle, events, &TcpChannel::OnPoll);
 }
 
-void UpstreamSet::OnPoll(uv_poll_t* handle, int status, int events) {
+void TcpChannel::OnPoll(uv_poll_t* handle, int status, int events) {
   Poll* p = static_cast<Poll*>(handle->data);
-  UpstreamSet* self = p->owner;
+  TcpChannel* self = p->owner;
   ares_socket_t fd = p->fd;  // p may be freed by c-ares closing the socket
   ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
   if (status < 0) {
@@ -195,13 +191,13 @@ void UpstreamSet::OnPoll(uv_poll_t* handle, int status, int events) {
   self->ArmTimer();
 }
 
-void UpstreamSet::OnTimer(uv_timer_t* timer) {
-  auto* self = static_cast<UpstreamSet*>(timer->data);
+void TcpChannel::OnTimer(uv_timer_t* timer) {
+  auto* self = static_cast<TcpChannel*>(timer->data);
   ares_process_fd(self->channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
   self->ArmTimer();
 }
 
-void UpstreamSet::ArmTimer() {
+void TcpChannel::ArmTimer() {
   if (shut_down_ || channel_ == nullptr) return;
   timeval tv{};
   if (ares_timeout(channel_, nullptr, &tv) == nullptr) {
@@ -215,10 +211,10 @@ void UpstreamSet::ArmTimer() {
   // re-armed from its own callback runs again in the same loop pass, so this
   // spun the worker for up to 1 ms per upstream deadline: measured as 4-20 ms
   // stalls when an outage's first queries timed out together.
-  uv_timer_start(&timer_, &UpstreamSet::OnTimer, ms == 0 ? 1 : ms, 0);
+  uv_timer_start(&timer_, &TcpChannel::OnTimer, ms == 0 ? 1 : ms, 0);
 }
 
-void UpstreamSet::Shutdown() {
+void TcpChannel::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (channel_ != nullptr) {

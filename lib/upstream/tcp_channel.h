@@ -1,11 +1,14 @@
-#ifndef NODEDNS_LIB_UPSTREAM_UPSTREAM_SET_H_
-#define NODEDNS_LIB_UPSTREAM_UPSTREAM_SET_H_
+#ifndef NODEDNS_LIB_UPSTREAM_TCP_CHANNEL_H_
+#define NODEDNS_LIB_UPSTREAM_TCP_CHANNEL_H_
 
-// A set of upstream servers for one zone, queried through one c-ares channel
-// driven by a libuv loop: c-ares's socket-state callback starts and stops one
-// uv_poll_t per socket, and one uv_timer_t is armed from ares_timeout().
+// One upstream server over TCP, through a c-ares channel (ARES_FLAG_USEVC:
+// one connection, kept open and reused, queries pipelined on it) driven by a
+// libuv loop: c-ares's socket-state callback starts and stops one uv_poll_t
+// per socket, and one uv_timer_t is armed from ares_timeout(). UDP goes
+// through our own UdpChannel instead (random port per query, RFC 5452); the
+// two make a ServerChannel.
 //
-// Threading: an UpstreamSet belongs to the thread running its loop; every
+// Threading: a TcpChannel belongs to the thread running its loop; every
 // method, and every callback it makes, runs on that thread.
 // Lifetime: call Shutdown(), let the loop run until its handles are closed
 // (uv_run returns), then destroy the object.
@@ -28,23 +31,22 @@
 
 namespace nodedns::upstream {
 
-struct UpstreamOptions {
-  std::string name;                      // for logs, e.g. the zone
-  std::vector<SocketAddress> servers;    // tried in order
+struct TcpChannelOptions {
+  std::string name;  // for logs, e.g. the zone and server
+  SocketAddress server;
   absl::Duration timeout = absl::Seconds(1);  // per attempt (c-ares doubles it per round)
   int attempts = 2;
-  bool tcp_only = false;  // ARES_FLAG_USEVC: every query over TCP (ServerChannel's TCP path)
 };
 
-class UpstreamSet final : public Transport {
+class TcpChannel final : public Transport {
  public:
   // Only answers to the question asked reach the callback (c-ares checks).
   using Callback = upstream::Callback;
 
-  static absl::StatusOr<std::unique_ptr<UpstreamSet>> Create(uv_loop_t* loop, const UpstreamOptions& options);
-  ~UpstreamSet() override;
-  UpstreamSet(const UpstreamSet&) = delete;
-  UpstreamSet& operator=(const UpstreamSet&) = delete;
+  static absl::StatusOr<std::unique_ptr<TcpChannel>> Create(uv_loop_t* loop, const TcpChannelOptions& options);
+  ~TcpChannel() override;
+  TcpChannel(const TcpChannel&) = delete;
+  TcpChannel& operator=(const TcpChannel&) = delete;
 
   // Sends a complete DNS query under a fresh random ID (c-ares 1.18 sends the
   // caller's ID as it is and matches answers by ID and question). Retries over TCP
@@ -56,11 +58,11 @@ class UpstreamSet final : public Transport {
   void Shutdown();
 
   size_t inflight() const { return inflight_; }
-  const UpstreamOptions& options() const { return options_; }
+  const TcpChannelOptions& options() const { return options_; }
 
  private:
   struct Poll;
-  explicit UpstreamSet(uv_loop_t* loop, const UpstreamOptions& options);
+  explicit TcpChannel(uv_loop_t* loop, const TcpChannelOptions& options);
   static void OnSocketState(void* data, ares_socket_t fd, int readable, int writable);
   static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnTimer(uv_timer_t* timer);
@@ -77,7 +79,7 @@ class UpstreamSet final : public Transport {
   };
 
   uv_loop_t* const loop_;
-  const UpstreamOptions options_;
+  const TcpChannelOptions options_;
   ares_channel channel_ = nullptr;
   uv_timer_t timer_;
   bool timer_initialized_ = false;
@@ -94,4 +96,4 @@ class UpstreamSet final : public Transport {
 
 }  // namespace nodedns::upstream
 
-#endif  // NODEDNS_LIB_UPSTREAM_UPSTREAM_SET_H_
+#endif  // NODEDNS_LIB_UPSTREAM_TCP_CHANNEL_H_
