@@ -14,7 +14,9 @@ build=(cmake ninja-build g++ pkg-config libc-ares-dev libuv1-dev libabsl-dev lib
 # nodejs, which bundles npm, conflicts with Debian's npm package).
 test=(libgtest-dev libgmock-dev clang libclang-rt-14-dev bind9-dnsutils knot-dnsutils prometheus systemd util-linux
       iproute2 nftables faketime)
-bench=(dnsperf unbound procps util-linux iproute2 gawk)
+# The fleet benchmark (bench/fleet/) also runs dnsmasq (--use-stale-cache, 2.89+),
+# sums counters with jq and draws its PNG with gnuplot (no X).
+bench=(dnsperf unbound procps util-linux iproute2 gawk dnsmasq-base jq gnuplot-nox)
 
 want=()
 for set in "${@:-build}"; do
