@@ -43,11 +43,11 @@ level = "warn"
 EOC
 }
 
-unbound_base_config() {  # port, upstream port: a one-thread forwarding cache on 127.0.0.1
+unbound_server_config() {  # address, port: the server: clause of a one-thread forwarding cache
   cat <<EOC
 server:
-  interface: 127.0.0.1@$1
-  port: $1
+  interface: $1@$2
+  port: $2
   do-ip6: no
   num-threads: 1
   access-control: 127.0.0.0/8 allow
@@ -61,6 +61,12 @@ server:
   logfile: ""
   verbosity: 0
   qname-minimisation: no
+EOC
+}
+
+unbound_base_config() {  # port, upstream port: a one-thread forwarding cache on 127.0.0.1
+  unbound_server_config 127.0.0.1 "$1"
+  cat <<EOC
 forward-zone:
   name: "."
   forward-addr: 127.0.0.1@$2

@@ -26,6 +26,7 @@
 set -euo pipefail
 self=$(readlink -f "$0")
 cd "$(dirname "$self")/../.."
+source bench/common.sh  # unbound_server_config (bench_setup is not used: the fleet has its own scratch and cleanup)
 
 NODES=${NODES:-100}
 SYSTEMS=${SYSTEMS:-"nodedns unbound dnsmasq none"}
@@ -88,23 +89,9 @@ EOC
 }
 
 start_unbound() {  # node index: a one-thread forwarding cache serving expired data, as bench/outage.sh
-  cat >"$work/n$1.conf" <<EOC
-server:
-  interface: $(node_ip "$1")@$PORT
-  port: $PORT
-  do-ip6: no
-  num-threads: 1
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  module-config: "iterator"
-  chroot: ""
-  username: ""
-  directory: "$work"
-  pidfile: ""
-  use-syslog: no
-  logfile: ""
-  verbosity: 0
-  qname-minimisation: no
+  {
+  unbound_server_config "$(node_ip "$1")" "$PORT"
+  cat <<EOC
   serve-expired: yes
   serve-expired-client-timeout: 0
   serve-expired-reply-ttl: 30
@@ -117,6 +104,7 @@ forward-zone:
   name: "."
   forward-addr: $EXTERNAL@$PORT
 EOC
+  } >"$work/n$1.conf"
   unbound -d -c "$work/n$1.conf" 2>>"$work/n$1.log" &
 }
 
