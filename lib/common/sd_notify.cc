@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -44,8 +45,13 @@ absl::Duration SdWatchdogInterval() {
     if (ec != std::errc() || p != static_cast<long>(getpid())) return absl::ZeroDuration();
   }
   unsigned long long us = 0;
-  auto [end, ec] = std::from_chars(usec, usec + std::strlen(usec), us);
-  if (ec != std::errc() || us == 0) return absl::ZeroDuration();
+  const char* usec_end = usec + std::strlen(usec);
+  auto [end, ec] = std::from_chars(usec, usec_end, us);
+  // Only a whole number that fits a duration: "5000000abc" is not one, and
+  // 2^63 or more would turn negative.
+  if (ec != std::errc() || end != usec_end || us == 0 || us > static_cast<unsigned long long>(INT64_MAX)) {
+    return absl::ZeroDuration();
+  }
   return absl::Microseconds(static_cast<int64_t>(us));
 }
 

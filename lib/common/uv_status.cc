@@ -8,7 +8,9 @@ namespace nodedns {
 
 absl::Status UvStatus(int rc, const std::string& what) {
   if (rc == 0) return absl::OkStatus();
-  if (rc < 0 && rc > -4096) return ErrnoStatus(-rc, what);  // libuv codes are -errno on Unix
+  // On Unix libuv's codes are -errno, except its own (UV_EOF, UV_EAI_*,
+  // UV_ECHARSET, ...), which lie from -3000 down to -4095.
+  if (rc < 0 && rc > -3000) return ErrnoStatus(-rc, what);
   return absl::UnknownError(what + ": " + uv_strerror(rc));
 }
 

@@ -54,7 +54,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
     std::string_view arg = argv[i];
     std::string_view name = arg, value;
     bool has_value = false;
-    if (arg.substr(0, 2) != "--") {
+    if (arg.substr(0, 2) != "--" && arg != "-h") {
       return absl::InvalidArgumentError("unexpected argument '" + std::string(arg) + "' (see --help)");
     }
     if (size_t eq = arg.find('='); eq != std::string_view::npos) {
@@ -90,6 +90,8 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
     bool matched = false;
     for (const auto& [flag, field] : kBoolFlags) {
       if (name == flag) {
+        // "--takeover=false" must not turn the takeover on.
+        if (has_value) return absl::InvalidArgumentError("flag " + std::string(name) + " takes no value");
         cl.*field = true;
         matched = true;
       }

@@ -278,7 +278,11 @@ void TcpListener::CloseAll() {
   std::vector<Connection*> all;
   for (auto& [id, c] : conns_) all.push_back(c);
   for (Connection* c : all) {
-    if (!c->shutting_down) Close(c);
+    // A connection in shutdown waits for answers still queued here only if
+    // its client reads them; one that has stopped reading would keep the
+    // loop, and so the daemon's exit, waiting forever.
+    bool unread = uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->tcp)) > 0;
+    if (!c->shutting_down || unread) Close(c);
   }
 }
 

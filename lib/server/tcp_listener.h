@@ -41,7 +41,8 @@ class TcpListener final : public resolver::ReplySink {
   // Graceful stop, step one: no new connections, no new queries; answers in
   // flight are still written, and idle connections close.
   void StopAccepting();
-  // Step two: closes every connection once its queued answers are written.
+  // Step two: closes every connection once its queued answers are written;
+  // a connection whose client is not reading them is closed at once.
   void CloseAll();
   size_t connections() const { return conns_.size(); }
 

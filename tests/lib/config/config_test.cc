@@ -4,7 +4,6 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "lib/config/command_line.h"
 #include "tests/support/daemon_process.h"
 
 namespace nodedns::config {
@@ -163,58 +162,6 @@ TEST(ConfigTest, ResolvConf) {
   Config empty = DefaultConfig();
   std::string none = dir.Write("none.conf", "search example\n");
   EXPECT_FALSE(ResolveUpstreams(&empty, none).ok());
-}
-
-TEST(CommandLineTest, ParsesAndOverrides) {
-  const char* argv[] = {"nodedns", "--listen", "127.0.0.1:5301", "--listen=[::1]:5301", "--upstream",
-                        "127.0.0.9:53", "--log-level", "warn", "--workers", "2", "--ready-file", "/tmp/r"};
-  auto cl = ParseCommandLine(12, argv);
-  ASSERT_TRUE(cl.ok()) << cl.status();
-  EXPECT_EQ(cl->listen.size(), 2u);
-  auto c = BuildConfig(*cl);
-  ASSERT_TRUE(c.ok()) << c.status();
-  ASSERT_EQ(c->listen.size(), 2u);
-  EXPECT_EQ(c->listen[1].ToString(), "[::1]:5301");
-  ASSERT_EQ(c->zones.size(), 1u);
-  EXPECT_EQ(c->zones[0].servers[0].ToString(), "127.0.0.9:53");
-  EXPECT_FALSE(c->zones[0].use_resolv_conf);
-  EXPECT_EQ(c->log_level, "warn");
-  EXPECT_EQ(c->workers, 2);
-  EXPECT_EQ(*cl->ready_file, "/tmp/r");
-}
-
-TEST(CommandLineTest, FlagsOverrideFile) {
-  testing::TempDir dir;
-  std::string path = dir.Write("c.toml", "[server]\nlisten=[\"127.0.0.1:1\"]\n[[zone]]\nname=\".\"\n"
-                                         "servers=[\"127.0.0.3\"]\n[[zone]]\nname=\"cluster.local\"\n"
-                                         "servers=[\"127.0.0.4\"]\n");
-  std::string cfg = "--config=" + path;
-  const char* argv[] = {"nodedns", cfg.c_str(), "--upstream", "127.0.0.5:5353"};
-  auto c = BuildConfig(*ParseCommandLine(4, argv));
-  ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->listen[0].ToString(), "127.0.0.1:1");
-  ASSERT_EQ(c->zones.size(), 2u);
-  EXPECT_EQ(c->zones[0].servers[0].ToString(), "127.0.0.5:5353");  // "." replaced
-  EXPECT_EQ(c->zones[1].servers[0].ToString(), "127.0.0.4:53");    // others kept
-}
-
-TEST(CommandLineTest, ClearErrors) {
-  auto err = [](std::vector<const char*> args) {
-    args.insert(args.begin(), "nodedns");
-    auto cl = ParseCommandLine(static_cast<int>(args.size()), args.data());
-    if (!cl.ok()) return std::string(cl.status().message());
-    auto c = BuildConfig(*cl);
-    return c.ok() ? std::string("ok") : std::string(c.status().message());
-  };
-  EXPECT_EQ(err({"--bogus"}), "unknown flag '--bogus' (see --help)");
-  EXPECT_EQ(err({"--listen"}), "flag --listen needs a value");
-  EXPECT_EQ(err({"--listen", "nonsense", "--upstream", "127.0.0.1"}),
-            "--listen: missing port in address 'nonsense' (expected ADDR:PORT or [V6ADDR]:PORT)");
-  EXPECT_EQ(err({"--upstream", "1.2.3"}), "--upstream: invalid IP address '1.2.3' in '1.2.3'");
-  EXPECT_EQ(err({"--workers", "0"}), "--workers: expected a number from 1 to 64, got '0'");
-  EXPECT_EQ(err({"--log-level", "loud", "--upstream", "127.0.0.1"}),
-            "--log-level: must be one of trace, debug, info, warn, error, critical, off");
-  EXPECT_EQ(err({"stray"}), "unexpected argument 'stray' (see --help)");
 }
 
 }  // namespace

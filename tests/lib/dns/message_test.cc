@@ -241,18 +241,5 @@ TEST(MessageTest, SrvTargetIsNotCompressed) {
   EXPECT_EQ(back->answers[0].rdata, rdata);
 }
 
-TEST(NameTest, TextConversions) {
-  EXPECT_EQ(*NameFromText("."), std::string(1, '\0'));
-  EXPECT_EQ(NameToText(*NameFromText("A.b.C")), "A.b.C.");
-  EXPECT_EQ(NameToText(*NameFromText("a\\.b.c")), "a\\.b.c.");
-  EXPECT_FALSE(NameFromText("a..b").ok());
-  EXPECT_FALSE(NameFromText(std::string(64, 'x') + ".com").ok());
-  EXPECT_TRUE(IsSubdomain(*NameFromText("a.Cluster.Local"), *NameFromText("cluster.local")));
-  EXPECT_TRUE(IsSubdomain(*NameFromText("cluster.local"), *NameFromText("cluster.local")));
-  EXPECT_FALSE(IsSubdomain(*NameFromText("acluster.local"), *NameFromText("cluster.local")));
-  EXPECT_TRUE(IsSubdomain(*NameFromText("x.y"), *NameFromText(".")));
-  EXPECT_TRUE(NamesEqual(*NameFromText("WwW.x"), *NameFromText("www.X")));
-}
-
 }  // namespace
 }  // namespace nodedns::dns

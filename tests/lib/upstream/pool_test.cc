@@ -11,48 +11,6 @@
 namespace nodedns::upstream {
 namespace {
 
-TEST(CircuitBreakerTest, OpensAfterConsecutiveFailuresAndClosesOnSuccess) {
-  CircuitBreaker b(BreakerOptions{.failures_to_open = 3}, 1);
-  absl::Time t = absl::FromUnixSeconds(100);
-  EXPECT_FALSE(b.OnFailure(t));
-  EXPECT_FALSE(b.OnFailure(t));
-  EXPECT_FALSE(b.OnSuccess(t));  // resets the count
-  EXPECT_FALSE(b.OnFailure(t));
-  EXPECT_FALSE(b.OnFailure(t));
-  EXPECT_TRUE(b.OnFailure(t));
-  EXPECT_EQ(b.state(), CircuitBreaker::State::kOpen);
-  EXPECT_FALSE(b.allows_traffic());
-  EXPECT_TRUE(b.OnSuccess(t + absl::Seconds(1)));
-  EXPECT_TRUE(b.allows_traffic());
-  EXPECT_EQ(b.transitions(), 2u);
-}
-
-TEST(CircuitBreakerTest, ProbeIntervalBacksOffWithJitterUpToTheCap) {
-  BreakerOptions o{.failures_to_open = 1, .probe_min = absl::Milliseconds(200), .probe_max = absl::Seconds(1)};
-  CircuitBreaker b(o, 42);
-  EXPECT_EQ(b.Interval(0), absl::Milliseconds(200));
-  EXPECT_EQ(b.Interval(1), absl::Milliseconds(400));
-  EXPECT_EQ(b.Interval(2), absl::Milliseconds(800));
-  EXPECT_EQ(b.Interval(3), absl::Seconds(1));
-  EXPECT_EQ(b.Interval(10), absl::Seconds(1));
-  absl::Time t = absl::FromUnixSeconds(100);
-  b.OnFailure(t);  // opens; first probe within [100, 200] ms
-  absl::Duration first = b.next_probe() - t;
-  EXPECT_GE(first, absl::Milliseconds(100));
-  EXPECT_LE(first, absl::Milliseconds(200));
-  EXPECT_FALSE(b.ProbeDue(t));
-  EXPECT_TRUE(b.ProbeDue(b.next_probe()));
-  for (int i = 0; i < 8; ++i) b.OnFailure(t);  // failed probes: capped at 1 s
-  absl::Duration later = b.next_probe() - t;
-  EXPECT_GE(later, absl::Milliseconds(500));
-  EXPECT_LE(later, absl::Seconds(1));
-  // Two nodes' breakers with different seeds do not probe in step.
-  CircuitBreaker c(o, 43);
-  c.OnFailure(t);
-  for (int i = 0; i < 8; ++i) c.OnFailure(t);
-  EXPECT_NE(b.next_probe(), c.next_probe());
-}
-
 class FakeTransport : public Transport {
  public:
   void Send(absl::Span<const uint8_t> q, Callback done) override {
