@@ -78,7 +78,21 @@ TcpChannel::~TcpChannel() {
 
 void TcpChannel::Send(absl::Span<const uint8_t> query, Callback done) {
   if (shut_down_) {
-    done(absl::CancelledError("upstream set is shut down"), {});
+    // Never from inside Send(), even now that our own handles are closed: a
+    // one-shot timer of its own, which frees itself, delivers Cancelled.
+    struct LateCancel {
+      uv_timer_t timer;
+      Callback done;
+    };
+    auto* late = new LateCancel{{}, std::move(done)};
+    uv_timer_init(loop_, &late->timer);  // cannot fail: it only sets fields
+    late->timer.data = late;
+    uv_timer_start(&late->timer, [](uv_timer_t* t) {
+      auto* l = static_cast<LateCancel*>(t->data);
+      Callback cb = std::move(l->done);
+      uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete static_cast<LateCancel*>(h->data); });
+      cb(absl::CancelledError("TCP channel is shut down"), {});
+    }, 0, 0);
     return;
   }
   if (query.size() < 12 || query.size() > 0xFFFF) {
