@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -61,8 +62,14 @@ std::unique_ptr<DaemonProcess> DaemonProcess::Start(const Options& o) {
   argv_s.insert(argv_s.end(), o.args.begin(), o.args.end());
   // For a developer chasing a failure: NODEDNS_TEST_LOG_LEVEL=debug.
   if (const char* level = std::getenv("NODEDNS_TEST_LOG_LEVEL")) argv_s.insert(argv_s.end(), {"--log-level", level});
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    // A test that dies (an abort, a crash) takes its daemon with it: no
+    // orphan keeps ports and CPU. (Daemons are started from the test's main
+    // thread; the signal follows the thread that forked.)
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(127);
     for (const std::string& e : o.env) putenv(strdup(e.c_str()));
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
