@@ -135,6 +135,7 @@ msg_mem=$(unbound_stat mem.cache.message)
 rrset_mem=$(unbound_stat mem.cache.rrset)
 count=$(unbound_stat msg.cache.count)
 stop_server
+if [ -z "$count" ] || [ "$count" -eq 0 ]; then echo "could not read Unbound's msg.cache.count"; exit 1; fi
 msg_size=$(awk -v m="$msg_mem" -v n="$count" -v c="$CAPACITY" 'BEGIN {printf "%d", m / n * c}')
 rrset_size=$(awk -v m="$rrset_mem" -v n="$count" -v c="$CAPACITY" 'BEGIN {printf "%d", m / n * c}')
 for round in 1 2 3; do
