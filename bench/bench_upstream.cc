@@ -1,6 +1,8 @@
 // Upstream for bench/: answers every A query with 192.0.2.1 (TTL from
 // argv[1], default 86400) on a free 127.0.0.1 port, which it prints on
-// stdout; runs until SIGTERM or SIGINT.
+// stdout; names of argv[2] labels or more (if given and not 0) are NXDOMAIN.
+// On SIGUSR1 it prints the number of queries received so far (a line
+// "queries N"); runs until SIGTERM or SIGINT.
 
 #include <signal.h>
 #include <unistd.h>
@@ -15,14 +17,19 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // the server thread inherits the mask
   auto up = nodedns::testing::FakeUpstream::Start();
   if (!up) return 1;
   up->set_ttl(argc > 1 ? static_cast<uint32_t>(std::atoi(argv[1])) : 86400);
+  if (argc > 2) up->set_nxdomain_from_labels(std::atoi(argv[2]));
   std::printf("%d\n", up->port());
   std::fflush(stdout);
   int sig = 0;
-  sigwait(&set, &sig);
+  while (sigwait(&set, &sig) == 0 && sig == SIGUSR1) {
+    std::printf("queries %d\n", up->queries());
+    std::fflush(stdout);
+  }
   std::fprintf(stderr, "bench_upstream: %d queries\n", up->queries());
   return 0;
 }

@@ -2,97 +2,18 @@
 
 #include <algorithm>
 #include <cstring>
-#include <new>
 
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
+#include "lib/cache/shard.h"
 #include "lib/dns/query_view.h"
 
 namespace nodedns::cache {
 
-// One heap block per entry: this header, then the TTL offsets (uint16_t),
-// the key and the image. Deadlines are absolute, as in Unbound: milliseconds
-// on the steady clock (the snapshot converts them to and from wall time).
-struct Cache::Entry {
-  static constexpr int64_t kNever = INT64_MIN;
-  Entry* prev = nullptr;  // LRU: head is most recently used
-  Entry* next = nullptr;
-  int64_t inserted_ms = 0;
-  int64_t expires_ms = 0;
-  int64_t stale_until_ms = 0;
-  int64_t refresh_failed_ms = kNever;
-  uint16_t key_len = 0;
-  uint16_t image_len = 0;
-  uint16_t num_ttls = 0;
-  dns::AnswerKind kind = dns::AnswerKind::kOther;
-
-  uint16_t* ttls() { return reinterpret_cast<uint16_t*>(this + 1); }
-  char* key_data() { return reinterpret_cast<char*>(ttls() + num_ttls); }
-  uint8_t* image() { return reinterpret_cast<uint8_t*>(key_data() + key_len); }
-  std::string_view key() { return {key_data(), key_len}; }
-  size_t footprint() const { return AllocSize(key_len, image_len, num_ttls) + kIndexOverhead; }
-
-  // Approximate per-entry cost of the hash index slot and control bytes.
-  static constexpr size_t kIndexOverhead = 32;
-  static size_t AllocSize(size_t key_len, size_t image_len, size_t num_ttls) {
-    return sizeof(Entry) + num_ttls * sizeof(uint16_t) + key_len + image_len;
-  }
-  static Entry* New(std::string_view key, const dns::CacheImage& image) {
-    void* mem = ::operator new(AllocSize(key.size(), image.wire.size(), image.ttl_offsets.size()));
-    Entry* e = new (mem) Entry();
-    e->key_len = static_cast<uint16_t>(key.size());
-    e->image_len = static_cast<uint16_t>(image.wire.size());
-    e->num_ttls = static_cast<uint16_t>(image.ttl_offsets.size());
-    e->kind = image.kind;
-    if (!image.ttl_offsets.empty()) {  // an empty vector's data() may be null
-      std::memcpy(e->ttls(), image.ttl_offsets.data(), image.ttl_offsets.size() * sizeof(uint16_t));
-    }
-    std::memcpy(e->key_data(), key.data(), key.size());
-    std::memcpy(e->image(), image.wire.data(), image.wire.size());
-    return e;
-  }
-  static void Delete(Entry* e) {
-    e->~Entry();
-    ::operator delete(e);
-  }
-};
-
-struct Cache::Shard {
-  mutable absl::Mutex mu;
-  absl::flat_hash_map<std::string_view, Entry*> index ABSL_GUARDED_BY(mu);
-  Entry* head ABSL_GUARDED_BY(mu) = nullptr;
-  Entry* tail ABSL_GUARDED_BY(mu) = nullptr;
-  size_t bytes ABSL_GUARDED_BY(mu) = 0;
-  size_t max_entries = 0;
-  size_t max_bytes = 0;
-
-  void UnlinkLocked(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    (e->prev ? e->prev->next : head) = e->next;
-    (e->next ? e->next->prev : tail) = e->prev;
-    e->prev = e->next = nullptr;
-  }
-  void PushFrontLocked(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    e->prev = nullptr;
-    e->next = head;
-    if (head) head->prev = e;
-    head = e;
-    if (!tail) tail = e;
-  }
-  void RemoveLocked(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    index.erase(e->key());
-    UnlinkLocked(e);
-    bytes -= e->footprint();
-    Entry::Delete(e);
-  }
-  ~Shard() {
-    absl::MutexLock lock(&mu);
-    for (Entry* e = head; e;) {
-      Entry* next = e->next;
-      Entry::Delete(e);
-      e = next;
-    }
-  }
-};
+using internal::Budget;
+using internal::Entry;
+using internal::EvictCounts;
+using internal::Shard;
 
 namespace {
 // Steady-clock milliseconds, clamped far inside int64 so that differences of
@@ -116,23 +37,31 @@ absl::StatusOr<std::unique_ptr<Cache>> Cache::Create(const CacheOptions& options
   return std::unique_ptr<Cache>(new Cache(options));
 }
 
-Cache::Cache(const CacheOptions& options) : options_(options) {
+Cache::Cache(const CacheOptions& options) : options_(options), budget_(std::make_unique<Budget>()) {
+  budget_->max_entries = options.max_entries;
+  budget_->max_bytes = options.max_bytes;
+  size_t fair_entries = (options.max_entries + options.shards - 1) / options.shards;
   for (size_t i = 0; i < options.shards; ++i) {
-    auto s = std::make_unique<Shard>();
-    s->max_entries = options.max_entries / options.shards;
-    s->max_bytes = options.max_bytes / options.shards;
-    shards_.push_back(std::move(s));
+    shards_.push_back(std::make_unique<Shard>(fair_entries, options.max_bytes / options.shards, budget_.get()));
   }
 }
 
 Cache::~Cache() = default;
 
-Cache::Shard& Cache::ShardFor(std::string_view key) {
-  return *shards_[absl::Hash<std::string_view>{}(key) % shards_.size()];
+size_t Cache::ShardIndex(std::string_view key) const {
+  return absl::Hash<std::string_view>{}(key) % shards_.size();
+}
+
+void Cache::Count(const EvictCounts& c) {
+  if (c.evicted + c.stale_serving) {
+    counters_.evictions.fetch_add(c.evicted + c.stale_serving, std::memory_order_relaxed);
+  }
+  if (c.stale_serving) counters_.stale_serving_evicted.fetch_add(c.stale_serving, std::memory_order_relaxed);
+  if (c.expired) counters_.expired_removed.fetch_add(c.expired, std::memory_order_relaxed);
 }
 
 LookupStatus Cache::Lookup(std::string_view key, absl::Time now, uint8_t* out, size_t cap, HitInfo* info) {
-  Shard& s = ShardFor(key);
+  Shard& s = *shards_[ShardIndex(key)];
   int64_t now_ms = ToMs(now);
   int64_t inserted_ms, expires_ms;
   {
@@ -140,7 +69,7 @@ LookupStatus Cache::Lookup(std::string_view key, absl::Time now, uint8_t* out, s
     auto it = s.index.find(key);
     if (it == s.index.end()) return LookupStatus::kMiss;
     Entry* e = it->second;
-    if (now_ms >= e->stale_until_ms && now_ms >= e->expires_ms) {
+    if (e->Dead(now_ms)) {
       s.RemoveLocked(e);
       counters_.expired_removed.fetch_add(1, std::memory_order_relaxed);
       return LookupStatus::kMiss;
@@ -161,10 +90,9 @@ LookupStatus Cache::Lookup(std::string_view key, absl::Time now, uint8_t* out, s
     info->stale_until = absl::FromUnixMillis(e->stale_until_ms);
     info->refresh_failed_at =
         e->refresh_failed_ms == Entry::kNever ? absl::InfinitePast() : absl::FromUnixMillis(e->refresh_failed_ms);
-    if (s.head != e) {
-      s.UnlinkLocked(e);
-      s.PushFrontLocked(e);
-    }
+    // The policy's only bookkeeping on a hit: no list is touched.
+    if (e->freq < internal::kMaxFreq) ++e->freq;
+    if (now_ms >= expires_ms) e->served_stale = true;
   }
   info->expires_at = absl::FromUnixMillis(expires_ms);
   info->inserted_at = absl::FromUnixMillis(inserted_ms);
@@ -182,7 +110,7 @@ bool Cache::Insert(std::string_view key, const dns::CacheImage& image, absl::Tim
 }
 
 void Cache::MarkRefreshFailed(std::string_view key, absl::Time now) {
-  Shard& s = ShardFor(key);
+  Shard& s = *shards_[ShardIndex(key)];
   absl::MutexLock lock(&s.mu);
   auto it = s.index.find(key);
   if (it != s.index.end()) it->second->refresh_failed_ms = ToMs(now);
@@ -194,10 +122,11 @@ bool Cache::InsertWithDeadlines(std::string_view key, const dns::CacheImage& ima
       image.ttl_offsets.size() > dns::kMaxImageRecords) {
     return false;
   }
-  Shard& s = ShardFor(key);
+  size_t home = ShardIndex(key);
+  Shard& s = *shards_[home];
   size_t footprint = Entry::AllocSize(key.size(), image.wire.size(), image.ttl_offsets.size()) +
                      Entry::kIndexOverhead;
-  if (footprint > s.max_bytes) {
+  if (footprint > s.fair_bytes) {
     counters_.rejected_too_large.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
@@ -207,26 +136,50 @@ bool Cache::InsertWithDeadlines(std::string_view key, const dns::CacheImage& ima
   e->inserted_ms = ToMs(inserted_at);
   e->expires_ms = ToMs(expires_at);
   e->stale_until_ms = ToMs(stale_until);
-  uint64_t evicted = 0;
+  int64_t now_ms = ToMs(now);
+  EvictCounts evicted;
+  bool borrow = false;
   {
     absl::MutexLock lock(&s.mu);
+    Tier tier = Tier::kProbation;
     auto it = s.index.find(key);
-    if (it != s.index.end()) s.RemoveLocked(it->second);
-    s.index.emplace(e->key(), e);
-    s.PushFrontLocked(e);
-    s.bytes += footprint;
-    while ((s.index.size() > s.max_entries || s.bytes > s.max_bytes) && s.tail != e) {
-      s.RemoveLocked(s.tail);
-      ++evicted;
+    if (it != s.index.end()) {
+      // A refresh: the name keeps its place and popularity (a stale-serving
+      // entry is fresh again, so it returns to the main tier).
+      Entry* old = it->second;
+      tier = old->tier == Tier::kProbation ? Tier::kProbation : Tier::kMain;
+      e->freq = old->freq;
+      s.RemoveLocked(old);
+    } else {
+      size_t window = std::max<size_t>(1, s.index.size() * 9 / 10);
+      if (s.ghost.Take(internal::Fingerprint(key), window)) tier = Tier::kMain;
     }
+    // Room first, so the new entry is never its own victim. The counts are
+    // the cache's: a shard gives room for its own inserts while it has any.
+    budget_->entries.fetch_add(1, std::memory_order_relaxed);
+    budget_->bytes.fetch_add(footprint, std::memory_order_relaxed);
+    while (budget_->Over() && s.EvictOneLocked(now_ms, &evicted)) {
+    }
+    budget_->entries.fetch_sub(1, std::memory_order_relaxed);
+    budget_->bytes.fetch_sub(footprint, std::memory_order_relaxed);
+    s.LinkLocked(e, tier);
+    borrow = budget_->Over();
+  }
+  // This shard was empty: room comes from the others, one lock at a time.
+  for (size_t k = 1; borrow && k < shards_.size(); ++k) {
+    Shard& o = *shards_[(home + k) % shards_.size()];
+    absl::MutexLock lock(&o.mu);
+    while (budget_->Over() && o.EvictOneLocked(now_ms, &evicted)) {
+    }
+    borrow = budget_->Over();
   }
   counters_.inserts.fetch_add(1, std::memory_order_relaxed);
-  if (evicted) counters_.evictions.fetch_add(evicted, std::memory_order_relaxed);
+  Count(evicted);
   return true;
 }
 
 bool Cache::Erase(std::string_view key) {
-  Shard& s = ShardFor(key);
+  Shard& s = *shards_[ShardIndex(key)];
   absl::MutexLock lock(&s.mu);
   auto it = s.index.find(key);
   if (it == s.index.end()) return false;
@@ -237,7 +190,8 @@ bool Cache::Erase(std::string_view key) {
 void Cache::Clear() {
   for (auto& s : shards_) {
     absl::MutexLock lock(&s->mu);
-    while (s->head) s->RemoveLocked(s->head);
+    s->ForEachLocked([&](Entry* e) ABSL_NO_THREAD_SAFETY_ANALYSIS { s->RemoveLocked(e); });
+    s->ghost.Clear();
   }
 }
 
@@ -262,7 +216,8 @@ size_t Cache::bytes() const {
 std::vector<EntrySummary> Cache::Summaries() const {
   std::vector<EntrySummary> out;
   ForEach([&](const EntryView& e) {
-    out.push_back(EntrySummary{std::string(e.key), e.kind, e.inserted_at, e.expires_at, e.stale_until, e.image.size()});
+    out.push_back(EntrySummary{std::string(e.key), e.kind, e.inserted_at, e.expires_at, e.stale_until, e.image.size(),
+                               e.tier});
   });
   return out;
 }
@@ -270,10 +225,11 @@ std::vector<EntrySummary> Cache::Summaries() const {
 void Cache::ForEach(absl::FunctionRef<void(const EntryView&)> fn) const {
   for (const auto& s : shards_) {
     absl::MutexLock lock(&s->mu);
-    for (Entry* e = s->head; e; e = e->next) {
+    s->ForEachLocked([&](Entry* e) {
       fn(EntryView{e->key(), e->kind, absl::FromUnixMillis(e->inserted_ms), absl::FromUnixMillis(e->expires_ms),
-                   absl::FromUnixMillis(e->stale_until_ms), {e->ttls(), e->num_ttls}, {e->image(), e->image_len}});
-    }
+                   absl::FromUnixMillis(e->stale_until_ms), {e->ttls(), e->num_ttls}, {e->image(), e->image_len},
+                   e->tier});
+    });
   }
 }
 
@@ -281,14 +237,12 @@ size_t Cache::EraseName(std::string_view qname) {
   size_t n = 0;
   for (auto& s : shards_) {
     absl::MutexLock lock(&s->mu);
-    for (Entry* e = s->head; e;) {
-      Entry* next = e->next;
+    s->ForEachLocked([&](Entry* e) ABSL_NO_THREAD_SAFETY_ANALYSIS {
       if (dns::CacheKeyQname(e->key()) == qname) {
         s->RemoveLocked(e);
         ++n;
       }
-      e = next;
-    }
+    });
   }
   return n;
 }

@@ -2,10 +2,36 @@
 #define NODEDNS_LIB_CACHE_CACHE_H_
 
 // The answer cache: wire images keyed by CacheKey (lowercased qname, qtype,
-// qclass, DO, CD), sharded, each shard with its own mutex and LRU list.
+// qclass, DO, CD), sharded, each shard with its own mutex.
+//
+// Capacity: max_entries and max_bytes hold for the cache as a whole. Counts
+// are cache-wide; an insert that takes the cache over a limit evicts from its
+// own shard (from another one only if its own is empty), so shards borrow
+// room from each other as hashing fills them unevenly. At rest the cache never
+// exceeds a limit; concurrent inserts into different shards may each evict
+// one entry more than needed (it runs at most that many entries short).
+//
+// Eviction: S3-FIFO (Yang et al., SOSP 2023) in each shard. A new entry
+// starts in probation (a FIFO); asked for again before it reaches the tail,
+// it moves to the main tier (a FIFO with a 2-bit access count, CLOCK),
+// otherwise it is evicted and its fingerprint remembered in a ghost FIFO (as
+// many as 90 % of the shard's entries); a name stored again while remembered
+// goes straight to the main tier. A hit only raises a counter: no list is
+// touched on the hit path. Order of precedence, first evicted first:
+//   1. entries past their stale window (dead), wherever a tail shows one;
+//   2. probation entries not asked for again since stored (one-hit entries);
+//   3. main-tier entries whose access count has run down to zero;
+//   4. stale-serving entries: expired, answered stale since, and not
+//      refreshed (the zone is failing or down). Only when nothing else is
+//      left in the shard, longest-kept first.
+// Within 2 and 3 the tail asked for less often goes first, and on a tie the
+// negative answer (NXDOMAIN, NODATA, SERVFAIL) before the positive one: a
+// negative answer never pushes out a positive one as popular as itself.
+// Replacing an entry (a refresh) keeps its tier and access count.
 //
 // Threading: every method is thread-safe. A lookup holds one shard's lock for
-// a hash probe and a memcpy of the image; nothing else runs under a lock.
+// a hash probe, a memcpy of the image and a counter update; nothing else runs
+// under a lock, and a lookup allocates nothing.
 // Ownership: the cache owns its entries; Lookup copies bytes out, so nothing
 // the caller holds points into the cache.
 
@@ -26,6 +52,11 @@
 #include "lib/dns/cache_image.h"
 
 namespace nodedns::cache {
+namespace internal {
+struct Budget;
+struct EvictCounts;
+struct Shard;
+}  // namespace internal
 
 struct CacheOptions {
   size_t max_entries = 100'000;
@@ -35,6 +66,9 @@ struct CacheOptions {
 };
 
 enum class LookupStatus : uint8_t { kMiss, kFresh, kStale };
+
+// Where an entry is in the eviction order (see the top of this file).
+enum class Tier : uint8_t { kProbation, kMain, kStaleServing };
 
 // What a hit returns besides the image bytes. Lives in the caller's scratch
 // space (it is about 1 KiB), so a lookup allocates nothing.
@@ -59,6 +93,7 @@ struct EntrySummary {
   dns::AnswerKind kind;
   absl::Time inserted_at, expires_at, stale_until;
   size_t image_len;
+  Tier tier = Tier::kProbation;
 };
 
 // An entry as ForEach shows it: views into the cache, valid during the call.
@@ -68,6 +103,7 @@ struct EntryView {
   absl::Time inserted_at, expires_at, stale_until;
   absl::Span<const uint16_t> ttl_offsets;
   absl::Span<const uint8_t> image;
+  Tier tier = Tier::kProbation;
 };
 
 class Cache {
@@ -77,13 +113,15 @@ class Cache {
   Cache(const Cache&) = delete;
   Cache& operator=(const Cache&) = delete;
 
-  // Copies the entry's image into out[0, cap) when it fits.
+  // Copies the entry's image into out[0, cap) when it fits. Counts the
+  // access for the eviction policy; a kStale answer marks the entry
+  // stale-serving until it is replaced.
   LookupStatus Lookup(std::string_view key, absl::Time now, uint8_t* out, size_t cap, HitInfo* info);
 
   // Stores (or replaces) the answer for `key`, fresh until now + image.ttl
   // and kept max_stale longer (RFC 8767: it may be served stale until then).
-  // Images that are not cacheable, or larger than a shard may hold, are
-  // ignored. Returns true if stored.
+  // Images that are not cacheable, or larger than max_bytes / shards, are
+  // ignored. Returns true if stored. May evict (see the top of this file).
   bool Insert(std::string_view key, const dns::CacheImage& image, absl::Time now,
               absl::Duration max_stale = absl::ZeroDuration());
   // Stores an entry with explicit deadlines (snapshot load).
@@ -108,21 +146,22 @@ class Cache {
 
   struct Counters {
     std::atomic<uint64_t> inserts{0};
-    std::atomic<uint64_t> evictions{0};      // LRU, over entries or bytes
-    std::atomic<uint64_t> expired_removed{0};  // past stale_until, removed on lookup
+    std::atomic<uint64_t> evictions{0};      // by the policy, over entries or bytes
+    std::atomic<uint64_t> expired_removed{0};  // past stale_until, removed on lookup or eviction
+    std::atomic<uint64_t> stale_serving_evicted{0};  // part of evictions: nothing else was left
     std::atomic<uint64_t> rejected_too_large{0};
   };
   const Counters& counters() const { return counters_; }
   const CacheOptions& options() const { return options_; }
 
  private:
-  struct Entry;
-  struct Shard;
   explicit Cache(const CacheOptions& options);
-  Shard& ShardFor(std::string_view key);
+  size_t ShardIndex(std::string_view key) const;
+  void Count(const internal::EvictCounts& c);
 
   const CacheOptions options_;
-  std::vector<std::unique_ptr<Shard>> shards_;
+  std::unique_ptr<internal::Budget> budget_;
+  std::vector<std::unique_ptr<internal::Shard>> shards_;
   Counters counters_;
 };
 

@@ -216,7 +216,7 @@ std::string PrometheusText(const StatsSnapshot& s) {
   w.Gauge("nodedns_cache_entries", "Entries in the cache (fresh and stale)", static_cast<double>(s.cache_entries));
   w.Gauge("nodedns_cache_bytes", "Bytes the cache's entries take", static_cast<double>(s.cache_bytes));
   w.Gauge("nodedns_cache_max_entries", "Configured cache.max_entries", static_cast<double>(s.cache_max_entries));
-  w.Counter("nodedns_cache_evictions_total", "Entries evicted (LRU) to stay within the cache limits",
+  w.Counter("nodedns_cache_evictions_total", "Entries evicted by the cache policy to stay within the cache limits",
             static_cast<double>(s.cache_evictions));
   w.Counter("nodedns_cache_expired_removed_total", "Entries removed past their stale limit",
             static_cast<double>(s.cache_expired_removed));

@@ -258,8 +258,10 @@ absl::StatusOr<LoadResult> Parse(std::string_view data, cache::Cache* cache, con
   result.entries_in_file = entries.size();
   dns::CacheImage image;
   image.cacheable = true;
-  // Oldest first (the file lists each shard most recent first), so that the
-  // LRU order after loading is close to the order before the restart.
+  // Last first: the file lists each shard in the cache's keeping order
+  // (stale-serving, main tier, probation; newest first in each), so what was
+  // last in line for eviction before the restart is last in line after it.
+  // Loaded entries start in probation (access counts are not saved).
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
     const ParsedEntry& e = *it;
     absl::Time expires = base.ToSteady(absl::FromUnixMillis(e.expires_ms));

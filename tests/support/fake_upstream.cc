@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -170,7 +171,9 @@ std::vector<uint8_t> FakeUpstream::Respond(const std::vector<uint8_t>& query, bo
     r.questions[0].name = *dns::NameFromText("wrong.example.");
   } else if (mode == Mode::kTruncateUdp && !tcp) {
     r.flags |= dns::kFlagTC;
-  } else if (first.rfind("nx", 0) == 0 || mode == Mode::kNxAll) {
+  } else if (first.rfind("nx", 0) == 0 || mode == Mode::kNxAll ||
+             (nxdomain_from_labels_ > 0 &&
+              std::count(qname_text.begin(), qname_text.end(), '.') >= nxdomain_from_labels_)) {
     r.set_rcode(dns::kNxDomain);
     r.authority.push_back(Soa(*zone));
   } else if (first.rfind("nodata", 0) == 0 ||

@@ -4,6 +4,7 @@
 // A DNS server the tests control, on 127.0.0.1 (UDP and TCP on the same free
 // port), running on its own thread. Answers:
 //   names starting "nx"      -> NXDOMAIN with an SOA (MINIMUM 60)
+//   names of nxdomain_from_labels() labels or more (if set) -> the same
 //   names starting "nodata"  -> NOERROR, no answer, SOA
 //   "big*" names             -> 40 A records (too large for 512-octet UDP)
 //   other A / AAAA queries   -> one record, TTL ttl()
@@ -44,6 +45,9 @@ class FakeUpstream {
   void set_mode(Mode m) { mode_ = m; }
   void set_delay_ms(int ms) { delay_ms_ = ms; }
   void set_ttl(uint32_t ttl) { ttl_ = ttl; }
+  // Names with at least this many labels are NXDOMAIN (0: off): search-list
+  // expansions of external names (bench/hit_ratio).
+  void set_nxdomain_from_labels(int labels) { nxdomain_from_labels_ = labels; }
   // The IPv4 address given in A answers.
   void set_address(uint32_t a) { a_record_ = a; }
 
@@ -84,6 +88,7 @@ class FakeUpstream {
   std::atomic<Mode> mode_{Mode::kAnswer};
   std::atomic<int> delay_ms_{0};
   std::atomic<uint32_t> ttl_{300};
+  std::atomic<int> nxdomain_from_labels_{0};
   std::atomic<uint32_t> a_record_{0xC0000201};  // 192.0.2.1
   std::atomic<int> queries_{0}, udp_queries_{0}, tcp_queries_{0}, probes_{0};
   mutable std::mutex mu_;

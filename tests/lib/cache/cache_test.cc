@@ -8,28 +8,14 @@
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
 #include "lib/dns/query_view.h"
+#include "tests/lib/cache/cache_test_util.h"
 
 namespace nodedns::cache {
 namespace {
 
 using dns::CacheImage;
-
-std::string Key(const std::string& name, uint16_t type = dns::kTypeA, bool do_bit = false, bool cd = false) {
-  std::string wire = *dns::NameFromText(name);
-  dns::CacheKey k;
-  dns::MakeCacheKey(reinterpret_cast<const uint8_t*>(wire.data()), wire.size(), type, dns::kClassIN, do_bit, cd, &k);
-  return std::string(k.view());
-}
-
-CacheImage Image(const std::string& name, uint32_t ttl, int records = 1) {
-  dns::Message m;
-  m.flags = dns::kFlagQR | dns::kFlagRA;
-  m.questions.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN});
-  for (int i = 0; i < records; ++i) {
-    m.answers.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN, ttl, "\x0a\x00\x00\x01"});
-  }
-  return *dns::BuildCacheImage(m, dns::ImagePolicy{});
-}
+using testing::Image;
+using testing::Key;
 
 class CacheTest : public ::testing::Test {
  protected:
@@ -114,13 +100,13 @@ TEST_F(CacheTest, ReplaceKeepsOneEntry) {
   EXPECT_EQ(info_.age_seconds, 0u);
 }
 
-TEST_F(CacheTest, EvictsLeastRecentlyUsedByEntries) {
+TEST_F(CacheTest, EvictsOneHitEntryBeforeOneAskedAgain) {
   CacheOptions o;
   o.shards = 1;
   o.max_entries = 3;
   auto c = Make(o);
   for (const char* n : {"a.x", "b.x", "c.x"}) c->Insert(Key(n), Image(n, 60), clock_.Now());
-  // Touch a.x so b.x is the least recently used.
+  // a.x is asked for again; b.x is the oldest entry nobody asked for.
   ASSERT_EQ(c->Lookup(Key("a.x"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kFresh);
   c->Insert(Key("d.x"), Image("d.x", 60), clock_.Now());
   EXPECT_EQ(c->entries(), 3u);
