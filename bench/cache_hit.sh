@@ -21,6 +21,9 @@ WARM_NAMES=${WARM_NAMES:-10000}
 MEM_NAMES=${MEM_NAMES:-80000}  # with the warm names, within the default max_entries (100000)
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
+# Another nodedns binary to measure instead of this tree's (an A/B against an
+# earlier commit, built the same way); Unbound runs beside it as always.
+NODEDNS_BIN=${NODEDNS_BIN:-./build-release/daemon/nodedns}
 
 source bench/common.sh
 bench_setup nodedns nodedns_bench_upstream
@@ -37,7 +40,7 @@ up_port=$(cat "$work/up.port")
 # --- nodedns ------------------------------------------------------------
 nd_port=$(free_port)
 nodedns_cache_config "$nd_port" "$up_port" >"$work/nodedns.toml"
-taskset -c "$SERVER_CPU" ./build-release/daemon/nodedns --config "$work/nodedns.toml" \
+taskset -c "$SERVER_CPU" "$NODEDNS_BIN" --config "$work/nodedns.toml" \
   --control-socket "$work/nodedns.sock" --metrics-listen "" \
   --ready-file "$work/nd.ready" 2>"$work/nodedns.log" &
 nd_pid=$!
@@ -150,7 +153,7 @@ row() {  # label, nodedns value, unbound value, format
     printf "%-34s " f " " f "   %6.2f\n", l, a, b, (b > 0 ? a / b : 0) }'
 }
 echo
-echo "nodedns $(./build-release/daemon/nodedns --version | awk '{print $2}') vs $(unbound -V | head -1), $(nproc) cores, server on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU"
+echo "nodedns $("$NODEDNS_BIN" --version | awk '{print $2}') vs $(unbound -V | head -1), $(nproc) cores, server on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU"
 printf "%-34s %12s %12s   %6s\n" "" nodedns unbound ratio
 nq=$(awk -v a="${qps[nodedns]}" -v r="$ROUNDS" 'BEGIN {print a / r}')
 uq=$(awk -v a="${qps[unbound]}" -v r="$ROUNDS" 'BEGIN {print a / r}')
