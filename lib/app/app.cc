@@ -34,9 +34,6 @@ using nlohmann::json;
 
 namespace {
 
-// Elapsed time and deadlines of the control loop: never the wall clock.
-absl::Time SteadyNow() { return SystemSteadyClock::Get()->Now(); }
-
 absl::StatusOr<std::unique_ptr<netif::NodeInterface>> SetUpInterface(const config::Config& c) {
   netif::InterfaceOptions o;
   o.name = c.interface_name;
@@ -98,7 +95,7 @@ class App::Impl : public control::ControlTarget {
   std::vector<control::ZoneSummary> Zones() override;
   cache::Cache& Cache() override { return server_->cache(); }
   // The clock Server::Create is given below.
-  absl::Time CacheNow() override { return SteadyNow(); }
+  absl::Time CacheNow() override { return clock_->Now(); }
   control::HealthStatus Health() override;
   absl::StatusOr<json> Reload() override;
   void Snapshot(Done done) override;
@@ -127,6 +124,9 @@ class App::Impl : public control::ControlTarget {
 
   config::CommandLine cl_;
   config::Config config_;  // the running daemon-level settings (log, control, metrics, snapshot)
+  // Elapsed time and deadlines of the control loop and the data plane: never
+  // the wall clock. The one clock the rooms below are given.
+  const SteadyClock* const clock_ = SystemSteadyClock::Get();
   uv_loop_t loop_;
   bool loop_initialized_ = false;
   std::unique_ptr<server::Server> server_;
@@ -144,7 +144,7 @@ class App::Impl : public control::ControlTarget {
   bool handles_closed_ = false;
   int trims_left_ = 0;
   absl::Duration watchdog_interval_;
-  absl::Time started_at_ = SteadyNow();
+  absl::Time started_at_ = clock_->Now();
   uint64_t reloads_ = 0, reload_failures_ = 0;
   absl::Time last_reload_ = absl::InfinitePast();
   CounterValues last_summary_;
@@ -192,7 +192,7 @@ absl::Status App::Impl::Init() {
     if (!ni.ok()) return ni.status();
     netif_ = std::move(*ni);
   }
-  auto server = server::Server::Create(config_, SystemSteadyClock::Get());
+  auto server = server::Server::Create(config_, clock_);
   if (!server.ok()) return server.status();
   server_ = std::move(*server);
 
@@ -202,7 +202,7 @@ absl::Status App::Impl::Init() {
   keeper_->Load([this](std::string_view q) { return server_->MaxStaleBeforeStart(q); });
 
   handover_ = std::make_unique<app::Handover>(
-      app::Handover::Parts{&loop_, control_.get(), server_.get(), keeper_.get(),
+      app::Handover::Parts{&loop_, clock_, control_.get(), server_.get(), keeper_.get(),
                            [this] {
                              if (cl_.ready_file) WriteReady();
                            },
@@ -272,7 +272,7 @@ absl::Status App::Impl::StartSignals() {
 
 int App::Impl::Run() {
   server_->Start();
-  started_at_ = SteadyNow();
+  started_at_ = clock_->Now();
   if (handover_->predecessor()) handover_->Complete();
   if (!stopping_) ready_ = true;
   std::string listening, upstreams;
@@ -428,7 +428,7 @@ void App::Impl::CloseHandles() {
 control::StatsSnapshot App::Impl::Stats() {
   control::StatsSnapshot s;
   s.version = NODEDNS_VERSION;
-  s.now = SteadyNow();
+  s.now = clock_->Now();
   s.wall_now = SystemWallClock::Get()->Now();
   s.started_at = started_at_;
   s.workers = server_->workers();
@@ -473,7 +473,7 @@ control::HealthStatus App::Impl::Health() {
 }
 
 absl::StatusOr<json> App::Impl::Reload() {
-  last_reload_ = SteadyNow();
+  last_reload_ = clock_->Now();
   auto next = config::BuildConfig(cl_);
   if (!next.ok()) {
     ++reload_failures_;

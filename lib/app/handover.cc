@@ -7,7 +7,6 @@
 #include <cerrno>
 
 #include "lib/app/peer_check.h"
-#include "lib/common/clock.h"
 #include "lib/common/guarded.h"
 #include "lib/common/uv_status.h"
 #include "lib/control/client.h"
@@ -16,10 +15,6 @@
 namespace nodedns::app {
 
 using nlohmann::json;
-
-namespace {
-absl::Time SteadyNow() { return SystemSteadyClock::Get()->Now(); }
-}  // namespace
 
 absl::StatusOr<pid_t> TakeOver(const std::string& control_path) {
   // A nodedns already answers on our control socket. It writes its snapshot
@@ -175,11 +170,11 @@ void Handover::WaitForSuccessor(absl::Duration grace, std::function<void()> then
   // Keep serving a little for a successor to take over (the control socket
   // stays open for its requests).
   spdlog::info("waiting up to {} for a successor", absl::FormatDuration(grace));
-  grace_deadline_ = SteadyNow() + grace;
+  grace_deadline_ = parts_.clock->Now() + grace;
   after_grace_ = std::move(then);
   uv_timer_start(&grace_timer_, [](uv_timer_t* t) {
     auto* self = static_cast<Handover*>(t->data);
-    if (!self->successor_serving_ && SteadyNow() < self->grace_deadline_) return;
+    if (!self->successor_serving_ && self->parts_.clock->Now() < self->grace_deadline_) return;
     uv_timer_stop(t);
     Guarded("shutdown", [self] { self->after_grace_(); });
   }, 20, 20);

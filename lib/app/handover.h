@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lib/app/control_socket.h"
+#include "lib/common/clock.h"
 #include "lib/control/commands.h"
 #include "lib/control/peer.h"
 #include "lib/server/server.h"
@@ -43,6 +44,7 @@ class Handover {
  public:
   struct Parts {
     uv_loop_t* loop;
+    const SteadyClock* clock;  // the grace period
     ControlSocket* control;
     server::Server* server;
     snapshot::Keeper* keeper;

@@ -14,6 +14,8 @@ namespace nodedns::snapshot {
 
 namespace {
 
+// Durations and the last write's time are on the same base as Moment::Now()
+// (the system steady clock), which the snapshot format's conversions use.
 absl::Time SteadyNow() { return SystemSteadyClock::Get()->Now(); }
 
 TimedWrite WriteTimed(const cache::Cache& cache, const std::string& path) {
