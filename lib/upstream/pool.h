@@ -137,6 +137,9 @@ class UpstreamPool final : public Upstream {
   // A SOA probe to server `index`; `zone_probe` when its breaker is closed.
   void SendProbe(size_t index, bool zone_probe);
   void ScheduleZoneProbe(absl::Time now);
+  // A prompt answer came to a query sent after the last suspicion: the zone
+  // answers again, and zone probing is over.
+  bool AnsweredSinceSuspicion() const { return last_prompt_sent_ > last_suspect_at_; }
 
   const PoolOptions options_;
   std::vector<std::unique_ptr<Server>> servers_;

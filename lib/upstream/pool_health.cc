@@ -42,7 +42,7 @@ void UpstreamPool::NotePrompt(absl::Time sent_at) {
   last_prompt_sent_ = std::max(last_prompt_sent_, sent_at);
   // A prompt answer to a query sent after the last suspicion: the zone
   // answers now, and probing it is over.
-  if (last_prompt_sent_ > last_suspect_at_) {
+  if (AnsweredSinceSuspicion()) {
     if (zone_probe_timer_) timers_->Cancel(zone_probe_timer_);
     zone_probe_timer_ = 0;
     zone_probe_failures_ = 0;
@@ -80,7 +80,7 @@ void UpstreamPool::ScheduleZoneProbe(absl::Time now) {
     zone_probe_timer_ = 0;
     // Recovered meanwhile (a query sent after the suspicion was answered
     // promptly): nothing to probe. A slow answer to an old query is no proof.
-    if (last_prompt_sent_ > last_suspect_at_) return;
+    if (AnsweredSinceSuspicion()) return;
     size_t i = NextServer(0);
     if (i == servers_.size()) return;  // every breaker is open: their own probes run
     SendProbe(i, /*zone_probe=*/true);
@@ -223,7 +223,7 @@ void UpstreamPool::AdoptState(const UpstreamPool& previous) {
   // A zone still suspect keeps being probed here, whether the old pool's
   // next probe was scheduled or in flight (its outcome goes to the old pool,
   // which no longer sends anything).
-  if (last_suspect_at_ != absl::InfinitePast() && last_prompt_sent_ <= last_suspect_at_) ScheduleZoneProbe(now);
+  if (last_suspect_at_ != absl::InfinitePast() && !AnsweredSinceSuspicion()) ScheduleZoneProbe(now);
 }
 
 std::vector<ServerStatus> UpstreamPool::servers() const {
