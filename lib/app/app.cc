@@ -147,7 +147,7 @@ class App::Impl : public control::ControlTarget {
   absl::Time started_at_ = clock_->Now();
   uint64_t reloads_ = 0, reload_failures_ = 0;
   absl::Time last_reload_ = absl::InfinitePast();
-  CounterValues last_summary_;
+  MetricSet last_summary_;
   bool ready_ = false;
   bool stopping_ = false;
   int exit_code_ = 0;
@@ -340,13 +340,15 @@ void App::Impl::StartWatchdog() {
 }
 
 void App::Impl::LogCounters() {
-  CounterValues v = server_->Counters();
+  MetricSet v;
+  server_->AppendMetrics(&v);
+  server_->cache().AppendMetrics(&v);
   std::string line;
-  v.ForEach([&](const char* name, const char*, uint64_t value) {
-    if (value == 0) return;
+  for (const Metric& m : v.metrics()) {
+    if (m.kind != MetricKind::kCounter || m.value == 0) continue;
     if (!line.empty()) line += " ";
-    line += std::string(name) + "=" + std::to_string(value);
-  });
+    line += m.name + "=" + std::to_string(static_cast<uint64_t>(m.value));
+  }
   spdlog::info("counters: {}", line.empty() ? "(all zero)" : line);
 }
 
@@ -432,14 +434,9 @@ control::StatsSnapshot App::Impl::Stats() {
   s.wall_now = SystemWallClock::Get()->Now();
   s.started_at = started_at_;
   s.workers = server_->workers();
-  s.counters = server_->Counters();
-  cache::Cache& c = server_->cache();
-  s.cache_entries = c.entries();
-  s.cache_bytes = c.bytes();
-  s.cache_max_entries = c.options().max_entries;
-  s.cache_max_bytes = c.options().max_bytes;
-  s.cache_evictions = c.counters().evictions.load(std::memory_order_relaxed);
-  s.cache_expired_removed = c.counters().expired_removed.load(std::memory_order_relaxed);
+  // The exported set, composed of each component's own list.
+  server_->AppendMetrics(&s.metrics);
+  server_->cache().AppendMetrics(&s.metrics);
   auto ups = server_->Upstreams(absl::Seconds(1));
   if (ups.ok()) {
     s.upstreams = std::move(*ups);
@@ -447,8 +444,11 @@ control::StatsSnapshot App::Impl::Stats() {
     s.upstreams_error = std::string(ups.status().message());
   }
   s.snapshot = keeper_->stats();
-  s.reloads = reloads_;
-  s.reload_failures = reload_failures_;
+  snapshot::AppendKeeperMetrics(s.snapshot, s.now, &s.metrics);
+  s.metrics.Counter("reloads", "count", "Configuration reloads applied", static_cast<double>(reloads_),
+                    "reloads_total");
+  s.metrics.Counter("reloads", "failures", "Configuration reloads rejected (the running configuration stayed)",
+                    static_cast<double>(reload_failures_), "reload_failures_total");
   s.last_reload = last_reload_;
   s.control_connections = control_->stats();
   if (http_) s.http_connections = http_->stats();
@@ -514,18 +514,20 @@ void App::Impl::Snapshot(Done done) {
 }
 
 void App::Impl::LogSummary() {
-  CounterValues now = server_->Counters();
+  MetricSet now;
+  server_->AppendMetrics(&now);
   control::Totals t = control::ComputeTotals(now), before = control::ComputeTotals(last_summary_);
+  auto delta = [&](const char* name) { return now.GetCount("", name) - last_summary_.GetCount("", name); };
   int open = 0;
   if (auto ups = server_->Upstreams(absl::Seconds(1)); ups.ok()) {
     for (const auto& u : *ups) open += u.open ? 1 : 0;
   }
   spdlog::info("summary: queries +{} hits +{} misses +{} stale +{} upstream_queries +{} upstream_failures +{} "
                "servfail_sent +{}; cache {} entries; {} breaker(s) open",
-               t.queries - before.queries, now.cache_hits - last_summary_.cache_hits,
-               now.cache_misses - last_summary_.cache_misses, t.stale_answers - before.stale_answers,
-               now.upstream_queries - last_summary_.upstream_queries, t.upstream_failures - before.upstream_failures,
-               now.answers_servfail - last_summary_.answers_servfail, server_->cache().entries(), open);
+               t.queries - before.queries, delta("cache_hits"), delta("cache_misses"),
+               t.stale_answers - before.stale_answers, delta("upstream_queries"),
+               t.upstream_failures - before.upstream_failures, delta("answers_servfail"), server_->cache().entries(),
+               open);
   last_summary_ = now;
 }
 

@@ -247,4 +247,12 @@ size_t Cache::EraseName(std::string_view qname) {
   return n;
 }
 
+void Cache::AppendMetrics(MetricSet* out) const {
+  out->AddCounters("", "cache_", counters_);
+  out->Gauge("cache", "entries", "Entries in the cache (fresh and stale)", static_cast<double>(entries()));
+  out->Gauge("cache", "bytes", "Bytes the cache's entries take", static_cast<double>(bytes()));
+  out->Gauge("cache", "max_entries", "Configured cache.max_entries", static_cast<double>(options_.max_entries));
+  out->Gauge("cache", "max_bytes", "Configured cache.max_bytes", static_cast<double>(options_.max_bytes));
+}
+
 }  // namespace nodedns::cache

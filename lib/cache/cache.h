@@ -49,7 +49,17 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "lib/common/counters.h"
+#include "lib/common/metrics.h"
 #include "lib/dns/cache_image.h"
+
+// Exported as cache_<name> (`dnsctl stats` counters, nodedns_cache_<name>_total).
+#define NODEDNS_CACHE_COUNTERS(X)                                                                    \
+  X(inserts, "Entries stored in the cache: answers, and entries loaded from the snapshot")          \
+  X(evictions, "Entries evicted by the cache policy to stay within the cache limits")               \
+  X(expired_removed, "Entries removed past their stale limit")                                      \
+  X(stale_serving_evicted, "Evictions of entries still servable as stale: nothing else was left")   \
+  X(rejected_too_large, "Answers not stored: one entry would exceed its shard's share of the byte limit")
 
 namespace nodedns::cache {
 namespace internal {
@@ -144,14 +154,14 @@ class Cache {
   // (lookups of that shard wait): fn must be quick and must not use the cache.
   void ForEach(absl::FunctionRef<void(const EntryView&)> fn) const;
 
+  // Written under the shard locks by any thread (relaxed atomics).
   struct Counters {
-    std::atomic<uint64_t> inserts{0};
-    std::atomic<uint64_t> evictions{0};      // by the policy, over entries or bytes
-    std::atomic<uint64_t> expired_removed{0};  // past stale_until, removed on lookup or eviction
-    std::atomic<uint64_t> stale_serving_evicted{0};  // part of evictions: nothing else was left
-    std::atomic<uint64_t> rejected_too_large{0};
+    NODEDNS_COUNTER_MEMBERS(NODEDNS_CACHE_COUNTERS)
   };
   const Counters& counters() const { return counters_; }
+  // The cache's counters (as cache_<name>) and its size gauges (group
+  // "cache"), for the exported set.
+  void AppendMetrics(MetricSet* out) const;
   const CacheOptions& options() const { return options_; }
 
  private:

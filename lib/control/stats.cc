@@ -10,8 +10,6 @@ namespace {
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
-// Seconds since `t`, or -1 if it never happened.
-double AgeSeconds(absl::Time now, absl::Time t) { return t == absl::InfinitePast() ? -1 : Seconds(now - t); }
 
 // A steady-clock time as the wall clock shows it now.
 std::string Iso8601(const StatsSnapshot& s, absl::Time steady) {
@@ -121,15 +119,20 @@ double MaxBucket(const HistogramValues& h) {
   return 0;
 }
 
-Totals ComputeTotals(const CounterValues& c) {
+Totals ComputeTotals(const MetricSet& m) {
+  auto sum = [&](std::initializer_list<const char*> names) {
+    uint64_t n = 0;
+    for (const char* name : names) n += m.GetCount("", name);
+    return n;
+  };
   Totals t;
-  t.queries = c.queries_udp + c.queries_tcp;
+  t.queries = sum({"queries_udp", "queries_tcp"});
   t.stale_answers =
-      c.stale_answers_timeout + c.stale_answers_failure + c.stale_answers_breaker + c.stale_answers_over_cap;
-  t.upstream_failures =
-      c.upstream_timeouts + c.upstream_errors + c.upstream_servfail + c.upstream_malformed + c.upstream_mismatched;
-  uint64_t lookups = c.cache_hits + c.cache_misses;
-  t.hit_ratio = lookups == 0 ? 0 : static_cast<double>(c.cache_hits) / static_cast<double>(lookups);
+      sum({"stale_answers_timeout", "stale_answers_failure", "stale_answers_breaker", "stale_answers_over_cap"});
+  t.upstream_failures = sum(
+      {"upstream_timeouts", "upstream_errors", "upstream_servfail", "upstream_malformed", "upstream_mismatched"});
+  uint64_t hits = m.GetCount("", "cache_hits"), lookups = hits + m.GetCount("", "cache_misses");
+  t.hit_ratio = lookups == 0 ? 0 : static_cast<double>(hits) / static_cast<double>(lookups);
   return t;
 }
 
@@ -156,48 +159,45 @@ nlohmann::json UpstreamsJson(const StatsSnapshot& s) {
 }
 
 nlohmann::json StatsJson(const StatsSnapshot& s) {
-  nlohmann::json counters = nlohmann::json::object();
-  s.counters.ForEach([&](const char* name, const char*, uint64_t v) { counters[name] = v; });
-  Totals t = ComputeTotals(s.counters);
-  counters["queries"] = t.queries;
-  counters["stale_answers"] = t.stale_answers;
-  counters["upstream_failures"] = t.upstream_failures;
-  counters["cache_entries"] = s.cache_entries;
-  counters["cache_bytes"] = s.cache_bytes;
-  counters["cache_evictions"] = s.cache_evictions;
-  counters["cache_expired_removed"] = s.cache_expired_removed;
   nlohmann::json j = {
       {"version", s.version},
       {"time", Iso8601(s, s.now)},
       {"uptime_seconds", Seconds(s.now - s.started_at)},
       {"workers", s.workers},
-      {"counters", counters},
-      {"hit_ratio", t.hit_ratio},
-      {"cache", {{"entries", s.cache_entries},
-                 {"bytes", s.cache_bytes},
-                 {"max_entries", s.cache_max_entries},
-                 {"max_bytes", s.cache_max_bytes}}},
-      {"latency_seconds", HistogramJson(s.counters.latency)},
-      {"stale_age_seconds", HistogramJson(s.counters.stale_age)},
-      {"upstreams", UpstreamsJson(s)},
-      {"snapshot", {{"path", s.snapshot.path},
-                    {"enabled", !s.snapshot.path.empty()},
-                    {"last_write", Iso8601(s, s.snapshot.last_write)},
-                    {"age_seconds", AgeSeconds(s.now, s.snapshot.last_write)},
-                    {"writes", s.snapshot.writes},
-                    {"write_failures", s.snapshot.write_failures},
-                    {"last_error", s.snapshot.last_error},
-                    {"last_entries", s.snapshot.last_entries},
-                    {"last_bytes", s.snapshot.last_bytes},
-                    {"last_write_seconds", s.snapshot.last_write_seconds},
-                    {"loaded_entries", s.snapshot.loaded_entries},
-                    {"load_expired", s.snapshot.load_expired},
-                    {"load_seconds", s.snapshot.load_seconds},
-                    {"load_error", s.snapshot.load_error}}},
-      {"reloads", {{"count", s.reloads},
-                   {"failures", s.reload_failures},
-                   {"last", Iso8601(s, s.last_reload)}}},
+      {"counters", nlohmann::json::object()},
   };
+  // The exported set: counters of the data plane under "counters", the
+  // others under their group. Integral values print as integers.
+  for (const Metric& m : s.metrics.metrics()) {
+    nlohmann::json& dest = m.group.empty() ? j["counters"] : j[m.group];
+    if (m.value == std::floor(m.value) && std::fabs(m.value) < 9.0e15) {
+      dest[m.name] = static_cast<int64_t>(m.value);
+    } else {
+      dest[m.name] = m.value;
+    }
+  }
+  for (const HistogramMetric& h : s.metrics.histograms()) j[h.json_name] = HistogramJson(h.values);
+
+  // Totals operators ask for first, from the per-outcome counters, and the
+  // cache's size next to its counters.
+  nlohmann::json& counters = j["counters"];
+  Totals t = ComputeTotals(s.metrics);
+  counters["queries"] = t.queries;
+  counters["stale_answers"] = t.stale_answers;
+  counters["upstream_failures"] = t.upstream_failures;
+  counters["cache_entries"] = s.metrics.GetCount("cache", "entries");
+  counters["cache_bytes"] = s.metrics.GetCount("cache", "bytes");
+  j["hit_ratio"] = t.hit_ratio;
+  j["upstreams"] = UpstreamsJson(s);
+
+  // What is not a number: paths, errors and times.
+  nlohmann::json& snapshot = j["snapshot"];
+  snapshot["path"] = s.snapshot.path;
+  snapshot["enabled"] = !s.snapshot.path.empty();  // a gauge in Prometheus, a boolean here
+  snapshot["last_write"] = Iso8601(s, s.snapshot.last_write);
+  snapshot["last_error"] = s.snapshot.last_error;
+  snapshot["load_error"] = s.snapshot.load_error;
+  j["reloads"]["last"] = Iso8601(s, s.last_reload);
   j["connections"] = {{"control", ConnectionsJson(s.control_connections)},
                       {"http", ConnectionsJson(s.http_connections)}};
   if (!s.upstreams_error.empty()) j["upstreams_error"] = s.upstreams_error;
@@ -210,20 +210,14 @@ std::string PrometheusText(const StatsSnapshot& s) {
   w.Sample("nodedns_build_info", "version=\"" + LabelValue(s.version) + "\"", 1);
   w.Gauge("nodedns_uptime_seconds", "Seconds since start", Seconds(s.now - s.started_at));
   w.Gauge("nodedns_workers", "Worker event-loop threads", s.workers);
-  s.counters.ForEach([&](const char* name, const char* help, uint64_t v) {
-    w.Counter(std::string("nodedns_") + name + "_total", help, static_cast<double>(v));
-  });
-  w.Gauge("nodedns_cache_entries", "Entries in the cache (fresh and stale)", static_cast<double>(s.cache_entries));
-  w.Gauge("nodedns_cache_bytes", "Bytes the cache's entries take", static_cast<double>(s.cache_bytes));
-  w.Gauge("nodedns_cache_max_entries", "Configured cache.max_entries", static_cast<double>(s.cache_max_entries));
-  w.Counter("nodedns_cache_evictions_total", "Entries evicted by the cache policy to stay within the cache limits",
-            static_cast<double>(s.cache_evictions));
-  w.Counter("nodedns_cache_expired_removed_total", "Entries removed past their stale limit",
-            static_cast<double>(s.cache_expired_removed));
-  w.Histogram("nodedns_query_duration_seconds", "Time from receiving a query to sending its answer",
-              s.counters.latency);
-  w.Histogram("nodedns_stale_age_seconds", "How long past expiry the stale answers served were",
-              s.counters.stale_age);
+  for (const Metric& m : s.metrics.metrics()) {
+    if (m.kind == MetricKind::kCounter) {
+      w.Counter(m.PromName(), m.help, m.value);
+    } else {
+      w.Gauge(m.PromName(), m.help, m.value);
+    }
+  }
+  for (const HistogramMetric& h : s.metrics.histograms()) w.Histogram("nodedns_" + h.prom_name, h.help, h.values);
 
   auto per_server = [&](const std::string& name, const char* type, const std::string& help, auto value) {
     w.Family(name, type, help);
@@ -262,18 +256,6 @@ std::string PrometheusText(const StatsSnapshot& s) {
              return u.zone_health == "down" ? 2.0 : u.zone_health == "degraded" ? 1.0 : 0.0;
            });
 
-  w.Gauge("nodedns_snapshot_enabled", "1 if the persistent cache is on", s.snapshot.path.empty() ? 0 : 1);
-  w.Gauge("nodedns_snapshot_age_seconds", "Seconds since the last successful snapshot write (-1: none yet)",
-          AgeSeconds(s.now, s.snapshot.last_write));
-  w.Counter("nodedns_snapshot_writes_total", "Successful snapshot writes", static_cast<double>(s.snapshot.writes));
-  w.Counter("nodedns_snapshot_write_failures_total", "Failed snapshot writes (the previous snapshot was kept)",
-            static_cast<double>(s.snapshot.write_failures));
-  w.Gauge("nodedns_snapshot_entries", "Entries in the last snapshot written", static_cast<double>(s.snapshot.last_entries));
-  w.Gauge("nodedns_snapshot_loaded_entries", "Entries loaded from the snapshot at start-up",
-          static_cast<double>(s.snapshot.loaded_entries));
-  w.Counter("nodedns_reloads_total", "Configuration reloads applied", static_cast<double>(s.reloads));
-  w.Counter("nodedns_reload_failures_total", "Configuration reloads rejected (the running configuration stayed)",
-            static_cast<double>(s.reload_failures));
   w.Family("nodedns_endpoint_connections_total", "counter",
            "Connections to the control socket and the HTTP endpoint, by outcome (idle_cut: closed to make room)");
   for (const auto& e : {std::pair{"control", &s.control_connections}, std::pair{"http", &s.http_connections}}) {

@@ -3,8 +3,9 @@
 
 // What nodedns is doing, gathered once and rendered two ways: JSON (the
 // control socket's `stats`; dnsctl formats it for humans) and the Prometheus
-// text format (/metrics). Both render the counter list of
-// lib/common/counters.h, so a counter declared there appears in both.
+// text format (/metrics). Both render the same exported set
+// (lib/common/metrics.h), composed of each component's own list, so a
+// counter declared by a component appears in both.
 
 #include <cstdint>
 #include <string>
@@ -13,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/time/time.h"
-#include "lib/common/counters.h"
+#include "lib/common/metrics.h"
 #include "lib/control/stream_server.h"
 #include "lib/snapshot/stats.h"
 #include "lib/upstream/summary.h"
@@ -30,18 +31,10 @@ struct StatsSnapshot {
   absl::Time wall_now;
   absl::Time started_at;
   int workers = 1;
-  CounterValues counters;
-  size_t cache_entries = 0;
-  size_t cache_bytes = 0;
-  size_t cache_max_entries = 0;
-  size_t cache_max_bytes = 0;
-  uint64_t cache_evictions = 0;
-  uint64_t cache_expired_removed = 0;
+  MetricSet metrics;  // every component's counters and gauges, and the histograms
   std::vector<upstream::UpstreamSummary> upstreams;
   std::string upstreams_error;  // set when a worker did not answer in time
-  SnapshotStats snapshot;
-  uint64_t reloads = 0;
-  uint64_t reload_failures = 0;
+  SnapshotStats snapshot;  // its numbers are in `metrics` too; this adds paths, errors, times
   absl::Time last_reload = absl::InfinitePast();
   ConnectionStats control_connections;
   ConnectionStats http_connections;
@@ -54,7 +47,7 @@ struct Totals {
   uint64_t upstream_failures;
   double hit_ratio;  // cache_hits / (cache_hits + cache_misses); 0 without queries
 };
-Totals ComputeTotals(const CounterValues& c);
+Totals ComputeTotals(const MetricSet& m);
 // The upper bound of the highest non-empty bucket (+Inf if that is the
 // last); 0 without samples. "max" as far as a histogram knows it.
 double MaxBucket(const HistogramValues& h);

@@ -55,7 +55,7 @@ void Resolver::CountStale(StaleReason reason, uint32_t stale_seconds) {
     case StaleReason::kBreaker: Bump(counters_->stale_answers_breaker); break;
     case StaleReason::kOverCap: Bump(counters_->stale_answers_over_cap); break;
   }
-  RecordStaleAge(*counters_, stale_seconds);
+  counters_->stale_age.Record(stale_seconds);
 }
 
 size_t Resolver::Error(const uint8_t* query, size_t len, const dns::QueryView* q, uint16_t rcode, int ede,

@@ -38,7 +38,7 @@
 #include "absl/types/span.h"
 #include "lib/cache/cache.h"
 #include "lib/common/clock.h"
-#include "lib/common/counters.h"
+#include "lib/resolver/counters.h"
 #include "lib/common/socket_address.h"
 #include "lib/common/timer_queue.h"
 #include "lib/dns/answer.h"

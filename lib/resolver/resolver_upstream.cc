@@ -262,7 +262,7 @@ void Resolver::OnUpstreamAnswer(const std::string& key, uint64_t id, const absl:
       return;
     }
   }
-  if (image->cacheable && cache_->Insert(key, *image, now, p.zone->max_stale)) Bump(counters_->cache_inserts);
+  if (image->cacheable) cache_->Insert(key, *image, now, p.zone->max_stale);
   AnswerWaiters(p.waiters, &*image, -1);
 }
 

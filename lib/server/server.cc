@@ -97,10 +97,8 @@ void Server::Stop() {
   for (auto& w : workers_) w->Join();
 }
 
-CounterValues Server::Counters() const {
-  CounterValues v;
-  for (const auto& w : workers_) v.Add(w->counters());
-  return v;
+void Server::AppendMetrics(MetricSet* out) const {
+  for (const auto& w : workers_) w->AppendMetrics(out);
 }
 
 config::Config Server::config() const {

@@ -4,7 +4,7 @@
 // The whole data plane: the shared cache, the bound sockets and the workers.
 // The daemon's main() is a thin shell around it (through app::App).
 //
-// Threading: Create/Start/Stop/Reload from one control thread. Counters(),
+// Threading: Create/Start/Stop/Reload from one control thread. AppendMetrics(),
 // cache(), Upstreams() and LoopsResponsive() may be called from any thread;
 // Upstreams() and Reload() wait (bounded) for every worker's loop.
 
@@ -18,7 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "lib/cache/cache.h"
 #include "lib/common/clock.h"
-#include "lib/common/counters.h"
+#include "lib/common/metrics.h"
 #include "lib/config/config.h"
 #include "lib/server/worker.h"
 #include "lib/upstream/summary.h"
@@ -58,7 +58,8 @@ class Server {
 
   // The listen addresses with their real ports.
   const std::vector<SocketAddress>& bound_addresses() const { return bound_; }
-  CounterValues Counters() const;
+  // Every worker's counters and histograms, summed into `out`.
+  void AppendMetrics(MetricSet* out) const;
   cache::Cache& cache() { return *cache_; }
   // The configuration in force (after reloads).
   config::Config config() const;

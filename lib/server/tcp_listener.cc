@@ -163,7 +163,7 @@ void TcpListener::ProcessFrames(Connection* c) {
 
 void TcpListener::Answered(Connection* c, const resolver::ReplyTarget& to, absl::Span<const uint8_t> answer) {
   int64_t now = MonotonicNanos();
-  RecordLatency(*counters_, to.received_ns, now);
+  RecordLatency(counters_->latency, to.received_ns, now);
   if (query_log_ && query_log_->Sample()) {
     sockaddr_storage peer{};
     int len = sizeof(peer);

@@ -16,7 +16,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
-#include "lib/common/counters.h"
+#include "lib/server/counters.h"
 #include "lib/resolver/resolver.h"
 #include "lib/server/query_log.h"
 

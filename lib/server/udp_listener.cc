@@ -99,7 +99,7 @@ bool UdpListener::ReadBatches() {
     // One clock read per batch: every answer in it counts the batch's time.
     if (answers > 0) {
       const int64_t sent = MonotonicNanos();
-      RecordLatency(*counters_, received, sent, static_cast<uint64_t>(answers));
+      RecordLatency(counters_->latency, received, sent, static_cast<uint64_t>(answers));
       for (int i = 0; query_log_ && query_log_->enabled() && i < answers; ++i) {
         if (!query_log_->Sample()) continue;
         query_log_->Log(SocketAddress::FromSockaddr(static_cast<const sockaddr*>(out_msgs_[i].msg_hdr.msg_name)),
@@ -138,7 +138,7 @@ void UdpListener::SendReply(const resolver::ReplyTarget& to, absl::Span<const ui
     return;
   }
   int64_t now = MonotonicNanos();
-  RecordLatency(*counters_, to.received_ns, now);
+  RecordLatency(counters_->latency, to.received_ns, now);
   if (query_log_ && query_log_->Sample()) query_log_->Log(to.peer, false, answer, now - to.received_ns);
 }
 

@@ -14,7 +14,7 @@
 
 #include <vector>
 
-#include "lib/common/counters.h"
+#include "lib/server/counters.h"
 #include "lib/resolver/resolver.h"
 #include "lib/server/query_log.h"
 

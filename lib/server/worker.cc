@@ -60,7 +60,7 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
       o.name = z.name + " " + server.ToString();
       o.server = server;
       o.transport = config.transport;
-      auto set = upstream::ServerChannel::Create(&loop_, &timers_, clock_, &counters_, o);
+      auto set = upstream::ServerChannel::Create(&loop_, &timers_, clock_, &upstream_counters_, o);
       if (!set.ok()) {
         g->Shutdown();
         return set.status();
@@ -69,7 +69,7 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
       g->transports.push_back(std::move(*set));
     }
     upstream::PoolOptions po = PoolOptionsFor(config, z);
-    g->pools.push_back(std::make_unique<upstream::UpstreamPool>(po, std::move(specs), clock_, &timers_, &counters_,
+    g->pools.push_back(std::make_unique<upstream::UpstreamPool>(po, std::move(specs), clock_, &timers_, &upstream_counters_,
                                                                 seeder()));
     auto zone = std::make_unique<upstream::Zone>();
     zone->name = z.name;
@@ -84,7 +84,7 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
     g->router.AddZone(*wire, zone.get());
     g->zones.push_back(std::move(zone));
   }
-  g->resolver = std::make_unique<resolver::Resolver>(config.resolver, cache_, &g->router, clock_, &timers_, &counters_, seeder());
+  g->resolver = std::make_unique<resolver::Resolver>(config.resolver, cache_, &g->router, clock_, &timers_, &resolver_counters_, seeder());
   return g;
 }
 
@@ -137,11 +137,11 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
   resolver::Resolver* r = w->current_->resolver.get();
   // From here the listeners own the descriptors.
   for (int fd : udp_fds) {
-    w->udp_.push_back(std::make_unique<UdpListener>(&w->loop_, fd, r, &w->counters_,
+    w->udp_.push_back(std::make_unique<UdpListener>(&w->loop_, fd, r, &w->server_counters_,
                                                     config.resolver.max_udp_size));
   }
   for (int fd : tcp_fds) {
-    w->tcp_.push_back(std::make_unique<TcpListener>(&w->loop_, fd, r, &w->counters_, to));
+    w->tcp_.push_back(std::make_unique<TcpListener>(&w->loop_, fd, r, &w->server_counters_, to));
   }
   udp_fds.clear();
   tcp_fds.clear();
@@ -185,6 +185,16 @@ void Worker::Run() {
 }
 
 void Worker::RequestStop() { uv_async_send(&stop_async_); }
+
+void Worker::AppendMetrics(MetricSet* out) const {
+  out->AddCounters("", "", server_counters_);
+  out->AddCounters("", "", resolver_counters_);
+  out->AddCounters("", "", upstream_counters_);
+  out->AddHistogram("latency_seconds", "query_duration_seconds", "Time from receiving a query to sending its answer",
+                    server_counters_.latency);
+  out->AddHistogram("stale_age_seconds", "stale_age_seconds", "How long past expiry the stale answers served were",
+                    resolver_counters_.stale_age);
+}
 
 void Worker::Post(std::function<void()> fn) {
   // Under the lock, so the handle cannot be closed between the check and

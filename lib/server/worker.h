@@ -13,7 +13,7 @@
 //
 // Threading: Create() on any thread before Start(); afterwards everything
 // runs on the worker's thread except RequestStop(), Join(), Post(),
-// counters() and last_heartbeat_ns(), which any thread may call.
+// AppendMetrics() and last_heartbeat_ns(), which any thread may call.
 
 #include <uv.h>
 
@@ -28,10 +28,11 @@
 #include "absl/synchronization/mutex.h"
 #include "lib/cache/cache.h"
 #include "lib/common/clock.h"
-#include "lib/common/counters.h"
+#include "lib/common/metrics.h"
 #include "lib/common/timer_queue.h"
 #include "lib/config/config.h"
 #include "lib/resolver/resolver.h"
+#include "lib/server/counters.h"
 #include "lib/server/query_log.h"
 #include "lib/server/tcp_listener.h"
 #include "lib/server/udp_listener.h"
@@ -69,7 +70,9 @@ class Worker {
   // after the upstream timeout); then every handle is closed. Thread-safe.
   void RequestStop();
   void Join();
-  const Counters& counters() const { return counters_; }
+  // Appends this worker's counters (listeners, resolver, upstream) and
+  // histograms to `out`, summing with what is there. Thread-safe.
+  void AppendMetrics(MetricSet* out) const;
 
   // Runs `fn` on the worker's thread. Thread-safe. Tasks posted after the
   // worker has closed are dropped (never run, then destroyed).
@@ -113,7 +116,10 @@ class Worker {
   absl::Time drain_deadline_;
   absl::Time min_close_;  // sockets stay open (and drained) at least until then
   bool final_closed_ = false;
-  Counters counters_;
+  // Each component counts into its own list; the worker composes them.
+  Counters server_counters_;
+  resolver::Counters resolver_counters_;
+  upstream::Counters upstream_counters_;
   TimerQueue timers_;
   QueryLog query_log_;
   std::unique_ptr<Generation> current_;

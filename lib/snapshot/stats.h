@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "lib/common/metrics.h"
 
 namespace nodedns::snapshot {
 
@@ -28,6 +29,27 @@ struct KeeperStats {
   double load_seconds = 0;
   std::string load_error;  // "" when loaded or when there was no file
 };
+
+// The keeper's numbers for the exported set (group "snapshot"; JSON
+// "snapshot": {...}, Prometheus nodedns_snapshot_*). `now` is on the steady
+// clock.
+inline void AppendKeeperMetrics(const KeeperStats& s, absl::Time now, MetricSet* out) {
+  auto d = [](auto v) { return static_cast<double>(v); };
+  out->Gauge("snapshot", "enabled", "1 if the persistent cache is on", s.path.empty() ? 0 : 1);
+  out->Gauge("snapshot", "age_seconds", "Seconds since the last successful snapshot write (-1: none yet)",
+             s.last_write == absl::InfinitePast() ? -1 : absl::ToDoubleSeconds(now - s.last_write));
+  out->Counter("snapshot", "writes", "Successful snapshot writes", d(s.writes));
+  out->Counter("snapshot", "write_failures", "Failed snapshot writes (the previous snapshot was kept)",
+               d(s.write_failures));
+  out->Gauge("snapshot", "last_entries", "Entries in the last snapshot written", d(s.last_entries),
+             "snapshot_entries");
+  out->Gauge("snapshot", "last_bytes", "Bytes of the last snapshot written", d(s.last_bytes));
+  out->Gauge("snapshot", "last_write_seconds", "Seconds the last snapshot write took", s.last_write_seconds);
+  out->Gauge("snapshot", "loaded_entries", "Entries loaded from the snapshot at start-up", d(s.loaded_entries));
+  out->Gauge("snapshot", "load_expired", "Entries of the snapshot past their stale limit at start-up, not loaded",
+             d(s.load_expired));
+  out->Gauge("snapshot", "load_seconds", "Seconds the snapshot load took at start-up", s.load_seconds);
+}
 
 }  // namespace nodedns::snapshot
 

@@ -38,7 +38,7 @@
 
 #include "absl/time/time.h"
 #include "lib/common/clock.h"
-#include "lib/common/counters.h"
+#include "lib/upstream/counters.h"
 #include "lib/common/timer_queue.h"
 #include "lib/upstream/circuit_breaker.h"
 #include "lib/upstream/limiter.h"

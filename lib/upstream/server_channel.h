@@ -17,7 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lib/common/clock.h"
-#include "lib/common/counters.h"
+#include "lib/upstream/counters.h"
 #include "lib/common/socket_address.h"
 #include "lib/common/timer_queue.h"
 #include "lib/upstream/options.h"

@@ -35,7 +35,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "lib/common/clock.h"
-#include "lib/common/counters.h"
+#include "lib/upstream/counters.h"
 #include "lib/common/socket_address.h"
 #include "lib/common/timer_queue.h"
 

@@ -15,13 +15,13 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/types/span.h"
 #include "lib/cache/cache.h"
-#include "lib/common/counters.h"
 #include "lib/common/timer_queue.h"
 #include "lib/config/config.h"
 #include "lib/resolver/resolver.h"
 #include "lib/upstream/pool.h"
 #include "lib/upstream/router.h"
 #include "tests/sim/sim.h"
+#include "tests/support/all_counters.h"
 #include "tests/support/fake_clock.h"
 
 namespace nodedns::sim {
@@ -112,7 +112,7 @@ class World final : public resolver::ReplySink {
   FakeClock clock_;
   FakeWallClock wall_;
   TimerQueue timers_;
-  Counters counters_;
+  AllCounters counters_;
   std::mt19937_64 rng_;
   std::unique_ptr<cache::Cache> cache_;
   std::unique_ptr<Generation> current_;

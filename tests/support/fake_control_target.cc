@@ -56,7 +56,7 @@ control::StatsSnapshot FakeControlTarget::Stats() {
   s.version = "test";
   s.now = absl::Now();
   s.started_at = s.now - absl::Seconds(10);
-  s.cache_entries = cache_->entries();
+  cache_->AppendMetrics(&s.metrics);
   upstream::UpstreamSummary u;
   u.zone = ".";
   u.server = "192.0.2.1:53";

@@ -11,24 +11,24 @@ namespace {
 using ::testing::HasSubstr;
 
 TEST(HistogramTest, QuantilesInterpolateInsideBucketsLikePrometheus) {
-  Counters c;
-  for (int i = 0; i < 90; ++i) c.latency.Record(0.0003);  // (0.00025, 0.0005]
-  c.latency.Record(0.2, 10);                               // (0.1, 0.25], ten at once
-  CounterValues v;
-  v.Add(c);
-  EXPECT_EQ(v.latency.count(), 100u);
-  EXPECT_NEAR(v.latency.Quantile(0.5), 0.00025 + 0.00025 * (50.0 / 90), 1e-9);
-  EXPECT_NEAR(v.latency.Quantile(0.99), 0.1 + 0.15 * (9.0 / 10), 1e-9);
-  EXPECT_DOUBLE_EQ(MaxBucket(v.latency), 0.25);
-  EXPECT_NEAR(v.latency.sum, 90 * 0.0003 + 10 * 0.2, 1e-9);
+  LatencyHistogram h;
+  for (int i = 0; i < 90; ++i) h.Record(0.0003);  // (0.00025, 0.0005]
+  h.Record(0.2, 10);                               // (0.1, 0.25], ten at once
+  HistogramValues v;
+  v.Add(h);
+  EXPECT_EQ(v.count(), 100u);
+  EXPECT_NEAR(v.Quantile(0.5), 0.00025 + 0.00025 * (50.0 / 90), 1e-9);
+  EXPECT_NEAR(v.Quantile(0.99), 0.1 + 0.15 * (9.0 / 10), 1e-9);
+  EXPECT_DOUBLE_EQ(MaxBucket(v), 0.25);
+  EXPECT_NEAR(v.sum, 90 * 0.0003 + 10 * 0.2, 1e-9);
   HistogramValues empty;
   EXPECT_EQ(empty.Quantile(0.99), 0);
   // Values beyond the last bound land in +Inf and report the last bound.
-  Counters big;
-  big.latency.Record(100);
-  CounterValues b;
+  LatencyHistogram big;
+  big.Record(100);
+  HistogramValues b;
   b.Add(big);
-  EXPECT_DOUBLE_EQ(b.latency.Quantile(0.5), 5);
+  EXPECT_DOUBLE_EQ(b.Quantile(0.5), 5);
 }
 
 StatsSnapshot Sample() {
@@ -36,18 +36,25 @@ StatsSnapshot Sample() {
   s.version = "0.1.0";
   s.started_at = absl::FromUnixSeconds(1000);
   s.now = absl::FromUnixSeconds(1060);
-  Counters c;
-  c.queries_udp = 7;
-  c.queries_tcp = 3;
-  c.cache_hits = 6;
-  c.cache_misses = 2;
-  c.stale_answers_breaker = 2;
-  c.upstream_timeouts = 1;
-  c.upstream_servfail = 2;
-  c.stale_age.Record(45);
-  c.latency.Record(0.001);
-  s.counters.Add(c);
-  s.cache_entries = 5;
+  // As the components would give them (the names are theirs).
+  MetricSet& m = s.metrics;
+  m.Counter("", "queries_udp", "Queries received over UDP", 7);
+  m.Counter("", "queries_tcp", "Queries received over TCP", 3);
+  m.Counter("", "cache_hits", "Queries answered from a fresh cache entry", 6);
+  m.Counter("", "cache_misses", "Queries not answerable from the cache", 2);
+  m.Counter("", "coalesced", "Misses that joined a query in flight", 0);
+  m.Counter("", "stale_answers_breaker", "Stale answers: breaker open", 2);
+  m.Counter("", "upstream_timeouts", "Upstream queries that timed out", 1);
+  m.Counter("", "upstream_servfail", "Upstream answers with SERVFAIL", 2);
+  m.Gauge("cache", "entries", "Entries in the cache", 5);
+  StaleAgeHistogram age;
+  age.Record(45);
+  LatencyHistogram latency;
+  latency.Record(0.001);
+  m.AddHistogram("stale_age_seconds", "stale_age_seconds", "Stale age", age);
+  m.AddHistogram("latency_seconds", "query_duration_seconds", "Latency", latency);
+  snapshot::AppendKeeperMetrics(s.snapshot, s.now, &m);
+  m.Counter("reloads", "count", "Configuration reloads applied", 4, "reloads_total");
   upstream::UpstreamSummary u;
   u.zone = "cluster.local.";
   u.server = "10.96.0.10:53";
@@ -75,6 +82,30 @@ TEST(StatsTest, JsonHasTheTotalsOperatorsAskFor) {
   EXPECT_DOUBLE_EQ(j["upstreams"][0]["state_seconds"].get<double>(), 10);
   EXPECT_EQ(j["stale_age_seconds"]["count"], 1);
   EXPECT_EQ(j["snapshot"]["age_seconds"], -1);  // never written
+  EXPECT_EQ(j["snapshot"]["enabled"], false);
+  EXPECT_EQ(j["reloads"]["count"], 4);
+  EXPECT_EQ(j["cache"]["entries"], 5);
+}
+
+TEST(StatsTest, JsonAndPrometheusRenderTheSameExportedSet) {
+  StatsSnapshot s = Sample();
+  nlohmann::json j = StatsJson(s);
+  std::string text = PrometheusText(s);
+  ASSERT_GT(s.metrics.metrics().size(), 15u);
+  for (const Metric& m : s.metrics.metrics()) {
+    const nlohmann::json& group = m.group.empty() ? j["counters"] : j[m.group];
+    ASSERT_TRUE(group.contains(m.name)) << m.group << "." << m.name;
+    if (group[m.name].is_number()) EXPECT_DOUBLE_EQ(group[m.name].get<double>(), m.value) << m.name;
+    EXPECT_THAT(text, HasSubstr("# HELP " + m.PromName() + " " + m.help + "\n")) << m.name;
+    EXPECT_THAT(text, HasSubstr((m.kind == MetricKind::kCounter ? "# TYPE " + m.PromName() + " counter\n"
+                                                                : "# TYPE " + m.PromName() + " gauge\n")));
+  }
+  // Names operators' dashboards already use.
+  EXPECT_THAT(text, HasSubstr("\nnodedns_reloads_total 4\n"));
+  EXPECT_THAT(text, HasSubstr("\nnodedns_snapshot_enabled 0\n"));
+  EXPECT_THAT(text, HasSubstr("\nnodedns_snapshot_entries 0\n"));
+  EXPECT_THAT(text, HasSubstr("\nnodedns_cache_entries 5\n"));
+  EXPECT_THAT(text, HasSubstr("\nnodedns_query_duration_seconds_count 1\n"));
 }
 
 TEST(StatsTest, PrometheusTextHasHelpTypeAndCumulativeBuckets) {

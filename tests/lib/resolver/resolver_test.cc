@@ -8,6 +8,7 @@
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
 #include "lib/upstream/pool.h"
+#include "tests/support/all_counters.h"
 #include "tests/support/fake_clock.h"
 #include "lib/upstream/upstream.h"
 #include "tests/support/dns_client.h"
@@ -178,7 +179,7 @@ class ResolverTest : public ::testing::Test {
 
   FakeClock clock_;
   TimerQueue timers_;
-  Counters counters_;
+  AllCounters counters_;
   std::unique_ptr<cache::Cache> cache_;
   ScriptedTransport transport_;
   upstream::PoolOptions pool_options_;

@@ -27,7 +27,6 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "lib/cache/cache.h"
-#include "lib/common/counters.h"
 #include "lib/common/socket_address.h"
 #include "lib/common/timer_queue.h"
 #include "lib/dns/constants.h"
@@ -36,6 +35,7 @@
 #include "lib/server/sockets.h"
 #include "lib/upstream/router.h"
 #include "lib/upstream/upstream.h"
+#include "tests/support/all_counters.h"
 #include "tests/support/dns_client.h"
 #include "tests/support/fake_clock.h"
 
@@ -199,7 +199,7 @@ class ListenerHarness : public ::testing::Test {
   bool loop_initialized_ = false;
   FakeClock clock_;
   TimerQueue timers_;
-  Counters counters_;
+  AllCounters counters_;
   std::unique_ptr<cache::Cache> cache_;
   StubUpstream upstream_;
   upstream::Zone zone_;

@@ -1,4 +1,5 @@
 #include "lib/upstream/pool.h"
+#include "tests/support/all_counters.h"
 #include "tests/support/fake_clock.h"
 
 #include <deque>
@@ -64,7 +65,7 @@ class PoolTest : public ::testing::Test {
   }
   FakeClock clock_;
   TimerQueue timers_;
-  Counters counters_;
+  AllCounters counters_;
   FakeTransport a_, b_;
   std::vector<int> results;
   std::vector<absl::StatusCode> codes;

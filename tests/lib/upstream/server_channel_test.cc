@@ -14,6 +14,7 @@
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
 #include "lib/dns/writers.h"
+#include "tests/support/all_counters.h"
 #include "tests/support/fake_upstream.h"
 
 // ServerChannel (UDP through UdpChannel, then TCP through TcpChannel for a
@@ -103,7 +104,7 @@ class ServerChannelTest : public ::testing::Test {
   uv_loop_t loop_;
   uv_timer_t tick_;
   TimerQueue timers_;
-  Counters counters_;
+  AllCounters counters_;
   const SteadyClock* clock_ = SystemSteadyClock::Get();
   std::unique_ptr<ServerChannel> server_;
   std::map<int, Result> results_;

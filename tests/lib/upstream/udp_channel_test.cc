@@ -14,6 +14,7 @@
 #include "lib/dns/name.h"
 #include "lib/dns/query_view.h"
 #include "lib/dns/writers.h"
+#include "tests/support/all_counters.h"
 
 namespace nodedns::upstream {
 namespace {
@@ -114,7 +115,7 @@ class UdpChannelTest : public ::testing::Test {
   uv_timer_t tick_;
   const SteadyClock* clock_ = SystemSteadyClock::Get();
   TimerQueue timers_;
-  Counters counters_;
+  AllCounters counters_;
   std::unique_ptr<UdpChannel> channel_;
   std::map<int, std::pair<absl::Status, std::vector<uint8_t>>> results_;
 };
