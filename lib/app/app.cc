@@ -457,7 +457,7 @@ control::StatsSnapshot App::Impl::Stats() {
 
 std::vector<control::ZoneSummary> App::Impl::Zones() {
   std::vector<control::ZoneSummary> out;
-  for (const config::ZoneConfig& z : server_->config().zones) {
+  for (const config::ZoneConfig& z : config_.zones) {
     control::ZoneSummary s{z.name, {}, absl::ToInt64Seconds(z.max_stale), z.last_known_good};
     for (const SocketAddress& a : z.servers) s.servers.push_back(a.ToString());
     out.push_back(std::move(s));
@@ -480,24 +480,25 @@ absl::StatusOr<json> App::Impl::Reload() {
     spdlog::error("reload rejected, the running configuration stays: {}", std::string(next.status().message()));
     return next.status();
   }
-  auto notes = server_->Reload(*next);
-  if (!notes.ok()) {
+  config::Config effective = *next;
+  std::vector<std::string> notes = config::KeepRestartOnly(config_, &effective);
+  if (absl::Status st = server_->Reload(effective); !st.ok()) {
     ++reload_failures_;
-    spdlog::error("reload failed, the running configuration stays: {}", std::string(notes.status().message()));
-    return notes.status();
+    spdlog::error("reload failed, the running configuration stays: {}", std::string(st.message()));
+    return st;
   }
+  static_cast<server::ServerOptions&>(config_) = effective;  // the data plane's part, as now in force
   config_.log_level = next->log_level;
   config_.log_format = next->log_format;
-  config_.query_log_sample = next->query_log_sample;
   config_.log_summary_interval = next->log_summary_interval;
   config_.snapshot_interval = next->snapshot_interval;
   ApplyLogSettings(config_.log_format, config_.log_level);
   if (!stopping_) ArmTimers();
   TrimAfterReload();
   ++reloads_;
-  for (const std::string& n : *notes) spdlog::warn("reload: {}", n);
+  for (const std::string& n : notes) spdlog::warn("reload: {}", n);
   spdlog::info("configuration reloaded from {}", next->source.empty() ? "the embedded default" : next->source);
-  return json{{"notes", *notes}, {"source", next->source}};
+  return json{{"notes", notes}, {"source", next->source}};
 }
 
 void App::Impl::Snapshot(Done done) {

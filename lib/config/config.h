@@ -1,8 +1,9 @@
 #ifndef NODEDNS_LIB_CONFIG_CONFIG_H_
 #define NODEDNS_LIB_CONFIG_CONFIG_H_
 
-// The daemon's configuration: one struct with every knob and its default,
-// loaded from TOML (toml++). The defaults live in lib/config/default.toml,
+// The daemon's configuration: the data plane's options (server::ServerOptions,
+// which composes each component's own) and the daemon's settings, every knob
+// with its default, loaded from TOML (toml++). The defaults live in lib/config/default.toml,
 // which is embedded in the binary, so the file, the binary and the README
 // agree. Errors name the file and line: "nodedns.toml:12: reason".
 
@@ -13,53 +14,23 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "lib/cache/cache.h"
 #include "lib/common/socket_address.h"
-#include "lib/dns/cache_image.h"
-#include "lib/resolver/options.h"
-#include "lib/upstream/options.h"
+#include "lib/server/options.h"
 
 namespace nodedns::config {
 
 inline constexpr char kResolvConfMarker[] = "resolv.conf";
 
-struct ZoneConfig {
-  std::string name;  // presentation form, always ending in "."
-  std::vector<SocketAddress> servers;
-  bool use_resolv_conf = false;  // servers come from /etc/resolv.conf
-  absl::Duration max_stale = absl::Hours(24);  // 0: no stale serving for the zone
-  bool last_known_good = false;
-};
+using ZoneConfig = server::ZoneOptions;
 
-struct Config {
-  // [server]
-  std::vector<SocketAddress> listen;
-  int workers = 1;
-  absl::Duration tcp_idle_timeout = absl::Seconds(10);
-  int max_tcp_connections = 1024;
-  int max_tcp_pipeline = 64;
-  // On SIGTERM without a successor, keep serving this long for one to take
-  // over (zero-gap upgrades); 0: stop at once.
+// The data plane's options (lib/server/options.h) and the daemon's own.
+struct Config : server::ServerOptions {
+  // [server] On SIGTERM without a successor, keep serving this long for one
+  // to take over (zero-gap upgrades); 0: stop at once.
   absl::Duration handover_grace = absl::ZeroDuration();
-  // [cache] size
-  cache::CacheOptions cache;
-  // The data plane's own options, with their defaults (lib/upstream/options.h,
-  // lib/resolver/options.h), filled by the loader:
-  //  - [upstream] timeout_ms, attempts;
-  upstream::TransportOptions transport;
-  //  - [upstream] limits, queue, breakers and probes, [serve_stale]
-  //    client_timeout_ms (the zone name is set per zone);
-  upstream::PoolOptions upstream;
-  //  - [server] max_udp_size, [cache] TTL clamps and prefetch, [serve_stale]
-  //    reply_ttl, failure_recheck_ms, servfail_ttl, [upstream] max_pending,
-  //    max_waiters.
-  resolver::ResolverOptions resolver;
-  // [[zone]]
-  std::vector<ZoneConfig> zones;
   // [log]
   std::string log_level = "info";
   std::string log_format = "text";  // "text" or "json" (one JSON object per line)
-  int query_log_sample = 0;         // log one query in N; 0: no query log
   absl::Duration log_summary_interval = absl::Seconds(300);  // 0: no periodic summary
   // [interface]
   bool interface_setup = false;

@@ -18,31 +18,31 @@
 
 namespace nodedns::server {
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Create(const config::Config& config, const SteadyClock* clock) {
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, const SteadyClock* clock) {
   std::unique_ptr<Server> s(new Server());
   {
-    absl::MutexLock lock(&s->config_mu_);
-    s->config_ = config;
+    absl::MutexLock lock(&s->options_mu_);
+    s->options_ = options;
   }
-  cache::CacheOptions co = config.cache;
+  cache::CacheOptions co = options.cache;
   auto cache = cache::Cache::Create(co);
   if (!cache.ok()) return cache.status();
   s->cache_ = std::move(*cache);
-  auto bound = BindListeners(config.listen, config.workers);
+  auto bound = BindListeners(options.listen, options.workers);
   if (!bound.ok()) return bound.status();
   for (const BoundAddress& b : *bound) {
     s->bound_.push_back(b.address);
     s->group_fds_.push_back(fcntl(b.udp_fds[0], F_DUPFD_CLOEXEC, 0));
     s->group_fds_.push_back(fcntl(b.tcp_fds[0], F_DUPFD_CLOEXEC, 0));
   }
-  for (int i = 0; i < config.workers; ++i) {
+  for (int i = 0; i < options.workers; ++i) {
     std::vector<int> udp, tcp;
     for (BoundAddress& b : *bound) {
       udp.push_back(b.udp_fds[i]);
       tcp.push_back(b.tcp_fds[i]);
       b.udp_fds[i] = b.tcp_fds[i] = -1;
     }
-    auto w = Worker::Create(i, config, s->cache_.get(), clock, std::move(udp), std::move(tcp));
+    auto w = Worker::Create(i, options, s->cache_.get(), clock, std::move(udp), std::move(tcp));
     if (!w.ok()) {
       for (BoundAddress& b : *bound) {
         for (int& fd : b.udp_fds) if (fd >= 0) close(fd);
@@ -101,9 +101,9 @@ void Server::AppendMetrics(MetricSet* out) const {
   for (const auto& w : workers_) w->AppendMetrics(out);
 }
 
-config::Config Server::config() const {
-  absl::MutexLock lock(&config_mu_);
-  return config_;
+ServerOptions Server::options() const {
+  absl::MutexLock lock(&options_mu_);
+  return options_;
 }
 
 template <typename T>
@@ -199,20 +199,17 @@ bool Server::LoopsResponsive(absl::Duration max_silence, std::string* why) const
   return ok;
 }
 
-absl::StatusOr<std::vector<std::string>> Server::Reload(const config::Config& next) {
-  config::Config effective = next;
-  std::vector<std::string> notes = config::KeepRestartOnly(config(), &effective);
-
-  auto shared_config = std::make_shared<const config::Config>(effective);
+absl::Status Server::Reload(const ServerOptions& next) {
+  auto shared_config = std::make_shared<const ServerOptions>(next);
   auto errors = CollectFromWorkers<absl::Status>(
       [shared_config](Worker& w) { return w.Reconfigure(*shared_config); }, absl::Seconds(5));
   if (!errors) return absl::DeadlineExceededError("reload: a worker loop did not answer within 5 s");
   for (const absl::Status& st : *errors) {
     if (!st.ok()) return absl::Status(st.code(), "reload: " + std::string(st.message()));
   }
-  absl::MutexLock lock(&config_mu_);
-  config_ = effective;
-  return notes;
+  absl::MutexLock lock(&options_mu_);
+  options_ = next;
+  return absl::OkStatus();
 }
 
 }  // namespace nodedns::server

@@ -19,7 +19,7 @@
 #include "lib/cache/cache.h"
 #include "lib/common/clock.h"
 #include "lib/common/metrics.h"
-#include "lib/config/config.h"
+#include "lib/server/options.h"
 #include "lib/server/worker.h"
 #include "lib/upstream/summary.h"
 
@@ -30,7 +30,7 @@ using upstream::UpstreamSummary;
 class Server {
  public:
   // Binds every listen address (port 0 resolved) and builds the workers.
-  static absl::StatusOr<std::unique_ptr<Server>> Create(const config::Config& config, const SteadyClock* clock);
+  static absl::StatusOr<std::unique_ptr<Server>> Create(const ServerOptions& options, const SteadyClock* clock);
   ~Server();
 
   void Start();
@@ -38,13 +38,14 @@ class Server {
   // and closed its sockets.
   void Stop();
 
-  // Applies a new configuration: zones, servers and every [upstream],
-  // [serve_stale] and TTL knob take effect for new queries at once; queries
-  // in flight finish with the old settings; the cache is kept. Settings that
-  // need a restart (config::KeepRestartOnly: sockets, cache sizes, control,
-  // metrics, snapshot path) keep their running values: each is named in the
-  // returned notes. An error leaves the running configuration in force.
-  absl::StatusOr<std::vector<std::string>> Reload(const config::Config& config);
+  // Applies new options: zones, servers and every [upstream], [serve_stale]
+  // and TTL knob take effect for new queries at once; queries in flight
+  // finish with the old settings; the cache is kept. The caller has set the
+  // options that need a restart (sockets, workers, cache sizes, the
+  // listeners' limits) back to their running values (the reload rules live
+  // with the configuration: config::KeepRestartOnly). An error leaves the
+  // running options in force.
+  absl::Status Reload(const ServerOptions& options);
 
   // Zero-gap handover (SO_REUSEPORT): steers every new datagram and
   // connection of each listen address to the successor's first socket in
@@ -61,8 +62,8 @@ class Server {
   // Every worker's counters and histograms, summed into `out`.
   void AppendMetrics(MetricSet* out) const;
   cache::Cache& cache() { return *cache_; }
-  // The configuration in force (after reloads).
-  config::Config config() const;
+  // The options in force (after reloads).
+  ServerOptions options() const;
 
   // Per upstream server, merged over workers. Error if a worker's loop does
   // not answer within `timeout`.
@@ -92,8 +93,8 @@ class Server {
   // worker 0's), for group-wide socket options.
   std::vector<int> group_fds_;
   bool stopped_ = false;
-  mutable absl::Mutex config_mu_;
-  config::Config config_ ABSL_GUARDED_BY(config_mu_);
+  mutable absl::Mutex options_mu_;
+  ServerOptions options_ ABSL_GUARDED_BY(options_mu_);
 };
 
 }  // namespace nodedns::server

@@ -38,8 +38,8 @@ constexpr uint64_t kHeartbeatMs = 250;
 
 }  // namespace
 
-upstream::PoolOptions PoolOptionsFor(const config::Config& config, const config::ZoneConfig& z) {
-  upstream::PoolOptions po = config.upstream;
+upstream::PoolOptions PoolOptionsFor(const ServerOptions& options, const ZoneOptions& z) {
+  upstream::PoolOptions po = options.upstream;
   po.zone = z.name;
   return po;
 }
@@ -47,19 +47,19 @@ upstream::PoolOptions PoolOptionsFor(const config::Config& config, const config:
 Worker::Worker(int index, cache::Cache* cache, const SteadyClock* clock)
     : index_(index), clock_(clock), cache_(cache) {}
 
-absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(const config::Config& config) {
+absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(const ServerOptions& options) {
   auto g = std::make_unique<Generation>();
-  g->longest_query = config.transport.longest();
+  g->longest_query = options.transport.longest();
   // Jitter (probes, prefetch) must differ between nodes, or thousands of
   // them would act in step: seed from the system.
   std::random_device seeder;
-  for (const config::ZoneConfig& z : config.zones) {
+  for (const ZoneOptions& z : options.zones) {
     std::vector<upstream::UpstreamPool::ServerSpec> specs;
     for (const SocketAddress& server : z.servers) {
       upstream::ServerChannelOptions o;
       o.name = z.name + " " + server.ToString();
       o.server = server;
-      o.transport = config.transport;
+      o.transport = options.transport;
       auto set = upstream::ServerChannel::Create(&loop_, &timers_, clock_, &upstream_counters_, o);
       if (!set.ok()) {
         g->Shutdown();
@@ -68,7 +68,7 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
       specs.push_back({server.ToString(), set->get()});
       g->transports.push_back(std::move(*set));
     }
-    upstream::PoolOptions po = PoolOptionsFor(config, z);
+    upstream::PoolOptions po = PoolOptionsFor(options, z);
     g->pools.push_back(std::make_unique<upstream::UpstreamPool>(po, std::move(specs), clock_, &timers_, &upstream_counters_,
                                                                 seeder()));
     auto zone = std::make_unique<upstream::Zone>();
@@ -84,7 +84,7 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
     g->router.AddZone(*wire, zone.get());
     g->zones.push_back(std::move(zone));
   }
-  g->resolver = std::make_unique<resolver::Resolver>(config.resolver, cache_, &g->router, clock_, &timers_, &resolver_counters_, seeder());
+  g->resolver = std::make_unique<resolver::Resolver>(options.resolver, cache_, &g->router, clock_, &timers_, &resolver_counters_, seeder());
   return g;
 }
 
@@ -93,7 +93,7 @@ absl::Duration Worker::MaxStale(std::string_view qname_wire) const {
   return z ? z->max_stale : absl::ZeroDuration();
 }
 
-absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::Config& config, cache::Cache* cache,
+absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const ServerOptions& options, cache::Cache* cache,
                                                        const SteadyClock* clock, std::vector<int> udp_fds,
                                                        std::vector<int> tcp_fds) {
   std::unique_ptr<Worker> w(new Worker(index, cache, clock));
@@ -127,25 +127,25 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
   w->heartbeat_.data = w.get();
   w->handles_initialized_ = true;
 
-  auto g = w->BuildGeneration(config);
+  auto g = w->BuildGeneration(options);
   if (!g.ok()) return fail(g.status());
   w->current_ = std::move(*g);
   TcpOptions to;
-  to.max_connections = config.max_tcp_connections;
-  to.idle_timeout = config.tcp_idle_timeout;
-  to.max_pipeline = config.max_tcp_pipeline;
+  to.max_connections = options.max_tcp_connections;
+  to.idle_timeout = options.tcp_idle_timeout;
+  to.max_pipeline = options.max_tcp_pipeline;
   resolver::Resolver* r = w->current_->resolver.get();
   // From here the listeners own the descriptors.
   for (int fd : udp_fds) {
     w->udp_.push_back(std::make_unique<UdpListener>(&w->loop_, fd, r, &w->server_counters_,
-                                                    config.resolver.max_udp_size));
+                                                    options.resolver.max_udp_size));
   }
   for (int fd : tcp_fds) {
     w->tcp_.push_back(std::make_unique<TcpListener>(&w->loop_, fd, r, &w->server_counters_, to));
   }
   udp_fds.clear();
   tcp_fds.clear();
-  w->query_log_.set_sample(config.query_log_sample);
+  w->query_log_.set_sample(options.query_log_sample);
   for (auto& u : w->udp_) u->set_query_log(&w->query_log_);
   for (auto& t : w->tcp_) t->set_query_log(&w->query_log_);
   for (auto& u : w->udp_) {
@@ -221,9 +221,9 @@ void Worker::OnHeartbeat(uv_timer_t* timer) {
   self->ReapRetired(false);
 }
 
-absl::Status Worker::Reconfigure(const config::Config& config) {
+absl::Status Worker::Reconfigure(const ServerOptions& options) {
   if (final_closed_) return absl::FailedPreconditionError("worker is stopping");
-  auto g = BuildGeneration(config);
+  auto g = BuildGeneration(options);
   if (!g.ok()) return g.status();
   // What the upstreams have shown survives the reload: a zone that is down
   // stays down (and probed), latency and limits carry over.
@@ -234,7 +234,7 @@ absl::Status Worker::Reconfigure(const config::Config& config) {
   }
   for (auto& u : udp_) u->set_resolver((*g)->resolver.get());
   for (auto& t : tcp_) t->set_resolver((*g)->resolver.get());
-  query_log_.set_sample(config.query_log_sample);
+  query_log_.set_sample(options.query_log_sample);
   current_->drain_deadline = clock_->Now() + current_->longest_query + absl::Milliseconds(500);
   retired_.push_back(std::move(current_));
   current_ = std::move(*g);

@@ -30,7 +30,7 @@
 #include "lib/common/clock.h"
 #include "lib/common/metrics.h"
 #include "lib/common/timer_queue.h"
-#include "lib/config/config.h"
+#include "lib/server/options.h"
 #include "lib/resolver/resolver.h"
 #include "lib/server/counters.h"
 #include "lib/server/query_log.h"
@@ -44,7 +44,7 @@ namespace nodedns::server {
 
 // A zone's pool options: the configuration's with the zone's name (also used
 // by the policy simulation, so that it runs what the daemon runs).
-upstream::PoolOptions PoolOptionsFor(const config::Config& config, const config::ZoneConfig& zone);
+upstream::PoolOptions PoolOptionsFor(const ServerOptions& options, const ZoneOptions& zone);
 
 // A server of a zone as one worker sees it.
 struct WorkerUpstream {
@@ -58,7 +58,7 @@ class Worker {
  public:
   // Takes ownership of the sockets (one UDP and one listening TCP socket per
   // listen address). Closes them on failure.
-  static absl::StatusOr<std::unique_ptr<Worker>> Create(int index, const config::Config& config, cache::Cache* cache,
+  static absl::StatusOr<std::unique_ptr<Worker>> Create(int index, const ServerOptions& options, cache::Cache* cache,
                                                         const SteadyClock* clock, std::vector<int> udp_fds,
                                                         std::vector<int> tcp_fds);
   ~Worker();
@@ -81,9 +81,9 @@ class Worker {
   int64_t last_heartbeat_ns() const { return heartbeat_ns_.load(std::memory_order_relaxed); }
 
   // Worker thread only (through Post):
-  // Switches new queries to a generation built from `config`; the current
+  // Switches new queries to a generation built from `options`; the current
   // one drains. On error nothing changes.
-  absl::Status Reconfigure(const config::Config& config);
+  absl::Status Reconfigure(const ServerOptions& options);
   std::vector<WorkerUpstream> Upstreams() const;
   // The max_stale of the zone `qname_wire` routes to (zero if none): on the
   // worker's thread, or before Start().
@@ -93,7 +93,7 @@ class Worker {
  private:
   struct Generation;
   Worker(int index, cache::Cache* cache, const SteadyClock* clock);
-  absl::StatusOr<std::unique_ptr<Generation>> BuildGeneration(const config::Config& config);
+  absl::StatusOr<std::unique_ptr<Generation>> BuildGeneration(const ServerOptions& options);
   void Run();
   void ArmTick(absl::Time deadline);
   static void OnTick(uv_timer_t* timer);

@@ -48,13 +48,15 @@ forbid dns server resolver app control upstream snapshot cache config netif
 forbid common server resolver app control upstream snapshot cache config dns netif
 forbid upstream server resolver app control snapshot cache config netif
 forbid resolver server app control snapshot config netif
-forbid config server app control snapshot netif
-# config composes the components' options: from resolver and upstream it may
-# include their options.h, nothing else.
-if grep -rnE '#include "lib/(resolver|upstream)/' "$src/lib/config" | grep -vE 'lib/(resolver|upstream)/options\.h"' ; then
-  echo "FAIL: lib/config includes more of resolver/upstream than their options.h"; fail=1
+forbid config app control snapshot netif
+# config composes the components' options: from server, resolver and upstream
+# it may include their options.h, nothing else.
+if grep -rnE '#include "lib/(server|resolver|upstream)/' "$src/lib/config" |
+    grep -vE 'lib/(server|resolver|upstream)/options\.h"' ; then
+  echo "FAIL: lib/config includes more of server/resolver/upstream than their options.h"; fail=1
 fi
-forbid server app control snapshot netif
+# The data plane takes its own options, not the daemon's configuration.
+forbid server app control snapshot netif config
 
 [ "$fail" = 0 ] && echo "architecture: dnsctl links only what it uses; include arrows point one way"
 exit "$fail"

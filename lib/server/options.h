@@ -1,0 +1,58 @@
+#ifndef NODEDNS_LIB_SERVER_OPTIONS_H_
+#define NODEDNS_LIB_SERVER_OPTIONS_H_
+
+// What the data plane (Server, its workers, listeners and the components
+// they build) is configured with, and nothing else: no control socket, log,
+// interface or snapshot settings. The daemon's config::Config extends it with
+// those, and the TOML loader fills both; lib/config/default.toml states the
+// same defaults (a config test checks that they agree).
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "lib/cache/cache.h"
+#include "lib/common/socket_address.h"
+#include "lib/resolver/options.h"
+#include "lib/upstream/options.h"
+
+namespace nodedns::server {
+
+// One [[zone]]: where queries for names under it go.
+struct ZoneOptions {
+  std::string name;  // presentation form, always ending in "."
+  std::vector<SocketAddress> servers;
+  bool use_resolv_conf = false;  // servers come from /etc/resolv.conf
+  absl::Duration max_stale = absl::Hours(24);  // 0: no stale serving for the zone
+  bool last_known_good = false;
+};
+
+struct ServerOptions {
+  // [server]
+  std::vector<SocketAddress> listen;
+  int workers = 1;
+  absl::Duration tcp_idle_timeout = absl::Seconds(10);
+  int max_tcp_connections = 1024;
+  int max_tcp_pipeline = 64;
+  // [cache] size
+  cache::CacheOptions cache;
+  // The components' own options, with their defaults
+  // (lib/upstream/options.h, lib/resolver/options.h):
+  //  - [upstream] timeout_ms, attempts;
+  upstream::TransportOptions transport;
+  //  - [upstream] limits, queue, breakers and probes, [serve_stale]
+  //    client_timeout_ms (the zone name is set per zone);
+  upstream::PoolOptions upstream;
+  //  - [server] max_udp_size, [cache] TTL clamps and prefetch, [serve_stale]
+  //    reply_ttl, failure_recheck_ms, servfail_ttl, [upstream] max_pending,
+  //    max_waiters.
+  resolver::ResolverOptions resolver;
+  // [[zone]]
+  std::vector<ZoneOptions> zones;
+  // [log] query_log_sample: log one query in N; 0: no query log.
+  int query_log_sample = 0;
+};
+
+}  // namespace nodedns::server
+
+#endif  // NODEDNS_LIB_SERVER_OPTIONS_H_
