@@ -12,6 +12,7 @@
 
 #include "lib/app/control_socket.h"
 #include "lib/app/handover.h"
+#include "lib/app/interface.h"
 #include "lib/app/logging.h"
 #include "lib/app/peer_check.h"
 #include "lib/app/process.h"
@@ -23,7 +24,6 @@
 #include "lib/control/http_endpoint.h"
 #include "lib/control/stats.h"
 #include "lib/control/stream_server.h"
-#include "lib/netif/node_interface.h"
 #include "lib/server/server.h"
 #include "lib/server/sockets.h"
 #include "lib/snapshot/keeper.h"
@@ -31,39 +31,6 @@
 namespace nodedns::app {
 
 using nlohmann::json;
-
-namespace {
-
-absl::StatusOr<std::unique_ptr<netif::NodeInterface>> SetUpInterface(const config::Config& c) {
-  netif::InterfaceOptions o;
-  o.name = c.interface_name;
-  o.notrack = c.interface_notrack;
-  o.addresses = c.interface_addresses;
-  if (o.addresses.empty()) o.addresses = c.listen;
-  for (SocketAddress& a : o.addresses) {
-    for (const SocketAddress& l : c.listen) {
-      if (l.HostString() == a.HostString()) a.set_port(l.port());  // the NOTRACK rules' port
-    }
-  }
-  auto ni = netif::NodeInterface::Setup(o);
-  if (!ni.ok()) return absl::Status(ni.status().code(), "--setup-interface: " + std::string(ni.status().message()));
-  std::string addrs;
-  for (const SocketAddress& a : o.addresses) addrs += " " + a.HostString();
-  spdlog::info("interface {} ({}) {} with{}{}", o.name, (*ni)->kind(), (*ni)->adopted() ? "adopted" : "created", addrs,
-               o.notrack ? "; NOTRACK rules in nftables table inet nodedns" : "");
-  return ni;
-}
-
-control::UnixSocketOptions ControlSocketOptionsFor(const config::Config& c) {
-  control::UnixSocketOptions o;
-  o.path = c.control_socket;
-  o.mode = c.control_socket_mode;
-  o.owner = c.control_socket_owner;
-  o.group = c.control_socket_group;
-  return o;
-}
-
-}  // namespace
 
 // The composition root: builds the rooms in order (process, control socket,
 // handover, interface, server, snapshot, HTTP), runs the control loop with
@@ -304,14 +271,10 @@ int App::Impl::Run() {
   }
   control_->RemoveIfOwned();
   if (netif_) {
-    if (handover_->successor_serving() || handover_->predecessor()) {
-      spdlog::info("interface {}: left to the {}", config_.interface_name,
-                   handover_->successor_serving() ? "successor" : "predecessor");
-    } else if (auto st = netif_->Teardown(); st.ok()) {
-      spdlog::info("interface {} and its rules removed", config_.interface_name);
-    } else {
-      spdlog::error("interface {}: {}", config_.interface_name, std::string(st.message()));
-    }
+    TearDownInterface(*netif_, config_,
+                      handover_->successor_serving() ? "successor"
+                      : handover_->predecessor()     ? "predecessor"
+                                                     : nullptr);
     netif_.reset();
   }
   LogCounters();

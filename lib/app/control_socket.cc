@@ -4,6 +4,15 @@
 
 namespace nodedns::app {
 
+control::UnixSocketOptions ControlSocketOptionsFor(const config::Config& c) {
+  control::UnixSocketOptions o;
+  o.path = c.control_socket;
+  o.mode = c.control_socket_mode;
+  o.owner = c.control_socket_owner;
+  o.group = c.control_socket_group;
+  return o;
+}
+
 ControlSocket::ControlSocket(uv_loop_t* loop, control::UnixSocketOptions options, control::ControlTarget* target)
     : loop_(loop), options_(std::move(options)), target_(target) {}
 

@@ -17,11 +17,15 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "lib/config/config.h"
 #include "lib/control/control_target.h"
 #include "lib/control/stream_server.h"
 #include "lib/control/unix_socket.h"
 
 namespace nodedns::app {
+
+// The socket's options from [control].
+control::UnixSocketOptions ControlSocketOptionsFor(const config::Config& c);
 
 class ControlSocket {
  public:
