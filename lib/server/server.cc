@@ -21,7 +21,7 @@ namespace nodedns::server {
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(const config::Config& config, const SteadyClock* clock) {
   std::unique_ptr<Server> s(new Server());
   {
-    absl::MutexLock lock(&s->config_mu_);
+    MutexLock lock(&s->config_mu_);
     s->config_ = config;
   }
   cache::CacheOptions co = config.cache;
@@ -104,20 +104,20 @@ CounterValues Server::Counters() const {
 }
 
 config::Config Server::config() const {
-  absl::MutexLock lock(&config_mu_);
+  MutexLock lock(&config_mu_);
   return config_;
 }
 
 template <typename T>
 std::optional<std::vector<T>> Server::CollectFromWorkers(std::function<T(Worker&)> fn, absl::Duration timeout) {
   struct State {
-    absl::Mutex mu;
+    Mutex mu;
     std::vector<T> results ABSL_GUARDED_BY(mu);
     size_t remaining ABSL_GUARDED_BY(mu);
   };
   auto state = std::make_shared<State>();
   {
-    absl::MutexLock lock(&state->mu);
+    MutexLock lock(&state->mu);
     state->results.resize(workers_.size());
     state->remaining = workers_.size();
   }
@@ -125,20 +125,25 @@ std::optional<std::vector<T>> Server::CollectFromWorkers(std::function<T(Worker&
     Worker* w = workers_[i].get();
     w->Post([state, fn, w, i] {
       T result = fn(*w);
-      absl::MutexLock lock(&state->mu);
+      MutexLock lock(&state->mu);
       state->results[i] = std::move(result);
       --state->remaining;
     });
   }
-  absl::MutexLock lock(&state->mu);
+  MutexLock lock(&state->mu);
   auto done = [&state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) { return state->remaining == 0; };
-  if (!state->mu.AwaitWithTimeout(absl::Condition(&done), timeout)) return std::nullopt;
+  if (!state->mu.AwaitWithTimeout(done, timeout)) return std::nullopt;
   return std::move(state->results);
 }
 
 absl::StatusOr<std::vector<UpstreamSummary>> Server::Upstreams(absl::Duration timeout) {
   auto per_worker =
-      CollectFromWorkers<std::vector<WorkerUpstream>>([](Worker& w) { return w.Upstreams(); }, timeout);
+      CollectFromWorkers<std::vector<WorkerUpstream>>(
+      [](Worker& w) {
+        w.AssertOnLoopThread();  // a posted task
+        return w.Upstreams();
+      },
+      timeout);
   if (!per_worker) return absl::DeadlineExceededError("a worker loop did not answer in time");
   std::vector<UpstreamSummary> out;
   std::map<std::pair<std::string, std::string>, size_t> index;
@@ -207,12 +212,16 @@ absl::StatusOr<std::vector<std::string>> Server::Reload(const config::Config& ne
 
   auto shared_config = std::make_shared<const config::Config>(effective);
   auto errors = CollectFromWorkers<absl::Status>(
-      [shared_config](Worker& w) { return w.Reconfigure(*shared_config); }, absl::Seconds(5));
+      [shared_config](Worker& w) {
+        w.AssertOnLoopThread();  // a posted task
+        return w.Reconfigure(*shared_config);
+      },
+      absl::Seconds(5));
   if (!errors) return absl::DeadlineExceededError("reload: a worker loop did not answer within 5 s");
   for (const absl::Status& st : *errors) {
     if (!st.ok()) return absl::Status(st.code(), "reload: " + std::string(st.message()));
   }
-  absl::MutexLock lock(&config_mu_);
+  MutexLock lock(&config_mu_);
   config_ = effective;
   return notes;
 }
