@@ -65,7 +65,7 @@ LookupStatus Cache::Lookup(std::string_view key, absl::Time now, uint8_t* out, s
   int64_t now_ms = ToMs(now);
   int64_t inserted_ms, expires_ms;
   {
-    absl::MutexLock lock(&s.mu);
+    MutexLock lock(&s.mu);
     auto it = s.index.find(key);
     if (it == s.index.end()) return LookupStatus::kMiss;
     Entry* e = it->second;
@@ -111,7 +111,7 @@ bool Cache::Insert(std::string_view key, const dns::CacheImage& image, absl::Tim
 
 void Cache::MarkRefreshFailed(std::string_view key, absl::Time now) {
   Shard& s = *shards_[ShardIndex(key)];
-  absl::MutexLock lock(&s.mu);
+  MutexLock lock(&s.mu);
   auto it = s.index.find(key);
   if (it != s.index.end()) it->second->refresh_failed_ms = ToMs(now);
 }
@@ -140,7 +140,7 @@ bool Cache::InsertWithDeadlines(std::string_view key, const dns::CacheImage& ima
   EvictCounts evicted;
   bool borrow = false;
   {
-    absl::MutexLock lock(&s.mu);
+    MutexLock lock(&s.mu);
     Tier tier = Tier::kProbation;
     auto it = s.index.find(key);
     if (it != s.index.end()) {
@@ -168,7 +168,7 @@ bool Cache::InsertWithDeadlines(std::string_view key, const dns::CacheImage& ima
   // This shard was empty: room comes from the others, one lock at a time.
   for (size_t k = 1; borrow && k < shards_.size(); ++k) {
     Shard& o = *shards_[(home + k) % shards_.size()];
-    absl::MutexLock lock(&o.mu);
+    MutexLock lock(&o.mu);
     while (budget_->Over() && o.EvictOneLocked(now_ms, &evicted)) {
     }
     borrow = budget_->Over();
@@ -180,7 +180,7 @@ bool Cache::InsertWithDeadlines(std::string_view key, const dns::CacheImage& ima
 
 bool Cache::Erase(std::string_view key) {
   Shard& s = *shards_[ShardIndex(key)];
-  absl::MutexLock lock(&s.mu);
+  MutexLock lock(&s.mu);
   auto it = s.index.find(key);
   if (it == s.index.end()) return false;
   s.RemoveLocked(it->second);
@@ -189,8 +189,8 @@ bool Cache::Erase(std::string_view key) {
 
 void Cache::Clear() {
   for (auto& s : shards_) {
-    absl::MutexLock lock(&s->mu);
-    s->ForEachLocked([&](Entry* e) ABSL_NO_THREAD_SAFETY_ANALYSIS { s->RemoveLocked(e); });
+    MutexLock lock(&s->mu);
+    s->RemoveIfLocked([](const Entry*) { return true; });
     s->ghost.Clear();
   }
 }
@@ -198,7 +198,7 @@ void Cache::Clear() {
 size_t Cache::entries() const {
   size_t n = 0;
   for (const auto& s : shards_) {
-    absl::MutexLock lock(&s->mu);
+    MutexLock lock(&s->mu);
     n += s->index.size();
   }
   return n;
@@ -207,7 +207,7 @@ size_t Cache::entries() const {
 size_t Cache::bytes() const {
   size_t n = 0;
   for (const auto& s : shards_) {
-    absl::MutexLock lock(&s->mu);
+    MutexLock lock(&s->mu);
     n += s->bytes;
   }
   return n;
@@ -224,7 +224,7 @@ std::vector<EntrySummary> Cache::Summaries() const {
 
 void Cache::ForEach(absl::FunctionRef<void(const EntryView&)> fn) const {
   for (const auto& s : shards_) {
-    absl::MutexLock lock(&s->mu);
+    MutexLock lock(&s->mu);
     s->ForEachLocked([&](Entry* e) {
       fn(EntryView{e->key(), e->kind, absl::FromUnixMillis(e->inserted_ms), absl::FromUnixMillis(e->expires_ms),
                    absl::FromUnixMillis(e->stale_until_ms), {e->ttls(), e->num_ttls}, {e->image(), e->image_len},
@@ -236,13 +236,8 @@ void Cache::ForEach(absl::FunctionRef<void(const EntryView&)> fn) const {
 size_t Cache::EraseName(std::string_view qname) {
   size_t n = 0;
   for (auto& s : shards_) {
-    absl::MutexLock lock(&s->mu);
-    s->ForEachLocked([&](Entry* e) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      if (dns::CacheKeyQname(e->key()) == qname) {
-        s->RemoveLocked(e);
-        ++n;
-      }
-    });
+    MutexLock lock(&s->mu);
+    n += s->RemoveIfLocked([&](Entry* e) { return dns::CacheKeyQname(e->key()) == qname; });
   }
   return n;
 }

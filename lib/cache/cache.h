@@ -47,7 +47,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/types/span.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "lib/common/mutex.h"
 #include "absl/time/time.h"
 #include "lib/common/counters.h"
 #include "lib/common/metrics.h"

@@ -90,7 +90,7 @@ Shard::Shard(size_t fair_share_entries, size_t fair_share_bytes, Budget* cache_b
       budget(cache_budget) {}
 
 Shard::~Shard() {
-  absl::MutexLock lock(&mu);
+  MutexLock lock(&mu);
   ForEachLocked([](Entry* e) { Entry::Delete(e); });
 }
 

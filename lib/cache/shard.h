@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
+#include "lib/common/mutex.h"
 #include "lib/cache/cache.h"
 #include "lib/dns/cache_image.h"
 
@@ -129,7 +129,7 @@ struct Shard {
   Shard(size_t fair_share_entries, size_t fair_share_bytes, Budget* cache_budget);
   ~Shard();
 
-  mutable absl::Mutex mu;
+  mutable Mutex mu;
   absl::flat_hash_map<std::string_view, Entry*> index ABSL_GUARDED_BY(mu);
   EntryList probation[2] ABSL_GUARDED_BY(mu);  // by Side
   EntryList main[2] ABSL_GUARDED_BY(mu);       // by Side
@@ -156,6 +156,22 @@ struct Shard {
         e = next;
       }
     }
+  }
+  // Removes (RemoveLocked) every entry `pred` selects; returns how many.
+  template <typename Pred>
+  size_t RemoveIfLocked(Pred pred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    size_t n = 0;
+    for (EntryList* l : {&kept, &main[0], &main[1], &probation[0], &probation[1]}) {
+      for (Entry* e = l->head; e;) {
+        Entry* next = e->next;
+        if (pred(e)) {
+          RemoveLocked(e);
+          ++n;
+        }
+        e = next;
+      }
+    }
+    return n;
   }
 
  private:

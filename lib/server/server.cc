@@ -21,7 +21,7 @@ namespace nodedns::server {
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, const SteadyClock* clock) {
   std::unique_ptr<Server> s(new Server());
   {
-    absl::MutexLock lock(&s->options_mu_);
+    MutexLock lock(&s->options_mu_);
     s->options_ = options;
   }
   cache::CacheOptions co = options.cache;
@@ -102,20 +102,20 @@ void Server::AppendMetrics(MetricSet* out) const {
 }
 
 ServerOptions Server::options() const {
-  absl::MutexLock lock(&options_mu_);
+  MutexLock lock(&options_mu_);
   return options_;
 }
 
 template <typename T>
 std::optional<std::vector<T>> Server::CollectFromWorkers(std::function<T(Worker&)> fn, absl::Duration timeout) {
   struct State {
-    absl::Mutex mu;
+    Mutex mu;
     std::vector<T> results ABSL_GUARDED_BY(mu);
     size_t remaining ABSL_GUARDED_BY(mu);
   };
   auto state = std::make_shared<State>();
   {
-    absl::MutexLock lock(&state->mu);
+    MutexLock lock(&state->mu);
     state->results.resize(workers_.size());
     state->remaining = workers_.size();
   }
@@ -123,20 +123,25 @@ std::optional<std::vector<T>> Server::CollectFromWorkers(std::function<T(Worker&
     Worker* w = workers_[i].get();
     w->Post([state, fn, w, i] {
       T result = fn(*w);
-      absl::MutexLock lock(&state->mu);
+      MutexLock lock(&state->mu);
       state->results[i] = std::move(result);
       --state->remaining;
     });
   }
-  absl::MutexLock lock(&state->mu);
+  MutexLock lock(&state->mu);
   auto done = [&state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) { return state->remaining == 0; };
-  if (!state->mu.AwaitWithTimeout(absl::Condition(&done), timeout)) return std::nullopt;
+  if (!state->mu.AwaitWithTimeout(done, timeout)) return std::nullopt;
   return std::move(state->results);
 }
 
 absl::StatusOr<std::vector<UpstreamSummary>> Server::Upstreams(absl::Duration timeout) {
   auto per_worker =
-      CollectFromWorkers<std::vector<WorkerUpstream>>([](Worker& w) { return w.Upstreams(); }, timeout);
+      CollectFromWorkers<std::vector<WorkerUpstream>>(
+      [](Worker& w) {
+        w.AssertOnLoopThread();  // a posted task
+        return w.Upstreams();
+      },
+      timeout);
   if (!per_worker) return absl::DeadlineExceededError("a worker loop did not answer in time");
   std::vector<UpstreamSummary> out;
   std::map<std::pair<std::string, std::string>, size_t> index;
@@ -202,12 +207,16 @@ bool Server::LoopsResponsive(absl::Duration max_silence, std::string* why) const
 absl::Status Server::Reload(const ServerOptions& next) {
   auto shared_config = std::make_shared<const ServerOptions>(next);
   auto errors = CollectFromWorkers<absl::Status>(
-      [shared_config](Worker& w) { return w.Reconfigure(*shared_config); }, absl::Seconds(5));
+      [shared_config](Worker& w) {
+        w.AssertOnLoopThread();  // a posted task
+        return w.Reconfigure(*shared_config);
+      },
+      absl::Seconds(5));
   if (!errors) return absl::DeadlineExceededError("reload: a worker loop did not answer within 5 s");
   for (const absl::Status& st : *errors) {
     if (!st.ok()) return absl::Status(st.code(), "reload: " + std::string(st.message()));
   }
-  absl::MutexLock lock(&options_mu_);
+  MutexLock lock(&options_mu_);
   options_ = next;
   return absl::OkStatus();
 }

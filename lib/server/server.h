@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "lib/common/mutex.h"
 #include "lib/cache/cache.h"
 #include "lib/common/clock.h"
 #include "lib/common/metrics.h"
@@ -74,7 +74,11 @@ class Server {
   int workers() const { return static_cast<int>(workers_.size()); }
   // The max_stale of the zone a name (wire form) routes to, as the workers
   // route it: for entries loaded from a snapshot. Only before Start().
-  absl::Duration MaxStaleBeforeStart(std::string_view qname_wire) const { return workers_.front()->MaxStale(qname_wire); }
+  absl::Duration MaxStaleBeforeStart(std::string_view qname_wire) const {
+    const Worker& w = *workers_.front();
+    w.AssertOnLoopThread();  // not started: this (the creating) thread holds the role
+    return w.MaxStale(qname_wire);
+  }
   // Runs `fn` on worker `index`'s loop thread (dropped if it has stopped).
   void Post(size_t index, std::function<void()> fn) { workers_.at(index)->Post(std::move(fn)); }
 
@@ -93,7 +97,7 @@ class Server {
   // worker 0's), for group-wide socket options.
   std::vector<int> group_fds_;
   bool stopped_ = false;
-  mutable absl::Mutex options_mu_;
+  mutable Mutex options_mu_;
   ServerOptions options_ ABSL_GUARDED_BY(options_mu_);
 };
 

@@ -97,6 +97,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const ServerOp
                                                        const SteadyClock* clock, std::vector<int> udp_fds,
                                                        std::vector<int> tcp_fds) {
   std::unique_ptr<Worker> w(new Worker(index, cache, clock));
+  w->AssertOnLoopThread();  // not started: the creating thread holds the role
   auto fail = [&](absl::Status st) {
     for (int fd : udp_fds) close(fd);
     for (int fd : tcp_fds) close(fd);
@@ -120,7 +121,10 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const ServerOp
     }
   }
   w->tick_.data = w.get();
-  w->timers_.set_wakeup([p = w.get()](absl::Time deadline) { p->ArmTick(deadline); });
+  w->timers_.set_wakeup([p = w.get()](absl::Time deadline) {
+    p->AssertOnLoopThread();  // timers are added on the loop (or before Start)
+    p->ArmTick(deadline);
+  });
   w->stop_async_.data = w.get();
   w->task_async_.data = w.get();
   w->drain_timer_.data = w.get();
@@ -162,6 +166,8 @@ Worker::~Worker() {
     RequestStop();
     Join();
   }
+  loop_role_.Bind();  // the worker's thread has ended (or never started)
+  loop_role_.AssertHeld();
   if (loop_initialized_ && !final_closed_) {
     // Never started (or Create failed half-way): close handles and drain.
     FinalClose();
@@ -180,6 +186,7 @@ void Worker::Start() {
 }
 
 void Worker::Run() {
+  loop_role_.Bind();
   uv_run(&loop_, UV_RUN_DEFAULT);
   spdlog::debug("worker {} stopped", index_);
 }
@@ -199,7 +206,7 @@ void Worker::AppendMetrics(MetricSet* out) const {
 void Worker::Post(std::function<void()> fn) {
   // Under the lock, so the handle cannot be closed between the check and
   // the send (uv_async_send is thread-safe and does not block).
-  absl::MutexLock lock(&tasks_mu_);
+  MutexLock lock(&tasks_mu_);
   if (tasks_closed_) return;
   tasks_.push_back(std::move(fn));
   uv_async_send(&task_async_);
@@ -209,7 +216,7 @@ void Worker::OnTasks(uv_async_t* handle) {
   auto* self = static_cast<Worker*>(handle->data);
   std::vector<std::function<void()>> tasks;
   {
-    absl::MutexLock lock(&self->tasks_mu_);
+    MutexLock lock(&self->tasks_mu_);
     tasks.swap(self->tasks_);
   }
   for (auto& t : tasks) t();
@@ -217,6 +224,7 @@ void Worker::OnTasks(uv_async_t* handle) {
 
 void Worker::OnHeartbeat(uv_timer_t* timer) {
   auto* self = static_cast<Worker*>(timer->data);
+  self->loop_role_.AssertHeld();
   self->heartbeat_ns_.store(MonotonicNanos(), std::memory_order_relaxed);
   self->ReapRetired(false);
 }
@@ -275,6 +283,7 @@ void Worker::ArmTick(absl::Time deadline) {
 
 void Worker::OnTick(uv_timer_t* timer) {
   auto* self = static_cast<Worker*>(timer->data);
+  self->loop_role_.AssertHeld();
   self->timers_.RunDue(self->clock_->Now());
   if (auto next = self->timers_.NextDeadline()) self->ArmTick(*next);
 }
@@ -285,6 +294,7 @@ void Worker::Join() {
 
 void Worker::OnStop(uv_async_t* handle) {
   auto* self = static_cast<Worker*>(handle->data);
+  self->loop_role_.AssertHeld();
   if (self->final_closed_ || uv_is_active(reinterpret_cast<uv_handle_t*>(&self->drain_timer_))) return;
   for (auto& u : self->udp_) {
     u->Drain();
@@ -300,6 +310,7 @@ void Worker::OnStop(uv_async_t* handle) {
 
 void Worker::OnDrainTick(uv_timer_t* timer) {
   auto* self = static_cast<Worker*>(timer->data);
+  self->loop_role_.AssertHeld();
   // Datagrams that were on their way when reading stopped (or when a
   // successor's steering took effect) are still answered.
   for (auto& u : self->udp_) u->Drain();
@@ -322,7 +333,7 @@ void Worker::FinalClose() {
   }
   if (handles_initialized_) {
     {
-      absl::MutexLock lock(&tasks_mu_);
+      MutexLock lock(&tasks_mu_);
       tasks_closed_ = true;
       tasks_.clear();
     }

@@ -13,7 +13,11 @@
 //
 // Threading: Create() on any thread before Start(); afterwards everything
 // runs on the worker's thread except RequestStop(), Join(), Post(),
-// AppendMetrics() and last_heartbeat_ns(), which any thread may call.
+// AppendMetrics() and last_heartbeat_ns(), which any thread may call. The loop's
+// state is guarded by a ThreadRole (lib/common/thread_role.h): held by the
+// creating thread until Start(), by the worker's thread while it runs, and by
+// the joining thread after Join(). Code posted to the worker calls
+// AssertOnLoopThread() before the loop-thread methods.
 
 #include <uv.h>
 
@@ -25,10 +29,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "lib/common/mutex.h"
 #include "lib/cache/cache.h"
 #include "lib/common/clock.h"
 #include "lib/common/metrics.h"
+#include "lib/common/thread_role.h"
 #include "lib/common/timer_queue.h"
 #include "lib/server/options.h"
 #include "lib/resolver/resolver.h"
@@ -83,28 +88,33 @@ class Worker {
   // Worker thread only (through Post):
   // Switches new queries to a generation built from `options`; the current
   // one drains. On error nothing changes.
-  absl::Status Reconfigure(const ServerOptions& options);
-  std::vector<WorkerUpstream> Upstreams() const;
+  absl::Status Reconfigure(const ServerOptions& options) ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_role_);
+  std::vector<WorkerUpstream> Upstreams() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_role_);
   // The max_stale of the zone `qname_wire` routes to (zero if none): on the
   // worker's thread, or before Start().
-  absl::Duration MaxStale(std::string_view qname_wire) const;
-  size_t pending() const;
+  absl::Duration MaxStale(std::string_view qname_wire) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_role_);
+  size_t pending() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_role_);
+  // Code running on the worker's thread (a posted task), or before Start()
+  // on the creating thread, says so; aborts elsewhere (with assertions on).
+  void AssertOnLoopThread() const ABSL_ASSERT_EXCLUSIVE_LOCK(loop_role_) { loop_role_.AssertHeld(); }
 
  private:
   struct Generation;
   Worker(int index, cache::Cache* cache, const SteadyClock* clock);
-  absl::StatusOr<std::unique_ptr<Generation>> BuildGeneration(const ServerOptions& options);
+  absl::StatusOr<std::unique_ptr<Generation>> BuildGeneration(const ServerOptions& options)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_role_);
   void Run();
-  void ArmTick(absl::Time deadline);
+  void ArmTick(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_role_);
   static void OnTick(uv_timer_t* timer);
   static void OnStop(uv_async_t* handle);
   static void OnTasks(uv_async_t* handle);
   static void OnDrainTick(uv_timer_t* timer);
   static void OnHeartbeat(uv_timer_t* timer);
-  void ReapRetired(bool force);
-  void FinalClose();
+  void ReapRetired(bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_role_);
+  void FinalClose() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_role_);
 
   const int index_;
+  ThreadRole loop_role_{"worker loop"};
   const SteadyClock* const clock_;
   cache::Cache* const cache_;
   uv_loop_t loop_;
@@ -113,25 +123,27 @@ class Worker {
   uv_async_t task_async_;
   uv_timer_t drain_timer_;
   uv_timer_t heartbeat_;
-  absl::Time drain_deadline_;
-  absl::Time min_close_;  // sockets stay open (and drained) at least until then
-  bool final_closed_ = false;
+  absl::Time drain_deadline_ ABSL_GUARDED_BY(loop_role_);
+  // Sockets stay open (and drained) at least until then.
+  absl::Time min_close_ ABSL_GUARDED_BY(loop_role_);
+  bool final_closed_ ABSL_GUARDED_BY(loop_role_) = false;
   // Each component counts into its own list; the worker composes them.
+  // Written on the loop's thread, read by any (relaxed atomics).
   Counters server_counters_;
   resolver::Counters resolver_counters_;
   upstream::Counters upstream_counters_;
-  TimerQueue timers_;
-  QueryLog query_log_;
-  std::unique_ptr<Generation> current_;
+  TimerQueue timers_ ABSL_GUARDED_BY(loop_role_);
+  QueryLog query_log_ ABSL_GUARDED_BY(loop_role_);
+  std::unique_ptr<Generation> current_ ABSL_GUARDED_BY(loop_role_);
   // Previous generations: draining (queries in flight), then closing.
-  std::vector<std::unique_ptr<Generation>> retired_;
-  std::vector<std::unique_ptr<UdpListener>> udp_;
-  std::vector<std::unique_ptr<TcpListener>> tcp_;
+  std::vector<std::unique_ptr<Generation>> retired_ ABSL_GUARDED_BY(loop_role_);
+  std::vector<std::unique_ptr<UdpListener>> udp_ ABSL_GUARDED_BY(loop_role_);
+  std::vector<std::unique_ptr<TcpListener>> tcp_ ABSL_GUARDED_BY(loop_role_);
   std::thread thread_;
   bool loop_initialized_ = false;
   bool handles_initialized_ = false;
   std::atomic<int64_t> heartbeat_ns_{0};
-  absl::Mutex tasks_mu_;
+  Mutex tasks_mu_;
   std::vector<std::function<void()>> tasks_ ABSL_GUARDED_BY(tasks_mu_);
   bool tasks_closed_ ABSL_GUARDED_BY(tasks_mu_) = false;
 };

@@ -44,6 +44,10 @@ std::unique_ptr<DaemonProcess> DaemonProcess::Start(const std::vector<std::strin
   return Start(o);
 }
 
+#ifndef NODEDNS_TEST_WORKERS
+#define NODEDNS_TEST_WORKERS ""
+#endif
+
 std::unique_ptr<DaemonProcess> DaemonProcess::Start(const Options& o) {
   std::unique_ptr<DaemonProcess> d(new DaemonProcess());
   std::string ready = d->dir_.path() + "/ready";
@@ -59,6 +63,11 @@ std::unique_ptr<DaemonProcess> DaemonProcess::Start(const Options& o) {
   if (!o.listen_in_args) argv_s.insert(argv_s.end(), {"--listen", "127.0.0.1:0"});
   if (!has("--control-socket")) argv_s.insert(argv_s.end(), {"--control-socket", d->dir_.path() + "/control.sock"});
   if (!has("--metrics-listen")) argv_s.insert(argv_s.end(), {"--metrics-listen", "127.0.0.1:0"});
+  // --workers N unless the test chooses: NODEDNS_TEST_WORKERS=N, or the
+  // build's default (the ThreadSanitizer build's tests run two workers).
+  const char* workers = std::getenv("NODEDNS_TEST_WORKERS");
+  if (workers == nullptr) workers = NODEDNS_TEST_WORKERS;
+  if (workers != nullptr && *workers != '\0' && !has("--workers")) argv_s.insert(argv_s.end(), {"--workers", workers});
   argv_s.insert(argv_s.end(), o.args.begin(), o.args.end());
   // For a developer chasing a failure: NODEDNS_TEST_LOG_LEVEL=debug.
   if (const char* level = std::getenv("NODEDNS_TEST_LOG_LEVEL")) argv_s.insert(argv_s.end(), {"--log-level", level});
