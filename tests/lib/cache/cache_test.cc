@@ -75,7 +75,8 @@ TEST_F(CacheTest, AgeAndStalenessSaturateInsteadOfWrapping) {
   ASSERT_EQ(c->Lookup(Key("a.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kFresh);
   EXPECT_EQ(info_.age_seconds, std::numeric_limits<uint32_t>::max());
   ASSERT_TRUE(c->InsertWithDeadlines(Key("b.example"), Image("b.example", 60), absl::InfinitePast(),
-                                     absl::InfinitePast(), clock_.Now(), absl::InfiniteDuration()));
+                                     clock_.Now() - absl::Hours(24 * 365 * 300), clock_.Now(),
+                                     absl::InfiniteDuration()));
   ASSERT_EQ(c->Lookup(Key("b.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kStale);
   EXPECT_EQ(info_.age_seconds, std::numeric_limits<uint32_t>::max());
   EXPECT_EQ(info_.stale_seconds, std::numeric_limits<uint32_t>::max());
