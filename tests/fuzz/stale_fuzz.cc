@@ -23,7 +23,8 @@
 //    above the entry's TTL nor the max_ttl clamp; stale, exactly reply_ttl;
 //  - EDNS clients get one OPT (our size, DO echoed, version 0) with EDE 3
 //    (19 for NXDOMAIN/NODATA) when stale, 13 for a cached SERVFAIL, none for
-//    a fresh answer; other clients no OPT.
+//    a fresh answer (or, now and then, any code the fuzzer gives RenderHit);
+//    other clients no OPT.
 
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -319,6 +320,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(hit.copied == (image.wire.size() <= cap - dns::kAnswerOverhead));
   how.stale = st == cache::LookupStatus::kStale;
   how.ede = resolver::HitEde(hit.kind, how.stale);
+  // Now and then any EDE code (RenderHit takes what it is given): the OPT
+  // must carry it, whatever it is.
+  bool any_ede = in.ConsumeIntegralInRange<int>(0, 7) == 0;
+  if (any_ede) how.ede = in.ConsumeIntegralInRange<int>(-1, 0xFFFF);
   bool truncated = false;
   size_t n = resolver::RenderHit(hit, query.data(), q, how, out, cap, &truncated);
   Check(n > 0 && n <= cap);
@@ -367,6 +372,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                 ? dns::kEdeStaleNxDomain
                                 : dns::kEdeStaleAnswer)
                          : (image.kind == AnswerKind::kServFail ? dns::kEdeCachedError : -1);
+    if (any_ede) want = how.ede;
     Check(how.ede == want);
     Check((ede != nullptr) == (want >= 0));
     if (ede) Check(ede->data.size() >= 2 && dns::Read16(reinterpret_cast<const uint8_t*>(ede->data.data())) == want);
