@@ -15,8 +15,10 @@ build=(cmake ninja-build g++ pkg-config libc-ares-dev libuv1-dev libabsl-dev lib
 test=(libgtest-dev libgmock-dev clang libclang-rt-14-dev bind9-dnsutils knot-dnsutils prometheus systemd util-linux
       iproute2 nftables faketime)
 # The fleet benchmark (bench/fleet/) also runs dnsmasq (--use-stale-cache, 2.89+),
-# sums counters with jq and draws its PNG with gnuplot (no X).
-bench=(dnsperf unbound procps util-linux iproute2 gawk dnsmasq-base jq gnuplot-nox)
+# sums counters with jq and draws its PNG with gnuplot (no X). bench/minimal_responses.sh runs a
+# Python fake upstream (python3-dnslib); bench/genreport.sh an authoritative Knot and builds ISC's
+# genreport (OpenSSL).
+bench=(dnsperf unbound procps util-linux iproute2 gawk dnsmasq-base jq gnuplot-nox python3-dnslib knot libssl-dev)
 
 want=()
 for set in "${@:-build}"; do

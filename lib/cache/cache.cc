@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
@@ -21,6 +22,13 @@ namespace {
 int64_t ToMs(absl::Time t) {
   constexpr int64_t kLimit = int64_t{1} << 61;
   return std::clamp<int64_t>(absl::ToUnixMillis(t), -kLimit, kLimit);
+}
+
+// Whole seconds in a non-negative span of milliseconds, saturated: a span
+// of more than 136 years (an entry stored with an infinite deadline) must
+// not wrap around to a small age (found by the stale-path fuzzer).
+uint32_t Seconds(int64_t ms) {
+  return static_cast<uint32_t>(std::min<int64_t>(ms / 1000, std::numeric_limits<uint32_t>::max()));
 }
 }  // namespace
 
@@ -96,12 +104,12 @@ LookupStatus Cache::Lookup(std::string_view key, absl::Time now, uint8_t* out, s
   }
   info->expires_at = absl::FromUnixMillis(expires_ms);
   info->inserted_at = absl::FromUnixMillis(inserted_ms);
-  info->age_seconds = now_ms > inserted_ms ? static_cast<uint32_t>((now_ms - inserted_ms) / 1000) : 0;
+  info->age_seconds = now_ms > inserted_ms ? Seconds(now_ms - inserted_ms) : 0;
   if (now_ms < expires_ms) {
     info->stale_seconds = 0;
     return LookupStatus::kFresh;
   }
-  info->stale_seconds = static_cast<uint32_t>((now_ms - expires_ms) / 1000);
+  info->stale_seconds = Seconds(now_ms - expires_ms);
   return LookupStatus::kStale;
 }
 

@@ -8,6 +8,7 @@
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
 #include "lib/dns/writers.h"
+#include "lib/resolver/render.h"
 
 namespace nodedns::resolver {
 
@@ -15,13 +16,6 @@ using dns::QueryCheck;
 using upstream::Health;
 using upstream::Priority;
 using upstream::SendResult;
-
-namespace {
-
-
-bool IsNegative(dns::AnswerKind k) { return k == dns::AnswerKind::kNxDomain || k == dns::AnswerKind::kNoData; }
-
-}  // namespace
 
 Resolver::Resolver(const ResolverOptions& options, cache::Cache* cache, upstream::Router* router,
                    const SteadyClock* clock, TimerQueue* timers, Counters* counters, uint32_t seed)
@@ -71,26 +65,18 @@ Resolver::Waiter Resolver::MakeWaiter(const ReplyTarget& to, const dns::QueryVie
 }
 
 dns::RenderParams Resolver::ParamsFor(const dns::QueryView& q, bool tcp) const {
-  dns::RenderParams params;
-  params.size_limit = tcp ? dns::kMaxMessageSize : q.UdpLimit(options_.max_udp_size);
-  params.server_udp_size = options_.max_udp_size;
-  return params;
+  return RenderParamsFor(q, tcp, options_.max_udp_size);
 }
 
 size_t Resolver::AnswerFromHit(const uint8_t* query, const dns::QueryView& q, bool tcp, uint8_t* out, size_t cap,
-                               bool stale, int ede) {
-  dns::RenderParams params = ParamsFor(q, tcp);
-  params.age_seconds = hit_.age_seconds;
-  params.stale = stale;
-  params.stale_ttl = options_.stale_reply_ttl;
-  params.ede_code = ede;
+                               bool stale) {
+  HitRender how{.stale = stale,
+                .stale_ttl = options_.stale_reply_ttl,
+                .ede = HitEde(hit_.kind, stale),
+                .tcp = tcp,
+                .max_udp_size = options_.max_udp_size};
   bool truncated = true;
-  size_t n;
-  if (hit_.copied) {
-    n = dns::FinishAnswer(out, hit_.image_len, {hit_.ttl_offsets, hit_.num_ttls}, query, q, params, &truncated);
-  } else {
-    n = dns::WriteTruncatedAnswer(hit_.header, query, q, params, out, cap);
-  }
+  size_t n = RenderHit(hit_, query, q, how, out, cap, &truncated);
   if (n > 0) CountAnswer(out, truncated);
   return n;
 }
@@ -98,8 +84,7 @@ size_t Resolver::AnswerFromHit(const uint8_t* query, const dns::QueryView& q, bo
 size_t Resolver::AnswerStale(const uint8_t* query, const dns::QueryView& q, bool tcp, uint8_t* out, size_t cap,
                              StaleReason reason) {
   CountStale(reason, hit_.stale_seconds);
-  return AnswerFromHit(query, q, tcp, out, cap, true,
-                       IsNegative(hit_.kind) ? dns::kEdeStaleNxDomain : dns::kEdeStaleAnswer);
+  return AnswerFromHit(query, q, tcp, out, cap, true);
 }
 
 Resolver::Outcome Resolver::HandleQuery(const uint8_t* query, size_t len, const ReplyTarget& to, uint8_t* out,
@@ -140,10 +125,10 @@ Resolver::Outcome Resolver::HandleQuery(const uint8_t* query, size_t len, const 
   if (st == cache::LookupStatus::kFresh) {
     if (hit_.kind == dns::AnswerKind::kServFail) {
       Bump(counters_->servfail_cached);
-      *out_len = AnswerFromHit(query, q, to.tcp, out, cap, false, dns::kEdeCachedError);
+      *out_len = AnswerFromHit(query, q, to.tcp, out, cap, false);
     } else {
       Bump(counters_->cache_hits);
-      *out_len = AnswerFromHit(query, q, to.tcp, out, cap, false, -1);
+      *out_len = AnswerFromHit(query, q, to.tcp, out, cap, false);
       if (options_.prefetch) MaybePrefetch(key, now);
     }
     return *out_len ? Outcome::kAnswered : Outcome::kDropped;

@@ -125,9 +125,9 @@ class Resolver {
   std::unique_ptr<Pending> TakePending(const std::string& key, uint64_t id);
   // The size limit and advertised size of an answer to this client.
   dns::RenderParams ParamsFor(const dns::QueryView& q, bool tcp) const;
-  // Renders hit_ (already in `out`) for this client.
+  // Renders hit_ (already in `out`) for this client (render.h: TTLs, EDE).
   size_t AnswerFromHit(const uint8_t* query, const dns::QueryView& q, bool tcp, uint8_t* out, size_t cap,
-                       bool stale, int ede);
+                       bool stale);
   size_t AnswerStale(const uint8_t* query, const dns::QueryView& q, bool tcp, uint8_t* out, size_t cap,
                      StaleReason reason);
   size_t Error(const uint8_t* query, size_t len, const dns::QueryView* q, uint16_t rcode, int ede, uint8_t* out,

@@ -136,7 +136,7 @@ bool Resolver::AnswerFromCache(std::string_view key, const std::vector<Waiter>& 
     const uint8_t* query = reinterpret_cast<const uint8_t*>(w.prefix.data());
     std::memcpy(reply_buf_.data(), entry_buf_.data(), hit_.image_len);
     size_t n = stale ? AnswerStale(query, w.q, w.to.tcp, reply_buf_.data(), reply_buf_.size(), reason)
-                     : AnswerFromHit(query, w.q, w.to.tcp, reply_buf_.data(), reply_buf_.size(), false, -1);
+                     : AnswerFromHit(query, w.q, w.to.tcp, reply_buf_.data(), reply_buf_.size(), false);
     if (n > 0) w.to.sink->SendReply(w.to, {reply_buf_.data(), n});
   }
   return true;

@@ -1,5 +1,6 @@
 #include "lib/cache/cache.h"
 
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -62,6 +63,29 @@ TEST_F(CacheTest, KeepsStaleWithinMaxStale) {
   EXPECT_EQ(info_.expires_at, clock_.Now() - absl::Seconds(30));
   clock_.Advance(absl::Hours(1));
   EXPECT_EQ(c->Lookup(Key("a.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kMiss);
+}
+
+TEST_F(CacheTest, AgeAndStalenessSaturateInsteadOfWrapping) {
+  // Found by the stale-path fuzzer: an entry stored in the infinite past (or
+  // more than 136 years ago) had an age that wrapped around 2^32 seconds to a
+  // small number, so its records were shown with TTLs that had not aged.
+  auto c = Make();
+  ASSERT_TRUE(c->InsertWithDeadlines(Key("a.example"), Image("a.example", 60), absl::InfinitePast(),
+                                     absl::InfiniteFuture(), clock_.Now(), absl::ZeroDuration()));
+  ASSERT_EQ(c->Lookup(Key("a.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kFresh);
+  EXPECT_EQ(info_.age_seconds, std::numeric_limits<uint32_t>::max());
+  ASSERT_TRUE(c->InsertWithDeadlines(Key("b.example"), Image("b.example", 60), absl::InfinitePast(),
+                                     clock_.Now() - absl::Hours(24 * 365 * 300), clock_.Now(),
+                                     absl::InfiniteDuration()));
+  ASSERT_EQ(c->Lookup(Key("b.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kStale);
+  EXPECT_EQ(info_.age_seconds, std::numeric_limits<uint32_t>::max());
+  EXPECT_EQ(info_.stale_seconds, std::numeric_limits<uint32_t>::max());
+  // 200 years ago: 6.3e9 seconds, not 6.3e9 mod 2^32.
+  absl::Time long_ago = clock_.Now() - absl::Hours(24 * 365 * 200);
+  ASSERT_TRUE(c->InsertWithDeadlines(Key("c.example"), Image("c.example", 60), long_ago, long_ago,
+                                     clock_.Now(), absl::InfiniteDuration()));
+  ASSERT_EQ(c->Lookup(Key("c.example"), clock_.Now(), out_, sizeof(out_), &info_), LookupStatus::kStale);
+  EXPECT_EQ(info_.stale_seconds, std::numeric_limits<uint32_t>::max());
 }
 
 TEST_F(CacheTest, RefreshFailureIsRecordedAndClearedByReplace) {

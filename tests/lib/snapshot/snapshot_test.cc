@@ -268,6 +268,23 @@ TEST_F(SnapshotTest, ExtremeDeadlinesBehindAValidChecksumAreDamage) {
     EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
     EXPECT_EQ(after->entries(), 0u);
   }
+  // In order (inserted = expires = INT64_MIN, stale_until = INT64_MAX), so
+  // only the range check stops them: stale_until - expires overflowed
+  // (corpus file snapshot/bug_extreme_deadlines_in_order).
+  {
+    std::string bad = good;
+    const uint64_t in_order[3] = {uint64_t{0x8000000000000000}, uint64_t{0x8000000000000000},
+                                  uint64_t{0x7fffffffffffffff}};
+    for (int field = 0; field < 3; ++field) {
+      for (int i = 0; i < 8; ++i) {
+        bad[inserted_at + 8 * field + i] = static_cast<char>((in_order[field] >> (8 * (7 - i))) & 0xff);
+      }
+    }
+    auto after = Make();
+    auto r = Parse(Reseal(bad), after.get(), At(), &Day);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+    EXPECT_EQ(after->entries(), 0u);
+  }
   // And a write time centuries away.
   std::string bad = good;
   bad[16] = 0x7f;
