@@ -230,6 +230,9 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
           {"tcp_idle_timeout_ms", MillisInto(r, &c->tcp_idle_timeout, 100, 3'600'000)},
           {"max_tcp_connections", IntInto(r, &c->max_tcp_connections, 1, 1'000'000)},
           {"max_tcp_pipeline", IntInto(r, &c->max_tcp_pipeline, 1, 65535)},
+          {"tcp_frame_timeout_ms", MillisInto(r, &c->tcp_frame_timeout, 100, 600'000)},
+          {"max_tcp_write_queue", IntInto(r, &c->max_tcp_write_queue, 1024, int64_t{1} << 30)},
+          {"tcp_memory_budget", IntInto(r, &c->tcp_memory_budget, 1 << 20, int64_t{1} << 40)},
           {"handover_grace_ms", MillisInto(r, &c->handover_grace, 0, 600'000)},
       })},
       {"cache", section("cache", {
@@ -478,8 +481,10 @@ std::vector<std::string> KeepRestartOnly(const Config& running, Config* next) {
     notes.push_back("server.max_udp_size changed: needs a restart; keeping the running value");
     next->resolver.max_udp_size = running.resolver.max_udp_size;
   }
-  keep("server.tcp_idle_timeout_ms/max_tcp_connections/max_tcp_pipeline", &Config::tcp_idle_timeout,
-       &Config::max_tcp_connections, &Config::max_tcp_pipeline);
+  keep("server.tcp_idle_timeout_ms/max_tcp_connections/max_tcp_pipeline/tcp_frame_timeout_ms/max_tcp_write_queue/"
+       "tcp_memory_budget",
+       &Config::tcp_idle_timeout, &Config::max_tcp_connections, &Config::max_tcp_pipeline, &Config::tcp_frame_timeout,
+       &Config::max_tcp_write_queue, &Config::tcp_memory_budget);
   keep("cache.max_entries/max_bytes/shards", &Config::cache);
   keep("control.*", &Config::control_socket, &Config::control_socket_mode, &Config::control_socket_owner,
        &Config::control_socket_group);

@@ -94,7 +94,8 @@ absl::Duration Worker::MaxStale(std::string_view qname_wire) const {
 }
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::Config& config, cache::Cache* cache,
-                                                       const SteadyClock* clock, std::vector<int> udp_fds,
+                                                       const SteadyClock* clock, TcpBudget* tcp_budget,
+                                                       std::vector<int> udp_fds,
                                                        std::vector<int> tcp_fds) {
   std::unique_ptr<Worker> w(new Worker(index, cache, clock));
   auto fail = [&](absl::Status st) {
@@ -134,6 +135,9 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
   to.max_connections = config.max_tcp_connections;
   to.idle_timeout = config.tcp_idle_timeout;
   to.max_pipeline = config.max_tcp_pipeline;
+  to.frame_timeout = config.tcp_frame_timeout;
+  to.max_write_queue = config.max_tcp_write_queue;
+  to.memory_budget = config.tcp_memory_budget;
   resolver::Resolver* r = w->current_->resolver.get();
   // From here the listeners own the descriptors.
   for (int fd : udp_fds) {
@@ -141,7 +145,8 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const config::
                                                     config.resolver.max_udp_size));
   }
   for (int fd : tcp_fds) {
-    w->tcp_.push_back(std::make_unique<TcpListener>(&w->loop_, fd, r, &w->counters_, to));
+    w->tcp_.push_back(std::make_unique<TcpListener>(&w->loop_, fd, r, &w->counters_, to, w->clock_, &w->timers_,
+                                                    tcp_budget));
   }
   udp_fds.clear();
   tcp_fds.clear();
