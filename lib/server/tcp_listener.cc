@@ -1,8 +1,5 @@
 #include "lib/server/tcp_listener.h"
 
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,59 +8,11 @@
 
 #include "lib/common/uv_status.h"
 #include "lib/server/sockets.h"
+#include "lib/server/tcp_connection.h"
 
 namespace nodedns::server {
 
-struct TcpListener::Connection {
-  TcpListener* owner = nullptr;
-  uint64_t id = 0;
-  uv_tcp_t tcp;
-  uv_write_t write_req;  // the one write in flight
-  Connection* older = nullptr;  // the listener's activity list
-  Connection* newer = nullptr;
-  std::vector<uint8_t> in;       // received, not yet run: a partial frame, or frames waiting for room
-  std::vector<uint8_t> out;      // answers queued, not yet handed to the kernel
-  std::vector<uint8_t> writing;  // the uv_write in flight: bytes from writing_from on
-  size_t writing_from = 0;
-  int64_t charged = 0;           // bytes charged to the budget
-  int inflight = 0;              // queries waiting for an upstream answer
-  int64_t read_ns = 0;           // MonotonicNanos() of the last read (latency histogram)
-  absl::Time last_active;        // accepted, a complete query, or answer bytes taken by the client
-  absl::Time frame_started = absl::InfiniteFuture();  // first byte of the frame in progress
-  bool reading = false;
-  bool queue_full = false;       // reading paused for the write queue (counted once per pause)
-  bool write_in_flight = false;
-  bool eof = false;              // the client finished sending
-  bool closing = false;
-  bool shutting_down = false;
-};
-
-namespace {
-
-// Read at most this much at once unless a longer frame is in progress: what
-// cannot be run at once stays with the connection, while unread bytes wait
-// in the kernel at no cost to us.
-constexpr size_t kReadChunk = 16 << 10;
-constexpr size_t kMaxFrame = 2 + 65535;
-// Buffers larger than this are freed when they empty rather than kept.
-constexpr size_t kKeepCapacity = 4096;
-// A frame in progress for less than this (its client is sending it) keeps a
-// connection from being cut for a new one; answers taken by the client less
-// than this ago keep it from being cut for the budget.
-constexpr absl::Duration kCutGrace = absl::Milliseconds(250);
-// glibc keeps freed memory in its arenas; after this much was released, the
-// sweep hands it back (malloc_trim). Measured in README "TCP abuse".
-constexpr int64_t kTrimAfter = int64_t{8} << 20;
-
-uv_stream_t* Stream(uv_tcp_t* tcp) { return reinterpret_cast<uv_stream_t*>(tcp); }
-
-void FreeIfLarge(std::vector<uint8_t>& v) {
-  if (v.empty() && v.capacity() > kKeepCapacity) std::vector<uint8_t>().swap(v);
-}
-
-void AddTo(std::atomic<uint64_t>& counter, int64_t n) { Bump(counter, static_cast<uint64_t>(n)); }
-
-}  // namespace
+using namespace tcp_internal;  // NOLINT: the constants of tcp_connection.h
 
 TcpListener::TcpListener(uv_loop_t* loop, int fd, resolver::Resolver* resolver, Counters* counters,
                          const TcpOptions& options, const SteadyClock* clock, TimerQueue* timers, TcpBudget* budget)
@@ -118,20 +67,10 @@ void TcpListener::Accept() {
   Bump(counters_->tcp_accepted);
   if (!Recharge(c)) return;
   uv_tcp_nodelay(&c->tcp, 1);
+  int sndbuf = kSocketSendBuffer;
+  uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(&c->tcp), &sndbuf);
   UpdateReading(c);
   ArmSweep();
-}
-
-TcpListener::Connection* TcpListener::Cuttable(absl::Time now) const {
-  // The oldest activity first. A connection waiting for upstream answers is
-  // working for its client; one whose frame has been arriving for a while is
-  // not (slowloris), nor is one whose answers sit unread.
-  for (Connection* c = oldest_; c != nullptr; c = c->newer) {
-    if (c->inflight > 0) continue;
-    if (c->frame_started != absl::InfiniteFuture() && now - c->frame_started < kCutGrace) continue;
-    return c;
-  }
-  return nullptr;
 }
 
 size_t TcpListener::Queued(const Connection* c) const {
@@ -378,88 +317,6 @@ void TcpListener::MaybeFinish(Connection* c) {
     delete req;
     Close(c, Why::kOther);
   }
-}
-
-bool TcpListener::Recharge(Connection* c) {
-  int64_t held = kConnectionCost + static_cast<int64_t>(c->in.capacity() + c->out.capacity() + c->writing.capacity());
-  int64_t delta = held - c->charged;
-  if (delta == 0) return true;
-  c->charged = held;
-  held_ += delta;
-  budget_->Add(delta);
-  if (delta < 0) {
-    AddTo(counters_->tcp_budget_released_bytes, -delta);
-    released_since_trim_ -= delta;
-    return true;
-  }
-  AddTo(counters_->tcp_budget_charged_bytes, delta);
-  if (!budget_->over()) return true;
-  // Over the budget: first the connections whose clients left their answers
-  // unread, the longest idle first; then the one that grew.
-  absl::Time now = clock_->Now();
-  for (Connection* d = oldest_; d != nullptr && budget_->over();) {
-    Connection* next = d->newer;
-    if (d != c && Queued(d) > 0 && now - d->last_active >= kCutGrace) Close(d, Why::kBudgetCut);
-    d = next;
-  }
-  if (!budget_->over()) return true;
-  Close(c, Why::kBudget);
-  return false;
-}
-
-void TcpListener::Touch(Connection* c) {
-  Unlink(c);
-  c->older = newest_;
-  if (newest_ != nullptr) newest_->newer = c;
-  newest_ = c;
-  if (oldest_ == nullptr) oldest_ = c;
-}
-
-void TcpListener::Unlink(Connection* c) {
-  if (c->older != nullptr) {
-    c->older->newer = c->newer;
-  } else if (oldest_ == c) {
-    oldest_ = c->newer;
-  }
-  if (c->newer != nullptr) {
-    c->newer->older = c->older;
-  } else if (newest_ == c) {
-    newest_ = c->older;
-  }
-  c->older = c->newer = nullptr;
-}
-
-void TcpListener::ArmSweep() {
-  if (sweep_ != 0 || closed_all_ || conns_.empty()) return;
-  absl::Duration every = std::clamp(std::min(options_.idle_timeout, options_.frame_timeout) / 4,
-                                    absl::Milliseconds(10), absl::Milliseconds(250));
-  sweep_ = timers_->Add(clock_->Now() + every, [this] {
-    sweep_ = 0;
-    Sweep(clock_->Now());
-    ArmSweep();
-  });
-}
-
-void TcpListener::Sweep(absl::Time now) {
-  std::vector<std::pair<Connection*, Why>> due;
-  for (auto& [id, c] : conns_) {
-    if (c->frame_started != absl::InfiniteFuture() && now - c->frame_started >= options_.frame_timeout) {
-      due.emplace_back(c, Why::kFrameDeadline);
-    } else if (c->inflight == 0 && now - c->last_active >= options_.idle_timeout) {
-      due.emplace_back(c, Queued(c) > 0 ? Why::kSlowReader : Why::kIdle);
-    }
-  }
-  for (auto& [c, why] : due) Close(c, why);
-  MaybeTrim();
-}
-
-void TcpListener::MaybeTrim() {
-  if (released_since_trim_ < kTrimAfter) return;
-  released_since_trim_ = 0;
-#ifdef __GLIBC__
-  malloc_trim(0);
-  Bump(counters_->tcp_memory_trims);
-#endif
 }
 
 void TcpListener::Close(Connection* c, Why why) {
