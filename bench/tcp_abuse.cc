@@ -189,7 +189,10 @@ int main(int argc, char** argv) {
     c.fd = fd;
     c.started = Clock::now();
     epoll_event ev{};
-    ev.events = EPOLLRDHUP | (kind == Kind::kProbe ? (EPOLLIN | EPOLLOUT) : kind == Kind::kNeverReader ? EPOLLOUT : 0);
+    uint32_t events = EPOLLRDHUP;
+    if (kind == Kind::kProbe) events |= EPOLLIN | EPOLLOUT;
+    if (kind == Kind::kNeverReader) events |= EPOLLOUT;
+    ev.events = events;
     ev.data.fd = fd;
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
     conns[fd] = std::move(c);
@@ -231,6 +234,7 @@ int main(int argc, char** argv) {
     auto next_trickle = start;
     auto next_rss = start;
     auto udp_interval = duration<double>(1.0 / udp_qps);
+    std::vector<Kind> comeback;
     while (Clock::now() < end) {
       auto now = Clock::now();
       // UDP at a steady rate.
@@ -259,6 +263,9 @@ int main(int argc, char** argv) {
       }
       if (p == 1 && now >= next_trickle) {
         next_trickle += std::chrono::seconds(1);
+        for (Kind kind : comeback) add(kind, nullptr);
+        ph.reconnects += comeback.size();
+        comeback.clear();
         for (auto& [fd, c] : conns) {
           if (c.kind != Kind::kSlowloris || c.sent >= slow_frame.size() - 1) continue;
           if (send(fd, slow_frame.data() + c.sent, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) ++c.sent;
@@ -299,7 +306,7 @@ int main(int argc, char** argv) {
           ssize_t r;
           while ((r = recv(fd, b, sizeof(b), 0)) > 0) c.in.append(b, static_cast<size_t>(r));
           if (c.in.size() >= 2 &&
-              c.in.size() >= 2 + (static_cast<uint8_t>(c.in[0]) << 8 | static_cast<uint8_t>(c.in[1]))) {
+              c.in.size() >= 2 + size_t{static_cast<uint8_t>(c.in[0]) * 256u + static_cast<uint8_t>(c.in[1])}) {
             ++ph.probes_served;
             closed.push_back(fd);
           } else if (r == 0 || (r < 0 && errno != EAGAIN) || (evs[i].events & (EPOLLERR | EPOLLHUP))) {
@@ -328,17 +335,26 @@ int main(int argc, char** argv) {
         if (it == conns.end()) continue;
         Kind kind = it->second.kind;
         drop(fd);
-        // Abusers come back at once.
-        if (p == 1 && kind != Kind::kProbe) {
-          add(kind, nullptr);
-          ++ph.reconnects;
-        }
+        // Abusers come back on the next tick (as slowloris tools do).
+        if (p == 1 && kind != Kind::kProbe) comeback.push_back(kind);
       }
     }
-    // Queries still unanswered at the end of the phase are lost.
-    auto cutoff = Clock::now() - std::chrono::seconds(2);
+    // Answers for 1 s more count for this phase; then the rest is lost.
+    auto drain_end = Clock::now() + std::chrono::seconds(1);
+    while (Clock::now() < drain_end) {
+      char buf[4096];
+      ssize_t n = recv(udp, buf, sizeof(buf), 0);
+      if (n < 12) {
+        usleep(200);
+        continue;
+      }
+      uint16_t id = static_cast<uint16_t>((static_cast<uint8_t>(buf[0]) << 8) | static_cast<uint8_t>(buf[1]));
+      if (!udp_waiting[id]) continue;
+      udp_waiting[id] = false;
+      ph.udp_ms.push_back(duration<double, std::milli>(Clock::now() - udp_sent_at[id]).count());
+    }
     for (int i = 0; i < 65536; ++i) {
-      if (udp_waiting[i] && udp_sent_at[i] < cutoff) {
+      if (udp_waiting[i]) {
         udp_waiting[i] = false;
         ++ph.udp_lost;
       }

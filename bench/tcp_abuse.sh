@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # TCP abuse (issue 11): NEVER_READERS connections that pipeline queries for a
 # large cached answer and never read, and SLOWLORIS connections that send a
-# frame one octet a second, both reconnecting when closed, against nodedns
+# frame one octet a second, both reconnecting (on the next 1 s tick) when
+# closed, against nodedns
 # (default configuration) and Unbound (Debian's, a one-thread forwarding cache
 # with its defaults), one after the other in the same run, ROUNDS times.
 # bench/tcp_abuse.cc measures, before, during and after the abuse: the

@@ -40,7 +40,7 @@ struct Config {
   int max_tcp_pipeline = 64;
   // Bounded TCP (lib/server/tcp_options.h has their meaning and defaults).
   absl::Duration tcp_frame_timeout = absl::Seconds(2);
-  size_t max_tcp_write_queue = 64 << 10;
+  size_t max_tcp_write_queue = 16 << 10;
   int64_t tcp_memory_budget = int64_t{32} << 20;
   // On SIGTERM without a successor, keep serving this long for one to take
   // over (zero-gap upgrades); 0: stop at once.

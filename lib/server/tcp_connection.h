@@ -62,8 +62,9 @@ inline constexpr int64_t kTrimAfter = int64_t{8} << 20;
 // The kernel's send buffer of a connection (it doubles the value): without
 // it, loopback autotuning lets a client that never reads make us answer
 // about 4 MB into the kernel before its reading pauses, each time it
-// reconnects. Twice the largest answer keeps a reading client streaming.
-inline constexpr int kSocketSendBuffer = 64 << 10;
+// reconnects (and with 64 KiB, 300 such clients reconnecting still cost
+// most of a core: bench/tcp_abuse.sh). Larger answers go out in pieces.
+inline constexpr int kSocketSendBuffer = 16 << 10;
 
 inline uv_stream_t* Stream(uv_tcp_t* tcp) { return reinterpret_cast<uv_stream_t*>(tcp); }
 

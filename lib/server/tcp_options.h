@@ -26,7 +26,7 @@ struct TcpOptions {
   int max_pipeline = 64;
   // Answers queued for one connection beyond this many bytes pause its
   // reading until the client takes them.
-  size_t max_write_queue = 64 << 10;
+  size_t max_write_queue = 16 << 10;
   // For all TCP connections of the process together (every worker): the
   // bytes they hold (buffers and a fixed cost per connection). The Server
   // makes the one TcpBudget from it.

@@ -152,9 +152,9 @@ TEST_F(TcpAbuseTest, ClientsThatNeverReadPauseAndStayBounded) {
   EXPECT_GE(c.value("tcp_reads_paused", uint64_t{0}), static_cast<uint64_t>(kClients));
   EXPECT_LT(queries, uint64_t{kClients} * kQueries / 2) << "the daemon kept reading from clients that never read";
   int64_t held = c.value("tcp_budget_charged_bytes", int64_t{0}) - c.value("tcp_budget_released_bytes", int64_t{0});
-  // Per connection: a 64 KiB queue (in a buffer that doubles, plus the write
+  // Per connection: a 16 KiB queue (in a buffer that doubles, plus the write
   // in flight) and a 16 KiB read chunk.
-  EXPECT_LE(held, kClients * (256 << 10)) << "bytes held by TCP connections";
+  EXPECT_LE(held, kClients * (128 << 10)) << "bytes held by TCP connections";
   EXPECT_LE(held, int64_t{32} << 20) << "over the default budget";
   // Everyone else is served meanwhile.
   EXPECT_TRUE(UdpServed("udp-during.example"));  // from the cache
