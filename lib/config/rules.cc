@@ -66,8 +66,9 @@ std::vector<std::string> KeepRestartOnly(const Config& running, Config* next) {
     notes.push_back("server.max_udp_size changed: needs a restart; keeping the running value");
     next->resolver.max_udp_size = running.resolver.max_udp_size;
   }
-  keep("server.tcp_idle_timeout_ms/max_tcp_connections/max_tcp_pipeline", &Config::tcp_idle_timeout,
-       &Config::max_tcp_connections, &Config::max_tcp_pipeline);
+  keep("server.tcp_idle_timeout_ms/max_tcp_connections/max_tcp_pipeline/tcp_frame_timeout_ms/max_tcp_write_queue/"
+       "tcp_memory_budget",
+       &Config::tcp);
   keep("cache.max_entries/max_bytes/shards", &Config::cache);
   keep("control.*", &Config::control_socket, &Config::control_socket_mode, &Config::control_socket_owner,
        &Config::control_socket_group);

@@ -21,7 +21,15 @@
   X(tcp_idle_closed, "TCP connections closed after the idle timeout")                             \
   X(tcp_bad_frames, "TCP connections closed for a frame shorter than a DNS header")               \
   X(tcp_replies_dropped, "Answers for TCP connections that had closed meanwhile")                 \
-  X(tcp_slow_reader_closed, "TCP connections closed because the client did not read its answers")
+  X(tcp_slow_reader_closed, "TCP connections closed because the client did not read its answers") \
+  X(tcp_reads_paused, "TCP connections whose reading paused because max_tcp_write_queue bytes of answers were unread") \
+  X(tcp_frame_deadline_closed, "TCP connections closed because a frame did not arrive whole within tcp_frame_timeout_ms") \
+  X(tcp_idle_cut, "TCP connections cut (the longest idle) to make room for a new one at max_tcp_connections") \
+  X(tcp_budget_cut, "TCP connections with unread answers cut because the TCP memory budget was spent") \
+  X(tcp_budget_closed, "TCP connections closed because they grew past the spent TCP memory budget") \
+  X(tcp_budget_charged_bytes, "Bytes charged to the TCP memory budget (minus released: what TCP holds now)") \
+  X(tcp_budget_released_bytes, "Bytes released from the TCP memory budget") \
+  X(tcp_memory_trims, "Times freed TCP memory was handed back to the kernel (malloc_trim)")
 
 namespace nodedns::server {
 

@@ -14,6 +14,7 @@
 #include "lib/cache/cache.h"
 #include "lib/common/socket_address.h"
 #include "lib/resolver/options.h"
+#include "lib/server/tcp_options.h"
 #include "lib/upstream/options.h"
 
 namespace nodedns::server {
@@ -31,9 +32,9 @@ struct ServerOptions {
   // [server]
   std::vector<SocketAddress> listen;
   int workers = 1;
-  absl::Duration tcp_idle_timeout = absl::Seconds(10);
-  int max_tcp_connections = 1024;
-  int max_tcp_pipeline = 64;
+  // [server] tcp_idle_timeout_ms, max_tcp_connections, max_tcp_pipeline,
+  // tcp_frame_timeout_ms, max_tcp_write_queue, tcp_memory_budget.
+  TcpOptions tcp;
   // [cache] size
   cache::CacheOptions cache;
   // The components' own options, with their defaults

@@ -28,6 +28,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
   auto cache = cache::Cache::Create(co);
   if (!cache.ok()) return cache.status();
   s->cache_ = std::move(*cache);
+  s->tcp_budget_ = std::make_unique<TcpBudget>(options.tcp.memory_budget);
   auto bound = BindListeners(options.listen, options.workers);
   if (!bound.ok()) return bound.status();
   for (const BoundAddress& b : *bound) {
@@ -42,7 +43,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
       tcp.push_back(b.tcp_fds[i]);
       b.udp_fds[i] = b.tcp_fds[i] = -1;
     }
-    auto w = Worker::Create(i, options, s->cache_.get(), clock, std::move(udp), std::move(tcp));
+    auto w = Worker::Create(i, options, s->cache_.get(), clock, s->tcp_budget_.get(), std::move(udp),
+                            std::move(tcp));
     if (!w.ok()) {
       for (BoundAddress& b : *bound) {
         for (int& fd : b.udp_fds) if (fd >= 0) close(fd);

@@ -91,6 +91,8 @@ class Server {
   std::optional<std::vector<T>> CollectFromWorkers(std::function<T(Worker&)> fn, absl::Duration timeout);
 
   std::unique_ptr<cache::Cache> cache_;
+  // What every worker's TCP connections hold together (outlives the workers).
+  std::unique_ptr<TcpBudget> tcp_budget_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<SocketAddress> bound_;
   // One UDP and one TCP socket of each address's reuseport group (dups of

@@ -94,7 +94,8 @@ absl::Duration Worker::MaxStale(std::string_view qname_wire) const {
 }
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const ServerOptions& options, cache::Cache* cache,
-                                                       const SteadyClock* clock, std::vector<int> udp_fds,
+                                                       const SteadyClock* clock, TcpBudget* tcp_budget,
+                                                       std::vector<int> udp_fds,
                                                        std::vector<int> tcp_fds) {
   std::unique_ptr<Worker> w(new Worker(index, cache, clock));
   w->AssertOnLoopThread();  // not started: the creating thread holds the role
@@ -134,10 +135,6 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const ServerOp
   auto g = w->BuildGeneration(options);
   if (!g.ok()) return fail(g.status());
   w->current_ = std::move(*g);
-  TcpOptions to;
-  to.max_connections = options.max_tcp_connections;
-  to.idle_timeout = options.tcp_idle_timeout;
-  to.max_pipeline = options.max_tcp_pipeline;
   resolver::Resolver* r = w->current_->resolver.get();
   // From here the listeners own the descriptors.
   for (int fd : udp_fds) {
@@ -145,7 +142,8 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const ServerOp
                                                     options.resolver.max_udp_size));
   }
   for (int fd : tcp_fds) {
-    w->tcp_.push_back(std::make_unique<TcpListener>(&w->loop_, fd, r, &w->server_counters_, to));
+    w->tcp_.push_back(std::make_unique<TcpListener>(&w->loop_, fd, r, &w->server_counters_, options.tcp, w->clock_, &w->timers_,
+                                                    tcp_budget));
   }
   udp_fds.clear();
   tcp_fds.clear();

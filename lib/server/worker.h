@@ -64,8 +64,8 @@ class Worker {
   // Takes ownership of the sockets (one UDP and one listening TCP socket per
   // listen address). Closes them on failure.
   static absl::StatusOr<std::unique_ptr<Worker>> Create(int index, const ServerOptions& options, cache::Cache* cache,
-                                                        const SteadyClock* clock, std::vector<int> udp_fds,
-                                                        std::vector<int> tcp_fds);
+                                                        const SteadyClock* clock, TcpBudget* tcp_budget,
+                                                        std::vector<int> udp_fds, std::vector<int> tcp_fds);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;

@@ -45,9 +45,7 @@ TEST(ConfigTest, TheEmbeddedDefaultFileStatesTheComponentsDefaults) {
   EXPECT_EQ(file.upstream.limiter.tolerance, structs.upstream.limiter.tolerance);
   EXPECT_EQ(file.resolver.prefetch_threshold, structs.resolver.prefetch_threshold);
   EXPECT_EQ(file.workers, structs.workers);
-  EXPECT_EQ(file.tcp_idle_timeout, structs.tcp_idle_timeout);
-  EXPECT_EQ(file.max_tcp_connections, structs.max_tcp_connections);
-  EXPECT_EQ(file.max_tcp_pipeline, structs.max_tcp_pipeline);
+  EXPECT_EQ(file.tcp, structs.tcp);
   EXPECT_EQ(file.handover_grace, structs.handover_grace);
   EXPECT_EQ(file.log_level, structs.log_level);
   EXPECT_EQ(file.log_format, structs.log_format);
@@ -93,7 +91,7 @@ level = "debug"
   EXPECT_EQ(c->listen.size(), 2u);
   EXPECT_EQ(c->listen[1].ToString(), "[::1]:53");
   EXPECT_EQ(c->workers, 2);
-  EXPECT_EQ(c->tcp_idle_timeout, absl::Seconds(5));
+  EXPECT_EQ(c->tcp.idle_timeout, absl::Seconds(5));
   EXPECT_EQ(c->cache.shards, 4u);
   EXPECT_EQ(c->resolver.image.min_ttl, 5u);
   EXPECT_EQ(c->transport.timeout, absl::Milliseconds(250));
@@ -174,19 +172,19 @@ TEST(KeepRestartOnlyTest, RevertsWhatNeedsARestartAndNamesIt) {
   Config running = DefaultConfig();
   Config next = running;
   next.listen = {*SocketAddress::Parse("127.0.0.1:5353")};
-  next.max_tcp_pipeline = 8;
+  next.tcp.max_pipeline = 8;
   next.cache.shards = 4;
   next.metrics_listen.reset();
   next.upstream.max_qps = 17;  // reloadable
   auto notes = KeepRestartOnly(running, &next);
   EXPECT_EQ(notes, (std::vector<std::string>{
                        "server.listen changed: needs a restart; keeping the running value",
-                       "server.tcp_idle_timeout_ms/max_tcp_connections/max_tcp_pipeline changed: needs a restart; "
-                       "keeping the running value",
+                       "server.tcp_idle_timeout_ms/max_tcp_connections/max_tcp_pipeline/tcp_frame_timeout_ms/"
+                       "max_tcp_write_queue/tcp_memory_budget changed: needs a restart; keeping the running value",
                        "cache.max_entries/max_bytes/shards changed: needs a restart; keeping the running value",
                        "metrics.listen changed: needs a restart; keeping the running value"}));
   EXPECT_EQ(next.listen, running.listen);
-  EXPECT_EQ(next.max_tcp_pipeline, running.max_tcp_pipeline);
+  EXPECT_EQ(next.tcp.max_pipeline, running.tcp.max_pipeline);
   EXPECT_EQ(next.cache, running.cache);
   EXPECT_EQ(next.metrics_listen, running.metrics_listen);
   EXPECT_EQ(next.upstream.max_qps, 17);

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <algorithm>
 #include <iterator>
 #include <set>
 
@@ -23,7 +24,9 @@ class TcpListenerTest : public ListenerHarness {
     close(udp_fd_);
   }
   void Start(TcpOptions options = TcpOptions()) {
-    listener_ = std::make_unique<TcpListener>(&loop_, tcp_fd_, resolver_.get(), &counters_, options);
+    budget_ = std::make_unique<TcpBudget>(options.memory_budget);
+    listener_ = std::make_unique<TcpListener>(&loop_, tcp_fd_, resolver_.get(), &counters_, options, &clock_, &timers_,
+                                              budget_.get());
     ASSERT_TRUE(listener_->Start().ok());
   }
   void CloseHandles() override {
@@ -52,6 +55,25 @@ class TcpListenerTest : public ListenerHarness {
     });
     return c.Frames();
   }
+  // Moves the fake clock and runs the timers due (the listener's sweep).
+  // In steps of 10 ms, as the worker's timer would fire.
+  void Advance(absl::Duration d) {
+    while (d > absl::ZeroDuration()) {
+      absl::Duration step = std::min(d, absl::Milliseconds(10));
+      clock_.Advance(step);
+      d -= step;
+      timers_.RunDue(clock_.Now());
+    }
+    uv_run(&loop_, UV_RUN_NOWAIT);
+  }
+  // Runs the loop until the listener holds `n` bytes of input beyond the
+  // connections' fixed cost (one connection with a partial frame).
+  void AwaitHeld(size_t n) {
+    ASSERT_TRUE(RunUntil([&] {
+      return listener_->held_bytes() >= TcpListener::kConnectionCost * static_cast<int64_t>(listener_->connections()) +
+                                            static_cast<int64_t>(n);
+    })) << "held " << listener_->held_bytes();
+  }
   bool AwaitClosed(TcpClient& c, absl::Duration timeout = absl::Seconds(5)) {
     return RunUntil(
         [&] {
@@ -61,6 +83,7 @@ class TcpListenerTest : public ListenerHarness {
         timeout);
   }
 
+  std::unique_ptr<TcpBudget> budget_;
   std::unique_ptr<TcpListener> listener_;
 };
 
@@ -196,25 +219,28 @@ TEST_F(TcpListenerTest, ReadingPausesAtThePipelineCap) {
 
 TEST_F(TcpListenerTest, IdleConnectionsAreClosed) {
   TcpOptions o;
-  o.idle_timeout = absl::Milliseconds(100);
+  o.idle_timeout = absl::Seconds(10);
   Start(o);
   TcpClient idle = Client();
-  absl::Time opened = absl::Now();
+  Advance(absl::Milliseconds(9900));
+  idle.Pump();
+  EXPECT_FALSE(idle.closed);
+  Advance(absl::Milliseconds(300));  // the sweep runs every 250 ms
   EXPECT_TRUE(AwaitClosed(idle));
-  // libuv's timers run on the loop's real clock.
-  EXPECT_GE(absl::Now() - opened, absl::Milliseconds(80));
   EXPECT_EQ(counters_.tcp_idle_closed.load(), 1u);
   EXPECT_EQ(listener_->connections(), 0u);
+  EXPECT_EQ(listener_->held_bytes(), 0);
+  EXPECT_EQ(budget_->used(), 0);
 }
 
 TEST_F(TcpListenerTest, AQueryInFlightKeepsTheConnectionPastTheIdleTimeout) {
   TcpOptions o;
-  o.idle_timeout = absl::Milliseconds(50);
+  o.idle_timeout = absl::Seconds(1);
   Start(o);
   TcpClient c = Client();
   SendAll(c.fd, Frame(AQuery("slow.example", 7)));
   ASSERT_TRUE(RunUntil([&] { return upstream_.sent.size() == 1; }));
-  RunFor(absl::Milliseconds(200));
+  Advance(absl::Seconds(5));
   c.Pump();
   EXPECT_FALSE(c.closed);
   EXPECT_EQ(counters_.tcp_idle_closed.load(), 0u);
@@ -222,36 +248,126 @@ TEST_F(TcpListenerTest, AQueryInFlightKeepsTheConnectionPastTheIdleTimeout) {
   auto frames = Await(c, 1);
   ASSERT_EQ(frames.size(), 1u);
   EXPECT_EQ(IdOf(frames[0]), 7);
-  // Then idle again: closed.
+  // Then idle again, counted from the answer the client took: closed.
+  Advance(absl::Milliseconds(900));
+  c.Pump();
+  EXPECT_FALSE(c.closed);
+  Advance(absl::Milliseconds(300));
   EXPECT_TRUE(AwaitClosed(c));
   EXPECT_EQ(counters_.tcp_idle_closed.load(), 1u);
 }
 
-TEST_F(TcpListenerTest, ConnectionsOverTheLimitAreClosedAtOnce) {
+// Slowloris: bytes that trickle in neither extend the frame's deadline nor
+// count as activity.
+TEST_F(TcpListenerTest, AFrameMustArriveWholeWithinTheFrameTimeout) {
+  TcpOptions o;
+  o.frame_timeout = absl::Seconds(2);
+  o.idle_timeout = absl::Seconds(60);
+  Start(o);
+  TcpClient c = Client();
+  std::string frame = Frame(NotifyQuery(1));
+  // A whole frame in 1.5 s is fine...
+  SendAll(c.fd, frame.substr(0, 1));
+  AwaitHeld(1);
+  Advance(absl::Milliseconds(1000));
+  SendAll(c.fd, frame.substr(1, 3));
+  AwaitHeld(4);
+  Advance(absl::Milliseconds(500));
+  SendAll(c.fd, frame.substr(4) + frame.substr(0, 1));  // and the next one's first byte
+  ASSERT_EQ(Await(c, 1).size(), 1u);
+  AwaitHeld(1);
+  // ...the next one's deadline runs from its own first byte, one byte a
+  // second does not move it.
+  for (int i = 1; i < 4; ++i) {
+    Advance(absl::Milliseconds(500));
+    SendAll(c.fd, frame.substr(static_cast<size_t>(i), 1));
+    AwaitHeld(static_cast<size_t>(i) + 1);
+    c.Pump();
+    ASSERT_FALSE(c.closed) << i;
+  }
+  Advance(absl::Milliseconds(499));
+  c.Pump();
+  EXPECT_FALSE(c.closed);
+  Advance(absl::Milliseconds(260));  // the sweep runs every 250 ms
+  EXPECT_TRUE(AwaitClosed(c));
+  EXPECT_EQ(counters_.tcp_frame_deadline_closed.load(), 1u);
+  EXPECT_EQ(counters_.tcp_idle_closed.load(), 0u);
+}
+
+TEST_F(TcpListenerTest, PartialFramesAreNotActivity) {
+  TcpOptions o;
+  o.frame_timeout = absl::Seconds(600);  // only the idle timeout here
+  o.idle_timeout = absl::Seconds(10);
+  Start(o);
+  TcpClient c = Client();
+  std::string frame = Frame(NotifyQuery(1));
+  for (size_t i = 0; i < 9; ++i) {
+    SendAll(c.fd, frame.substr(i, 1));
+    AwaitHeld(i + 1);
+    Advance(absl::Seconds(1));
+  }
+  c.Pump();
+  EXPECT_FALSE(c.closed);
+  Advance(absl::Milliseconds(1260));
+  EXPECT_TRUE(AwaitClosed(c));
+  EXPECT_EQ(counters_.tcp_idle_closed.load(), 1u);
+}
+
+TEST_F(TcpListenerTest, ANewConnectionAtTheLimitCutsTheLongestIdle) {
   TcpOptions o;
   o.max_connections = 2;
   Start(o);
   TcpClient a = Client();
   TcpClient b = Client();
+  Advance(absl::Seconds(1));
+  // b trickles a frame (no activity), a asks a query (activity): b is idle
+  // the longest.
+  SendAll(b.fd, Frame(NotifyQuery(9)).substr(0, 3));
+  AwaitHeld(3);
+  SendAll(a.fd, Frame(NotifyQuery(1)));
+  ASSERT_EQ(Await(a, 1).size(), 1u);
+  Advance(absl::Seconds(1));
+  TcpClient c = Client();
+  EXPECT_TRUE(AwaitClosed(b));
+  EXPECT_EQ(counters_.tcp_idle_cut.load(), 1u);
+  EXPECT_EQ(counters_.tcp_rejected.load(), 0u);
+  EXPECT_EQ(counters_.tcp_accepted.load(), 3u);
+  SendAll(c.fd, Frame(NotifyQuery(3)));
+  ASSERT_EQ(Await(c, 1).size(), 1u);
+  SendAll(a.fd, Frame(NotifyQuery(2)));
+  EXPECT_EQ(Await(a, 2).size(), 2u);
+  EXPECT_FALSE(a.closed);
+}
+
+TEST_F(TcpListenerTest, AtTheLimitBusyConnectionsAreNotCut) {
+  TcpOptions o;
+  o.max_connections = 1;
+  Start(o);
+  // A query in flight: busy.
+  TcpClient busy = Client();
+  SendAll(busy.fd, Frame(AQuery("busy.example", 1)));
+  ASSERT_TRUE(RunUntil([&] { return upstream_.sent.size() == 1; }));
+  Advance(absl::Seconds(5));
   TcpClient over = Client();
   EXPECT_TRUE(AwaitClosed(over));
-  EXPECT_EQ(counters_.tcp_accepted.load(), 2u);
   EXPECT_EQ(counters_.tcp_rejected.load(), 1u);
-  EXPECT_EQ(listener_->connections(), 2u);
-  // The others are served; once one goes, a new connection fits.
-  SendAll(a.fd, Frame(NotifyQuery(1)));
-  SendAll(b.fd, Frame(NotifyQuery(2)));
-  EXPECT_EQ(Await(a, 1).size(), 1u);
-  EXPECT_EQ(Await(b, 1).size(), 1u);
-  shutdown(a.fd, SHUT_WR);
-  EXPECT_TRUE(AwaitClosed(a));
-  ASSERT_TRUE(RunUntil([&] { return listener_->connections() == 1; }));
+  EXPECT_EQ(counters_.tcp_idle_cut.load(), 0u);
+  upstream_.Answer();
+  ASSERT_EQ(Await(busy, 1).size(), 1u);
+
+  // A frame that started arriving just now: its client is sending it.
+  SendAll(busy.fd, Frame(NotifyQuery(2)).substr(0, 5));
+  AwaitHeld(5);
+  TcpClient over2 = Client();
+  EXPECT_TRUE(AwaitClosed(over2));
+  EXPECT_EQ(counters_.tcp_rejected.load(), 2u);
+  // The same frame a second later: cut.
+  Advance(absl::Seconds(1));
   TcpClient later = Client();
+  EXPECT_TRUE(AwaitClosed(busy));
+  EXPECT_EQ(counters_.tcp_idle_cut.load(), 1u);
   SendAll(later.fd, Frame(NotifyQuery(3)));
-  auto frames = Await(later, 1);
-  ASSERT_EQ(frames.size(), 1u);
-  EXPECT_EQ(IdOf(frames[0]), 3);
-  EXPECT_EQ(counters_.tcp_rejected.load(), 1u);
+  ASSERT_EQ(Await(later, 1).size(), 1u);
 }
 
 TEST_F(TcpListenerTest, AClientThatStopsSendingGetsItsAnswersThenAClose) {
@@ -367,6 +483,135 @@ TEST_F(TcpListenerTest, CloseAllEndsEvenIfAClientNeverReads) {
   EXPECT_TRUE(RunUntil([&] { return !uv_loop_alive(&loop_); }, absl::Seconds(3)))
       << "the listener's handles stay open while a client does not read";
   EXPECT_EQ(listener_->connections(), 0u);
+}
+
+// A client that asks and never reads (a small receive window): its
+// connection stops reading once max_write_queue bytes of answers wait,
+// although every answer is a cache hit, and holds no more than that.
+class NeverReadingTest : public TcpListenerTest {
+ protected:
+  // Puts a 3 KB answer for big.example in the cache.
+  void Warm() {
+    TcpClient warm = Client();
+    SendAll(warm.fd, Frame(AQuery("big.example", 1)));
+    ASSERT_TRUE(RunUntil([&] { return upstream_.sent.size() == 1; }));
+    upstream_.Answer(0, 300, 200);
+    ASSERT_EQ(Await(warm, 1).size(), 1u);
+  }
+  int NeverReader() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    EXPECT_GE(fd, 0);
+    clients_.push_back(fd);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port_);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+  }
+  // Sends what fits of `data` from `*off` on, running the loop, until
+  // nothing more was sent for `quiet` (the listener stopped reading, or all
+  // was sent).
+  void SendWhatFits(int fd, const std::string& data, size_t* off, absl::Duration quiet = absl::Milliseconds(300)) {
+    absl::Time last = absl::Now();
+    while (absl::Now() - last < quiet) {
+      ssize_t n = *off < data.size() ? send(fd, data.data() + *off, data.size() - *off, MSG_NOSIGNAL) : 0;
+      if (n > 0) {
+        *off += static_cast<size_t>(n);
+        last = absl::Now();
+      }
+      uv_run(&loop_, UV_RUN_NOWAIT);
+      poll(nullptr, 0, 1);
+    }
+  }
+  static std::string Queries(int n) {
+    std::string all;
+    for (int i = 0; i < n; ++i) all += Frame(AQuery("big.example", static_cast<uint16_t>(i)));
+    return all;
+  }
+};
+
+TEST_F(NeverReadingTest, ReadingPausesWhenTheQueueIsFullCacheHitsIncluded) {
+  TcpOptions o;
+  o.max_write_queue = 16 << 10;
+  Start(o);
+  Warm();
+  int fd = NeverReader();
+  constexpr int kQueries = 4000;  // 12 MB of answers: more than the kernel's buffers take
+  std::string all = Queries(kQueries);
+  size_t off = 0;
+  SendWhatFits(fd, all, &off);
+  EXPECT_GE(counters_.tcp_reads_paused.load(), 1u);
+  uint64_t asked = counters_.queries_tcp.load();
+  EXPECT_LT(asked, kQueries + 1u) << "every query was read: reading never paused";
+  // What the connection holds: the queue (with one answer over the cap, in
+  // a buffer that grows by doubling), the write in flight, a read chunk.
+  // (And the warming connection, with at most 4 KiB kept.)
+  int64_t bound = TcpListener::kConnectionCost * 2 + 2 * (32 << 10) + (16 << 10) + (4 << 10);
+  EXPECT_LE(listener_->held_bytes(), bound);
+  EXPECT_EQ(budget_->used(), listener_->held_bytes());
+  RunFor(absl::Milliseconds(100));
+  EXPECT_EQ(counters_.queries_tcp.load(), asked) << "read while paused";
+
+  // Once the client reads, everything is answered.
+  TcpClient c;
+  c.fd = fd;
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (c.Frames().size() < kQueries && absl::Now() < deadline && !c.closed) {
+    SendWhatFits(fd, all, &off, absl::Milliseconds(1));
+    c.Pump();
+  }
+  EXPECT_EQ(c.Frames().size(), static_cast<size_t>(kQueries));
+  EXPECT_EQ(counters_.queries_tcp.load(), kQueries + 1u);
+}
+
+TEST_F(NeverReadingTest, OverTheBudgetStalledConnectionsAreCutFirst) {
+  TcpOptions o;
+  o.max_write_queue = 16 << 10;
+  o.memory_budget = 1 << 20;
+  Start(o);
+  Warm();
+  int stalled = NeverReader();
+  std::string all = Queries(4000);
+  size_t off = 0;
+  SendWhatFits(stalled, all, &off);
+  ASSERT_GE(counters_.tcp_reads_paused.load(), 1u);
+  int64_t held = listener_->held_bytes();
+  // Other workers' connections hold the rest of the budget but a little.
+  int64_t others = budget_->limit() - held - 512;
+  budget_->Add(others);
+  Advance(absl::Seconds(1));
+  // A second client that does not read either: its answers need room.
+  int second = NeverReader();
+  size_t off2 = 0;
+  SendWhatFits(second, all, &off2);
+  EXPECT_EQ(counters_.tcp_budget_cut.load(), 1u);
+  // The cut connection's unread answers are lost with it; then the reset.
+  EXPECT_TRUE(RunUntil([&] {
+    char buf[65536];
+    ssize_t n = recv(stalled, buf, sizeof(buf), 0);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+  }));
+  EXPECT_LE(budget_->used(), budget_->limit() + TcpListener::kConnectionCost);
+  budget_->Add(-others);
+}
+
+TEST_F(TcpListenerTest, ANewConnectionOverASpentBudgetIsClosed) {
+  TcpOptions o;
+  o.memory_budget = 1 << 20;
+  Start(o);
+  budget_->Add(budget_->limit());  // spent by other workers
+  TcpClient c = Client();
+  EXPECT_TRUE(AwaitClosed(c));
+  EXPECT_EQ(counters_.tcp_budget_closed.load(), 1u);
+  EXPECT_EQ(listener_->held_bytes(), 0);
+  budget_->Add(-budget_->limit());
+  TcpClient d = Client();
+  SendAll(d.fd, Frame(NotifyQuery(1)));
+  EXPECT_EQ(Await(d, 1).size(), 1u);
 }
 
 }  // namespace

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# TCP abuse (issue 11): NEVER_READERS connections that pipeline queries for a
+# large cached answer and never read, and SLOWLORIS connections that send a
+# frame one octet a second, both reconnecting (on the next 1 s tick) when
+# closed, against nodedns
+# (default configuration) and Unbound (Debian's, a one-thread forwarding cache
+# with its defaults), one after the other in the same run, ROUNDS times.
+# bench/tcp_abuse.cc measures, before, during and after the abuse: the
+# server's RSS, UDP p99 for cached names at UDP_QPS, and (during) the share of
+# new TCP clients (one every 100 ms) answered within 2 s.
+# Loopback only; bounded: BASE_S + ABUSE_S + AFTER_S seconds per server and round.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NEVER_READERS=${NEVER_READERS:-300}
+SLOWLORIS=${SLOWLORIS:-1000}
+BASE_S=${BASE_S:-10}
+ABUSE_S=${ABUSE_S:-20}
+AFTER_S=${AFTER_S:-5}
+UDP_QPS=${UDP_QPS:-2000}
+ROUNDS=${ROUNDS:-1}
+
+# Both servers and the generator hold well over 1,024 descriptors.
+ulimit -n "$(ulimit -Hn)"
+
+source bench/common.sh
+bench_setup nodedns dnsctl nodedns_bench_upstream nodedns_tcp_abuse
+
+./build-release/bench/nodedns_bench_upstream 86400 >"$work/up.port" 2>"$work/up.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/up.port" ] && break; sleep 0.05; done
+up_port=$(cat "$work/up.port")
+
+measure() {  # name, port, start command...: appends key=value lines to $work/<name>.<round>
+  local name=$1 port=$2 round=$3
+  shift 3
+  "$@" 2>>"$work/$name.log" &
+  local pid=$!
+  pids+=($pid)
+  for _ in $(seq 200); do [ -n "$(ss -Hlnt "sport = :$port")" ] && break; sleep 0.05; done
+  ./build-release/bench/nodedns_tcp_abuse "$port" "$pid" "$NEVER_READERS" "$SLOWLORIS" "$BASE_S" "$ABUSE_S" \
+    "$AFTER_S" "$UDP_QPS" >"$work/$name.$round"
+  if [ "$name" = nodedns ]; then
+    ./build-release/daemon/dnsctl --socket "$work/nodedns.sock" --json stats |
+      python3 -c 'import json,sys; c=json.load(sys.stdin)["counters"]; [print("counter_%s=%s" % (k, v)) for k, v in sorted(c.items()) if k.startswith("tcp_")]' \
+      >>"$work/$name.$round"
+  fi
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+
+nd_port=$(free_port)
+nodedns_cache_config "$nd_port" "$up_port" >"$work/nodedns.toml"
+ub_port=$(free_port)
+unbound_base_config "$ub_port" "$up_port" >"$work/unbound.conf"
+unbound-checkconf "$work/unbound.conf" >/dev/null
+
+for r in $(seq "$ROUNDS"); do
+  measure nodedns "$nd_port" "$r" ./build-release/daemon/nodedns --config "$work/nodedns.toml" \
+    --control-socket "$work/nodedns.sock" --metrics-listen ""
+  measure unbound "$ub_port" "$r" unbound -d -c "$work/unbound.conf"
+done
+
+get() { grep "^$2=" "$1" | cut -d= -f2; }
+echo
+echo "TCP abuse: $NEVER_READERS never-reading pipelining + $SLOWLORIS slowloris connections (reconnecting) for ${ABUSE_S} s;"
+echo "UDP at $UDP_QPS qps on cached names; a new TCP client every 100 ms; $ROUNDS round(s)"
+echo "nodedns $(./build-release/daemon/nodedns --version | awk '{print $2}') (default configuration) vs $(unbound -V | head -1)"
+for r in $(seq "$ROUNDS"); do
+  n=$work/nodedns.$r u=$work/unbound.$r
+  echo "round $r"
+  printf "  %-40s %12s %12s %8s\n" "" nodedns unbound ratio
+  row() {  # label, key, scale divisor
+    local a b
+    a=$(get "$n" "$2") b=$(get "$u" "$2")
+    printf "  %-40s %12.2f %12.2f %8.2f\n" "$1" "$(awk -v x="$a" -v d="$3" 'BEGIN {print x / d}')" \
+      "$(awk -v x="$b" -v d="$3" 'BEGIN {print x / d}')" "$(awk -v x="$a" -v y="$b" 'BEGIN {print (y > 0 ? x / y : 0)}')"
+  }
+  row "RSS before (MiB)" before_rss_max_kib 1024
+  row "RSS during, peak (MiB)" during_rss_max_kib 1024
+  row "RSS after abuse ended (MiB)" after_rss_end_kib 1024
+  printf "  %-40s %12.2f %12.2f\n" "RSS growth, peak over before (MiB)" \
+    "$(awk -v a="$(get "$n" during_rss_max_kib)" -v b="$(get "$n" before_rss_max_kib)" 'BEGIN {print (a - b) / 1024}')" \
+    "$(awk -v a="$(get "$u" during_rss_max_kib)" -v b="$(get "$u" before_rss_max_kib)" 'BEGIN {print (a - b) / 1024}')"
+  row "UDP p99 before (ms)" before_udp_p99_ms 1
+  row "UDP p99 during (ms)" during_udp_p99_ms 1
+  row "UDP p99 after (ms)" after_udp_p99_ms 1
+  printf "  %-40s %12.2f %12.2f\n" "UDP p99 during / before" \
+    "$(awk -v a="$(get "$n" during_udp_p99_ms)" -v b="$(get "$n" before_udp_p99_ms)" 'BEGIN {print a / b}')" \
+    "$(awk -v a="$(get "$u" during_udp_p99_ms)" -v b="$(get "$u" before_udp_p99_ms)" 'BEGIN {print a / b}')"
+  row "UDP lost during (queries)" during_udp_lost 1
+  printf "  %-40s %12s %12s\n" "new TCP clients served during" \
+    "$(get "$n" during_probes_served)/$(get "$n" during_probes)" "$(get "$u" during_probes_served)/$(get "$u" during_probes)"
+  printf "  %-40s %12s %12s\n" "abuser reconnects (closed by the server)" "$(get "$n" during_reconnects)" \
+    "$(get "$u" during_reconnects)"
+  grep '^counter_' "$n" | sed 's/^counter_/  nodedns /' | tr '\n' ' ' | fold -w 110 -s
+  echo
+done
