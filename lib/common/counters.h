@@ -72,7 +72,14 @@
   X(tcp_idle_closed, "TCP connections closed after the idle timeout")                              \
   X(tcp_bad_frames, "TCP connections closed for a frame shorter than a DNS header")                \
   X(tcp_replies_dropped, "Answers for TCP connections that had closed meanwhile")                  \
-  X(tcp_slow_reader_closed, "TCP connections closed because the client did not read its answers")
+  X(tcp_slow_reader_closed, "TCP connections closed because the client did not read its answers") \
+  /* Fairness and shedding */                                                                     \
+  X(fair_share_pushed_out, "Queued upstream queries pushed out of a full queue for a client that held fewer") \
+  X(fair_share_refused, "Misses refused (SERVFAIL) under pending pressure: the client held more than its share") \
+  X(shed_dropped, "Misses dropped unanswered while overloaded: the client sent more than its share of misses") \
+  X(shed_refused, "Misses answered REFUSED while overloaded (TCP, or [shed] answer = \"refused\")") \
+  X(shed_overloaded, "Times the worker became overloaded (receive backlog or pending misses over the threshold)") \
+  X(shed_clients_untracked, "Misses from clients beyond max_clients, accounted together as one client")
 
 namespace nodedns {
 

@@ -104,7 +104,7 @@ TEST(CounterValuesTest, AddAndForEachCoverEveryCounterOnce) {
   });
   ASSERT_FALSE(names.empty());
   EXPECT_EQ(names.front(), "queries_udp");  // declaration order
-  EXPECT_EQ(names.back(), "tcp_slow_reader_closed");
+  EXPECT_EQ(names.back(), "shed_clients_untracked");
   EXPECT_EQ(unique.size(), names.size());
   EXPECT_EQ(total, 4u);
 }
