@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Flood: one client (127.0.0.2) floods unique names at FLOOD_QPS for SECONDS
+# Flood: one client (127.0.0.2) floods unique names at FLOOD_QPS for DURATION
 # (a crash-looping pod, a random-subdomain attack) while another client
 # (127.0.0.3) asks VICTIM_NEW new names and, interleaved, VICTIM_CACHED names
 # it cached before the flood, each kind at VICTIM_QPS, one try each. nodedns
@@ -8,13 +8,13 @@
 # ROUNDS rounds. Prints the victim's success shares (NOERROR within
 # TIMEOUT_MS), its new names' latency, the flood's answers and the RSS growth
 # during the flood, side by side.
-# Loopback only; bounded: ROUNDS x 2 x (SECONDS + about 8) seconds, at most
-# FLOOD_QPS x SECONDS flood queries per server and round (nodedns_flood).
+# Loopback only; bounded: ROUNDS x 2 x (DURATION + about 8) seconds, at most
+# FLOOD_QPS x DURATION flood queries per server and round (nodedns_flood).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FLOOD_QPS=${FLOOD_QPS:-30000}
-SECONDS_=${SECONDS:-25}
+DURATION=${DURATION:-25}  # seconds of flood
 VICTIM_QPS=${VICTIM_QPS:-100}
 VICTIM_NEW=${VICTIM_NEW:-1500}
 VICTIM_CACHED=${VICTIM_CACHED:-1500}
@@ -40,7 +40,7 @@ run() {  # name, port, round, start command...
   pids+=($pid)
   for _ in $(seq 200); do [ -n "$(ss -Hlnu "sport = :$port")" ] && break; sleep 0.05; done
   taskset -c "$CLIENT_CPU" ./build-release/bench/nodedns_flood --port="$port" --pid="$pid" --tag="$name$round" \
-    --flood-qps="$FLOOD_QPS" --seconds="$SECONDS_" --victim-qps="$VICTIM_QPS" --victim-new="$VICTIM_NEW" \
+    --flood-qps="$FLOOD_QPS" --seconds="$DURATION" --victim-qps="$VICTIM_QPS" --victim-new="$VICTIM_NEW" \
     --victim-cached="$VICTIM_CACHED" --timeout-ms="$TIMEOUT_MS" >"$work/$name.$round.out"
   if [ "$name" = nodedns ]; then
     ./build-release/daemon/dnsctl --socket "$work/nodedns.sock" stats --json >"$work/nodedns.$round.stats" 2>/dev/null || true
@@ -75,7 +75,7 @@ share() {  # "a b c" successes, total: the shares in percent, "x / y / z"
 list() { echo "$1" | awk '{s = ""; for (i = 1; i <= NF; i++) s = s (i > 1 ? " / " : "") $i; print s}'; }
 
 echo
-echo "flood: 127.0.0.2 asks $FLOOD_QPS unique names/s for ${SECONDS_} s; 127.0.0.3 asks $VICTIM_NEW new and $VICTIM_CACHED cached names at $VICTIM_QPS/s each, one try, NOERROR within $TIMEOUT_MS ms; $ROUNDS round(s), one value per round"
+echo "flood: 127.0.0.2 asks $FLOOD_QPS unique names/s for ${DURATION} s; 127.0.0.3 asks $VICTIM_NEW new and $VICTIM_CACHED cached names at $VICTIM_QPS/s each, one try, NOERROR within $TIMEOUT_MS ms; $ROUNDS round(s), one value per round"
 echo "nodedns $(./build-release/daemon/nodedns --version | awk '{print $2}') (default configuration) vs $(unbound -V | head -1)"
 printf "%-40s %28s %28s\n" "" nodedns unbound
 printf "%-40s %28s %28s\n" "victim new names answered (%)" "$(share "${new_ok[nodedns]}" "${new_sent[nodedns]}")" \
