@@ -98,7 +98,9 @@ bool ClientShares::NoteMiss(upstream::FlowId flow, absl::Time now, bool* untrack
   double mine = it->second.current + it->second.previous * w;
   double all = total_.current + total_.previous * w;
   double min = options_.min_client_misses * absl::ToDoubleSeconds(options_.window);
-  return mine >= min && mine * static_cast<double>(window_.size()) >= all;
+  // Heavy only beside another client: a lone client (a pod starting up, a
+  // cold burst) is not shed for want of anyone to be fair to.
+  return window_.size() >= 2 && mine >= min && mine * static_cast<double>(window_.size()) >= all;
 }
 
 void ClientShares::AddPending(upstream::FlowId flow) { ++pending_[flow]; }

@@ -11,9 +11,11 @@
 //    it into a FlowId, which the upstream pool's fair queue also uses.
 //  - Recent misses: per client, the misses that would start an upstream
 //    query over a sliding window of two buckets (`window` each). A client is
-//    *heavy* when its recent misses are at least min_client_misses per
-//    second and at least the average of the clients seen in the window (its
-//    fair share). Only heavy clients are shed when the worker is overloaded.
+//    *heavy* when another client asked misses in the window too, and its
+//    recent misses are at least min_client_misses per second and at least the
+//    average of the clients seen in the window (its fair share). Only heavy
+//    clients are shed when the worker is overloaded; a lone client (a pod
+//    starting up) never is.
 //  - Pending misses: per client, the upstream queries it started that are
 //    still open. Under pending pressure a client holding its share or more
 //    starts no new ones.

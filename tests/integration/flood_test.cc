@@ -112,7 +112,9 @@ TEST(FloodTest, AnotherClientsNewNamesAreAnsweredDuringAFlood) {
   // ... and the other client's new names were still answered (the issue's
   // target is 99 % on the Release build; this machine is shared and the
   // daemon runs under ASan), its cached ones all but never lost.
-  EXPECT_GE(NoError(victim_new), 291) << "of 300; " << summary;
+  int unanswered = 0;
+  for (const auto& r : victim_new.results()) unanswered += !r.answered;
+  EXPECT_GE(NoError(victim_new), 291) << "of 300 (" << unanswered << " unanswered); " << summary;
   EXPECT_GE(NoError(victim_cached), 198) << "of 200; " << summary;
   EXPECT_EQ(daemon->Stop(), 0) << daemon->log();
 }

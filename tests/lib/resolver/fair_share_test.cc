@@ -44,7 +44,12 @@ TEST(ClientSharesTest, HeavyMeansOverTheMinimumRateAndItsShareOfRecentMisses) {
   ClientShares s(o);
   bool untracked;
   absl::Time t = kT0;
-  // A quiet client alone is never heavy below the minimum.
+  // A client alone is never heavy, whatever its rate (nobody to be fair to).
+  for (int i = 0; i < 100; ++i) EXPECT_FALSE(s.NoteMiss(7, t, &untracked));
+  t += absl::Seconds(3);
+  EXPECT_FALSE(s.NoteMiss(9, t, &untracked));
+  EXPECT_EQ(s.tracked(), 1u);  // 7 is forgotten
+  // A quiet client is never heavy below the minimum.
   for (int i = 0; i < 9; ++i) EXPECT_FALSE(s.NoteMiss(5, t, &untracked));
   // A flood passes the minimum and holds more than the average.
   bool heavy = false;
@@ -211,12 +216,18 @@ TEST_F(ShedTest, OverloadedTheFloodingClientsMissesAreDroppedAndNobodyElsesQueri
   EXPECT_EQ(resolver_->client_shares().pending_clients(), 0u);
 }
 
-TEST_F(ShedTest, ASoleClientUnderTheMinimumRateIsNotShed) {
+TEST_F(ShedTest, ALoneClientIsNotShedAndAClientUnderTheMinimumRateNeither) {
   resolver_->NoteReceiveBacklog(900, 1000);
-  for (int i = 0; i < 19; ++i) {
+  // A pod starting up, alone: overloaded or not, its misses go upstream.
+  for (int i = 0; i < 100; ++i) {
     EXPECT_EQ(Ask("p" + std::to_string(i) + ".example", "10.0.0.9:1"), Resolver::Outcome::kPending);
   }
-  EXPECT_EQ(Ask("p19.example", "10.0.0.9:1"), Resolver::Outcome::kDropped);  // the 20th in a second
+  // Beside it, a client asking 19 new names a second (the minimum is 20) is
+  // not shed either; the pod, now heavy beside another client, is.
+  for (int i = 0; i < 19; ++i) {
+    EXPECT_EQ(Ask("q" + std::to_string(i) + ".example", "10.0.0.8:1"), Resolver::Outcome::kPending);
+  }
+  EXPECT_EQ(Ask("p100.example", "10.0.0.9:1"), Resolver::Outcome::kDropped);
 }
 
 TEST_F(ShedTest, PendingPressureCapsTheClientHoldingMostOpenQueries) {
