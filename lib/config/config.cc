@@ -267,6 +267,28 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
           {"probe_max_ms", MillisInto(r, &c->upstream.breaker.probe_max, 10, 600'000)},
           {"probe_timeout_ms", MillisInto(r, &c->upstream.probe_timeout, 10, 60'000)},
           {"degraded_hold_ms", MillisInto(r, &c->upstream.degraded_hold, 0, 600'000)},
+          {"fair_queue", BoolInto(r, &c->upstream.fair_queue)},
+      })},
+      {"fair_share", section("fair_share", {
+          {"ipv4_prefix", IntInto(r, &c->resolver.fair_share.ipv4_prefix, 0, 32)},
+          {"ipv6_prefix", IntInto(r, &c->resolver.fair_share.ipv6_prefix, 0, 128)},
+          {"max_clients", IntInto(r, &c->resolver.fair_share.max_clients, 1, 1'000'000)},
+          {"window_ms", MillisInto(r, &c->resolver.fair_share.window, 10, 60'000)},
+          {"min_client_misses", IntInto(r, &c->resolver.fair_share.min_client_misses, 0, 10'000'000)},
+          {"pending_pressure_percent", PercentInto(r, &c->resolver.fair_share.pending_pressure, 1, 100)},
+          {"min_client_pending", IntInto(r, &c->resolver.fair_share.min_client_pending, 1, 1'000'000)},
+      })},
+      {"shed", section("shed", {
+          {"enabled", BoolInto(r, &c->resolver.shed.enabled)},
+          {"backlog_percent", PercentInto(r, &c->resolver.shed.backlog, 1, 100)},
+          {"hold_ms", MillisInto(r, &c->resolver.shed.hold, 0, 600'000)},
+          {"answer", [&](const toml::node& n, const std::string& key) -> absl::Status {
+             auto v = r.String(n, key);
+             if (!v.ok()) return v.status();
+             if (*v != "drop" && *v != "refused") return r.Error(n.source(), "'" + key + "' must be \"drop\" or \"refused\"");
+             c->resolver.shed.refuse = *v == "refused";
+             return absl::OkStatus();
+           }},
       })},
       {"zone", [&](const toml::node& n, const std::string&) -> absl::Status {
          const auto* arr = n.as_array();

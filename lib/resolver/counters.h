@@ -50,7 +50,12 @@
   X(servfail_unreachable, "Misses answered SERVFAIL at once because no server of the zone was usable")      \
   X(last_known_good_kept, "Negative answers not stored over a positive entry while the zone was unhealthy") \
   X(upstream_resent, "Queries for a name sent again: the one in flight was presumed lost")                  \
-  X(servfail_local, "SERVFAIL answers of our own making (limits, queue, shutdown): never cached")
+  X(servfail_local, "SERVFAIL answers of our own making (limits, queue, shutdown): never cached") \
+  X(fair_share_refused, "Misses refused (SERVFAIL) under pending pressure: the client held more than its share") \
+  X(shed_dropped, "Misses dropped unanswered while overloaded: the client sent more than its share of misses") \
+  X(shed_refused, "Misses answered REFUSED while overloaded (TCP, or [shed] answer = \"refused\")") \
+  X(shed_overloaded, "Times the worker became overloaded (receive backlog or pending misses over the threshold)") \
+  X(shed_clients_untracked, "Misses from clients beyond max_clients, accounted together as one client")
 
 namespace nodedns::resolver {
 

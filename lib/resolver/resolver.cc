@@ -20,7 +20,7 @@ using upstream::SendResult;
 Resolver::Resolver(const ResolverOptions& options, cache::Cache* cache, upstream::Router* router,
                    const SteadyClock* clock, TimerQueue* timers, Counters* counters, uint32_t seed)
     : options_(options), cache_(cache), router_(router), clock_(clock), timers_(timers), counters_(counters),
-      rng_(seed), reply_buf_(kMaxAnswerSize), entry_buf_(kMaxAnswerSize) {}
+      rng_(seed), shares_(options.fair_share), reply_buf_(kMaxAnswerSize), entry_buf_(kMaxAnswerSize) {}
 
 Resolver::~Resolver() {
   for (auto& [key, id] : prefetch_scheduled_) timers_->Cancel(id);
@@ -181,7 +181,7 @@ Resolver::Outcome Resolver::HandleStale(const uint8_t* query, size_t /*len*/, co
   }
   if (pending() >= options_.max_pending) return answer_stale(StaleReason::kOverCap);
   Pending* p = nullptr;
-  SendResult sent = StartUpstream(key.view(), zone, Priority::kRefresh, &p);
+  SendResult sent = StartUpstream(key.view(), zone, Priority::kRefresh, upstream::kNoFlow, &p);
   if (sent == SendResult::kOverCap) return answer_stale(StaleReason::kOverCap);
   if (sent == SendResult::kUnavailable) return answer_stale(StaleReason::kBreaker);
   if (health == Health::kDegraded) return answer_stale(StaleReason::kFailure);  // refresh runs in the background
@@ -206,6 +206,9 @@ Resolver::Outcome Resolver::HandleMiss(const uint8_t* query, size_t len, const d
     p->waiters.push_back(MakeWaiter(to, q, query, false));
     return Outcome::kPending;
   }
+  upstream::FlowId client =
+      ClientFlow(to.peer, options_.fair_share.ipv4_prefix, options_.fair_share.ipv6_prefix);
+  if (Outcome o = Admit(query, len, q, to, &client, out, cap, out_len); o != Outcome::kPending) return o;
   if (pending() >= options_.max_pending) return fail(counters_->pending_overflow, dns::kEdeOther);
   const upstream::Zone* zone = router_->Route(key.qname());
   if (zone == nullptr) return fail(counters_->no_route, dns::kEdeNoReachableAuthority);
@@ -213,10 +216,56 @@ Resolver::Outcome Resolver::HandleMiss(const uint8_t* query, size_t len, const d
     return fail(counters_->servfail_unreachable, dns::kEdeNoReachableAuthority);
   }
   Pending* p = nullptr;
-  SendResult sent = StartUpstream(key.view(), zone, Priority::kClient, &p);
+  SendResult sent = StartUpstream(key.view(), zone, Priority::kClient, client, &p);
   if (sent == SendResult::kOverCap) return fail(counters_->servfail_local, dns::kEdeNoReachableAuthority);
   if (sent != SendResult::kSent) return fail(counters_->servfail_unreachable, dns::kEdeNoReachableAuthority);
   p->waiters.push_back(MakeWaiter(to, q, query, false));
+  return Outcome::kPending;
+}
+
+void Resolver::NoteReceiveBacklog(size_t queued, size_t capacity) {
+  if (!options_.shed.enabled || capacity == 0) return;
+  if (static_cast<double>(queued) < static_cast<double>(capacity) * options_.shed.backlog) return;
+  overloaded_until_ = clock_->Now() + options_.shed.hold;
+}
+
+bool Resolver::overloaded(absl::Time now) const {
+  return now < overloaded_until_ ||
+         static_cast<double>(pending()) >= static_cast<double>(options_.max_pending) * options_.fair_share.pending_pressure;
+}
+
+Resolver::Outcome Resolver::Admit(const uint8_t* query, size_t len, const dns::QueryView& q, const ReplyTarget& to,
+                                  upstream::FlowId* client, uint8_t* out, size_t cap, size_t* out_len) {
+  absl::Time now = clock_->Now();
+  bool untracked = false;
+  bool heavy = shares_.NoteMiss(*client, now, &untracked);
+  if (untracked) {
+    Bump(counters_->shed_clients_untracked);
+    *client = ClientShares::kUntracked;
+  }
+  bool overloaded_now = overloaded(now);
+  if (overloaded_now && !was_overloaded_) Bump(counters_->shed_overloaded);
+  was_overloaded_ = overloaded_now;
+  if (!overloaded_now) return Outcome::kPending;
+  if (options_.shed.enabled && heavy) {
+    // Shed before any upstream work. A UDP client that floods gets nothing
+    // back (the cheapest answer, and what it would get from a full socket
+    // buffer); a TCP client gets REFUSED, so its connection is not left
+    // waiting for an answer that never comes.
+    if (!to.tcp && !options_.shed.refuse) {
+      Bump(counters_->shed_dropped);
+      return Outcome::kDropped;
+    }
+    Bump(counters_->shed_refused);
+    *out_len = Error(query, len, &q, dns::kRefused, -1, out, cap);
+    return *out_len ? Outcome::kAnswered : Outcome::kDropped;
+  }
+  if (static_cast<double>(pending()) >= static_cast<double>(options_.max_pending) * options_.fair_share.pending_pressure &&
+      shares_.OverPendingShare(*client, pending())) {
+    Bump(counters_->fair_share_refused);
+    *out_len = Error(query, len, &q, dns::kServFail, dns::kEdeOther, out, cap);
+    return *out_len ? Outcome::kAnswered : Outcome::kDropped;
+  }
   return Outcome::kPending;
 }
 

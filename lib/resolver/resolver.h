@@ -15,6 +15,11 @@
 //   stale, zone degraded   -> stale at once, refresh in the background
 //   stale, zone healthy    -> refresh; stale if no answer within the zone's
 //                             client timeout; the refresh still updates the cache
+//   miss of a heavy client while the worker is overloaded
+//                          -> dropped (UDP) or REFUSED (TCP), before any
+//                             upstream work (load shedding, [shed])
+//   miss of a client holding its share of the open upstream queries under
+//          pending pressure -> SERVFAIL, never cached ([fair_share])
 //   miss, zone down        -> SERVFAIL + EDE 22 at once
 //   miss                   -> forward; an upstream's failure with nothing
 //                             stale to fall back on is answered SERVFAIL and
@@ -44,6 +49,7 @@
 #include "lib/dns/answer.h"
 #include "lib/dns/cache_image.h"
 #include "lib/dns/query_view.h"
+#include "lib/resolver/client_share.h"
 #include "lib/resolver/options.h"
 #include "lib/upstream/router.h"
 #include "lib/upstream/upstream.h"
@@ -92,6 +98,14 @@ class Resolver {
 
   size_t pending() const { return pending_.size() + superseded_.size(); }
 
+  // The listener's measure of load: a UDP socket's receive queue held
+  // `queued` of its `capacity` bytes when it was read. At or above the
+  // [shed] backlog share the worker counts as overloaded for `hold`.
+  void NoteReceiveBacklog(size_t queued, size_t capacity);
+  // Overloaded now: a recent receive backlog, or pending pressure.
+  bool overloaded(absl::Time now) const;
+  const ClientShares& client_shares() const { return shares_; }
+
  private:
   enum class StaleReason : uint8_t { kTimeout, kFailure, kBreaker, kOverCap };
   struct Waiter {
@@ -108,6 +122,7 @@ class Resolver {
     absl::Time started_at;
     uint64_t id = 0;
     std::string key;
+    upstream::FlowId client = upstream::kNoFlow;  // who started it (ClientShares' pending)
   };
 
   Outcome HandleStale(const uint8_t* query, size_t len, const dns::QueryView& q, const dns::CacheKey& key,
@@ -133,7 +148,15 @@ class Resolver {
   size_t Error(const uint8_t* query, size_t len, const dns::QueryView* q, uint16_t rcode, int ede, uint8_t* out,
                size_t cap);
   upstream::SendResult StartUpstream(std::string_view key, const upstream::Zone* zone, upstream::Priority priority,
-                                     Pending** created);
+                                     upstream::FlowId client, Pending** created);
+  // Load shedding and the per-client cap for a miss of `to` that would start
+  // an upstream query: kPending when it may go on, otherwise what was done
+  // (dropped, or answered in `out`). *client becomes ClientShares::kUntracked
+  // when the table is full.
+  Outcome Admit(const uint8_t* query, size_t len, const dns::QueryView& q, const ReplyTarget& to,
+                upstream::FlowId* client, uint8_t* out, size_t cap, size_t* out_len);
+  // The pending entry `p` is done: its client's share is released.
+  void Release(const Pending& p);
   void OnUpstreamAnswer(const std::string& key, uint64_t id, const absl::Status& status,
                         absl::Span<const uint8_t> answer);
   // The cache image of a usable upstream answer, or nullopt for a failure
@@ -167,6 +190,9 @@ class Resolver {
   absl::flat_hash_map<uint64_t, std::unique_ptr<Pending>> superseded_;  // by id
   uint64_t next_pending_id_ = 1;
   absl::flat_hash_map<std::string, TimerQueue::Id> prefetch_scheduled_;
+  ClientShares shares_;
+  absl::Time overloaded_until_ = absl::InfinitePast();  // receive backlog seen recently
+  mutable bool was_overloaded_ = false;                 // for counting episodes
   cache::HitInfo hit_;                 // scratch for lookups (no per-query allocation)
   std::vector<uint8_t> reply_buf_;     // scratch for asynchronous answers
   std::vector<uint8_t> entry_buf_;     // scratch: a cache entry re-read for waiters

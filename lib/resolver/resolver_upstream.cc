@@ -48,14 +48,14 @@ std::unique_ptr<Resolver::Pending> Resolver::TakePending(const std::string& key,
 }
 
 SendResult Resolver::StartUpstream(std::string_view key, const upstream::Zone* zone, Priority priority,
-                                   Pending** created) {
+                                   upstream::FlowId client, Pending** created) {
   // The client's CD and DO go upstream (both are part of the key).
   uint8_t buf[dns::kMaxQuerySize];
   size_t n = dns::WriteQuery(dns::CacheKeyQname(key), dns::CacheKeyQtype(key), dns::CacheKeyQclass(key), dns::CacheKeyCd(key), dns::CacheKeyDo(key), buf);
 
   std::string k(key);
   uint64_t id = next_pending_id_++;
-  SendResult sent = zone->upstream->Send({buf, n}, priority,
+  SendResult sent = zone->upstream->Send({buf, n}, priority, client,
                                          [this, k, id](const absl::Status& status, absl::Span<const uint8_t> answer) {
                                            OnUpstreamAnswer(k, id, status, answer);
                                          });
@@ -67,9 +67,15 @@ SendResult Resolver::StartUpstream(std::string_view key, const upstream::Zone* z
   p->started_at = clock_->Now();
   p->id = id;
   p->key = k;
+  p->client = client;
+  if (client != upstream::kNoFlow) shares_.AddPending(client);
   *created = p.get();
   pending_.emplace(std::move(k), std::move(p));
   return sent;
+}
+
+void Resolver::Release(const Pending& p) {
+  if (p.client != upstream::kNoFlow) shares_.RemovePending(p.client);
 }
 
 void Resolver::MaybePrefetch(const dns::CacheKey& key, absl::Time now) {
@@ -89,7 +95,9 @@ void Resolver::MaybePrefetch(const dns::CacheKey& key, absl::Time now) {
     const upstream::Zone* zone = router_->Route(dns::CacheKeyQname(owned));
     if (zone == nullptr || zone->upstream->health() != Health::kHealthy) return;
     Pending* p = nullptr;
-    if (StartUpstream(owned, zone, Priority::kRefresh, &p) == SendResult::kSent) Bump(counters_->prefetches);
+    if (StartUpstream(owned, zone, Priority::kRefresh, upstream::kNoFlow, &p) == SendResult::kSent) {
+      Bump(counters_->prefetches);
+    }
   });
 }
 
@@ -148,8 +156,8 @@ Resolver::Pending* Resolver::ResendIfLost(std::string_view key, Pending* p, absl
   if (p->started_at + kReorderSlack >= p->zone->upstream->newest_prompt_send()) return p;
   auto old = pending_.extract(absl::string_view(key.data(), key.size()));
   Pending* fresh = nullptr;
-  if (StartUpstream(key, old.mapped()->zone, old.mapped()->refresh ? Priority::kRefresh : Priority::kClient, &fresh) !=
-      SendResult::kSent) {
+  if (StartUpstream(key, old.mapped()->zone, old.mapped()->refresh ? Priority::kRefresh : Priority::kClient,
+                    old.mapped()->client, &fresh) != SendResult::kSent) {
     auto back = pending_.insert(std::move(old));
     return back.position->second.get();
   }
@@ -200,6 +208,7 @@ void Resolver::OnUpstreamAnswer(const std::string& key, uint64_t id, const absl:
   std::unique_ptr<Pending> taken = TakePending(key, id);
   if (taken == nullptr) return;  // cannot happen: one callback per query
   Pending& p = *taken;
+  Release(p);
   if (p.stale_timer) timers_->Cancel(p.stale_timer);
   absl::Time now = clock_->Now();
 

@@ -1,5 +1,6 @@
 #include "lib/server/udp_listener.h"
 
+#include <linux/sock_diag.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -74,6 +75,10 @@ bool UdpListener::ReadBatches() {
     }
     int n = recvmmsg(fd_, in_msgs_, kBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) return true;  // EAGAIN (drained) or a transient error: wait for the next event
+    // A full first batch: more may be waiting. How much, against the socket's
+    // buffer, tells the resolver whether we keep up (load shedding). A socket
+    // that never fills a batch costs no extra syscall.
+    if (round == 0 && n == kBatch) ReportBacklog();
     const int64_t received = MonotonicNanos();
     int answers = 0;
     for (int i = 0; i < n; ++i) {
@@ -110,6 +115,15 @@ bool UdpListener::ReadBatches() {
     if (n < kBatch) return true;
   }
   return false;
+}
+
+void UdpListener::ReportBacklog() {
+  uint32_t mem[SK_MEMINFO_VARS] = {};
+  socklen_t len = sizeof(mem);
+  if (getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 || len < sizeof(uint32_t) * (SK_MEMINFO_RCVBUF + 1)) {
+    return;
+  }
+  resolver_->NoteReceiveBacklog(mem[SK_MEMINFO_RMEM_ALLOC], mem[SK_MEMINFO_RCVBUF]);
 }
 
 void UdpListener::Flush(int count) {

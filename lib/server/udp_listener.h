@@ -5,6 +5,9 @@
 // a uv_poll_t so that one readable event becomes one recvmmsg of up to
 // kBatch queries and one sendmmsg of every answer available at once: the
 // syscalls, not the DNS work, dominate the cost of a cache hit.
+// When a read finds a full batch waiting, the receive queue's fill is passed
+// to the resolver (Resolver::NoteReceiveBacklog): the measure of overload for
+// load shedding.
 //
 // Threading: belongs to one worker loop; not thread-safe.
 // Lifetime: Close(), let the loop run the close callback, then destroy.
@@ -51,6 +54,8 @@ class UdpListener final : public resolver::ReplySink {
   // True once the socket had nothing more to read.
   bool ReadBatches();
   void Flush(int count);
+  // Tells the resolver how full the socket's receive queue is (SO_MEMINFO).
+  void ReportBacklog();
 
   uv_loop_t* const loop_;
   const int fd_;

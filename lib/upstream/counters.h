@@ -23,7 +23,8 @@
   X(breaker_opened, "Circuit breakers that opened")                                                                       \
   X(breaker_closed, "Circuit breakers that closed again")                                                                 \
   X(probes_sent, "Probe queries sent to servers with an open breaker")                                                    \
-  X(zone_probes_sent, "Probe queries sent to a zone after a failure, until a server answers again")
+  X(zone_probes_sent, "Probe queries sent to a zone after a failure, until a server answers again") \
+  X(fair_share_pushed_out, "Queued upstream queries pushed out of a full queue for a client that held fewer")
 
 namespace nodedns::upstream {
 

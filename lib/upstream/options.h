@@ -58,6 +58,10 @@ struct PoolOptions {
   // The adaptive concurrency limit; its max_limit is [upstream] max_inflight.
   LimiterOptions limiter;
   size_t max_queue = 2000;  // queries waiting for room under the limit
+  // Client misses over the limit wait one FIFO per client, served round
+  // robin, and a full queue pushes out the longest client's newest miss for
+  // a client that holds fewer ([upstream] fair_queue). false: one FIFO.
+  bool fair_queue = true;
   absl::Duration queue_timeout = absl::Milliseconds(1800);  // RFC 8767's client response timer
   double refresh_share = 0.5;  // refreshes may use at most this share of the limit
   // While degraded, at most this many refreshes in flight: a suspect upstream

@@ -71,7 +71,7 @@ size_t UpstreamPool::NextServer(uint32_t tried) const {
   return servers_.size();
 }
 
-SendResult UpstreamPool::Send(absl::Span<const uint8_t> query, Priority priority, Callback done) {
+SendResult UpstreamPool::Send(absl::Span<const uint8_t> query, Priority priority, FlowId flow, Callback done) {
   absl::Time now = clock_->Now();
   if (NextServer(0) == servers_.size()) return SendResult::kUnavailable;
   if (!TakeToken(now)) {
@@ -82,23 +82,51 @@ SendResult UpstreamPool::Send(absl::Span<const uint8_t> query, Priority priority
   req->query.assign(query.begin(), query.end());
   req->done = std::move(done);
   req->priority = priority;
-  // FIFO within a priority, clients before refreshes.
-  bool waiting_ahead = !queue_[0].empty() || (priority == Priority::kRefresh && !queue_[1].empty());
+  req->flow = options_.fair_queue ? flow : kNoFlow;  // one flow: plain FIFO
+  // Nobody overtakes a waiting client; clients before refreshes.
+  bool waiting_ahead = !client_queue_.empty() || (priority == Priority::kRefresh && !refresh_queue_.empty());
   if (!waiting_ahead && HasRoom(priority, now)) {
     Start(req, now);
     return SendResult::kSent;
   }
   // Over the limit: wait for room. A background refresh of a zone that is
   // not healthy has no client waiting for it: it is not worth a queue slot.
-  if (queued() >= options_.max_queue || (priority == Priority::kRefresh && health() != Health::kHealthy)) {
+  bool refused = priority == Priority::kRefresh
+                     ? queued() >= options_.max_queue || health() != Health::kHealthy
+                     : queued() >= options_.max_queue && !PushOutFor(req->flow);
+  if (refused) {
     Bump(counters_->upstream_refused_cap);
     return SendResult::kOverCap;
   }
   req->deadline = now + options_.queue_timeout;
-  queue_[static_cast<size_t>(priority)].push_back(std::move(req));
+  if (priority == Priority::kRefresh) {
+    refresh_queue_.push_back(std::move(req));
+  } else {
+    FlowId flow = req->flow;
+    absl::Time deadline = req->deadline;  // read before the move (argument order is unspecified)
+    client_queue_.Push(flow, deadline, std::move(req));
+  }
   Bump(counters_->upstream_queued);
   ArmQueueTimer();
   return SendResult::kSent;
+}
+
+bool UpstreamPool::PushOutFor(FlowId flow) {
+  if (queued() == 0) return false;  // max_queue 0: nothing ever waits
+  if (!refresh_queue_.empty()) {
+    pushed_out_.push_back(std::move(refresh_queue_.back()));
+    refresh_queue_.pop_back();
+  } else {
+    std::optional<FlowId> longest = client_queue_.longest();
+    // Only for a client that would hold fewer than the longest after it:
+    // a flood does not push out its own queries, nor a quiet client's.
+    if (!longest || *longest == flow || client_queue_.flow_size(*longest) <= client_queue_.flow_size(flow) + 1) {
+      return false;
+    }
+    pushed_out_.push_back(client_queue_.PopNewest(*longest));
+  }
+  Bump(counters_->fair_share_pushed_out);
+  return true;
 }
 
 void UpstreamPool::Start(const std::shared_ptr<Request>& req, absl::Time /*now*/) {
@@ -113,26 +141,32 @@ void UpstreamPool::Start(const std::shared_ptr<Request>& req, absl::Time /*now*/
 void UpstreamPool::Pump() {
   absl::Time now = clock_->Now();
   std::vector<std::pair<std::shared_ptr<Request>, absl::Status>> failed;
-  for (auto& q : queue_) {
-    while (!q.empty() && q.front()->deadline <= now) {
-      Bump(counters_->upstream_queue_timeouts);
-      failed.emplace_back(std::move(q.front()),
-                          absl::ResourceExhaustedError("no room under the upstream concurrency limit (" +
-                                                       std::to_string(limiter_.limit()) + ") within the queue timeout"));
-      q.pop_front();
-    }
+  for (auto& req : pushed_out_) {
+    failed.emplace_back(std::move(req), absl::ResourceExhaustedError(
+                                            "pushed out of the full upstream queue by another client's query"));
+  }
+  pushed_out_.clear();
+  auto timed_out = [&](std::shared_ptr<Request> req) {
+    Bump(counters_->upstream_queue_timeouts);
+    failed.emplace_back(std::move(req),
+                        absl::ResourceExhaustedError("no room under the upstream concurrency limit (" +
+                                                     std::to_string(limiter_.limit()) + ") within the queue timeout"));
+  };
+  while (auto req = client_queue_.PopExpired(now)) timed_out(std::move(*req));
+  while (!refresh_queue_.empty() && refresh_queue_.front()->deadline <= now) {
+    timed_out(std::move(refresh_queue_.front()));
+    refresh_queue_.pop_front();
   }
   while (true) {
-    std::deque<std::shared_ptr<Request>>* q = nullptr;
-    if (!queue_[0].empty() && HasRoom(Priority::kClient, now)) {
-      q = &queue_[0];
-    } else if (!queue_[1].empty() && HasRoom(Priority::kRefresh, now)) {
-      q = &queue_[1];
+    std::shared_ptr<Request> req;
+    if (!client_queue_.empty() && HasRoom(Priority::kClient, now)) {
+      req = client_queue_.PopNext();  // round robin between clients
+    } else if (client_queue_.empty() && !refresh_queue_.empty() && HasRoom(Priority::kRefresh, now)) {
+      req = std::move(refresh_queue_.front());
+      refresh_queue_.pop_front();
     } else {
       break;
     }
-    std::shared_ptr<Request> req = std::move(q->front());
-    q->pop_front();
     if (NextServer(0) == servers_.size()) {
       failed.emplace_back(std::move(req), absl::ResourceExhaustedError("every server's breaker opened while queued"));
       continue;
@@ -148,10 +182,9 @@ void UpstreamPool::Pump() {
 }
 
 void UpstreamPool::ArmQueueTimer() {
-  absl::Time next = absl::InfiniteFuture();
-  for (const auto& q : queue_) {
-    if (!q.empty()) next = std::min(next, q.front()->deadline);
-  }
+  absl::Time next = client_queue_.next_deadline();
+  if (!refresh_queue_.empty()) next = std::min(next, refresh_queue_.front()->deadline);
+  if (!pushed_out_.empty()) next = clock_->Now();  // fail them at once, outside Send()
   if (next == queue_timer_at_) return;
   if (queue_timer_) timers_->Cancel(queue_timer_);
   queue_timer_ = 0;
@@ -165,11 +198,11 @@ void UpstreamPool::ArmQueueTimer() {
 }
 
 void UpstreamPool::CancelQueued() {
-  std::vector<std::shared_ptr<Request>> cancelled;
-  for (auto& q : queue_) {
-    for (auto& r : q) cancelled.push_back(std::move(r));
-    q.clear();
-  }
+  std::vector<std::shared_ptr<Request>> cancelled = std::move(pushed_out_);
+  pushed_out_.clear();
+  for (auto& r : client_queue_.TakeAll()) cancelled.push_back(std::move(r));
+  for (auto& r : refresh_queue_) cancelled.push_back(std::move(r));
+  refresh_queue_.clear();
   ArmQueueTimer();
   for (auto& r : cancelled) r->done(absl::CancelledError("upstream generation closed"), {});
 }

@@ -12,9 +12,12 @@
 //    breaker opened (a few names asked now and then never fail three times
 //    in a row);
 //  - an adaptive concurrency limit (limiter.h) for the queries in flight:
-//    over it, queries wait in a bounded FIFO queue (client misses before
-//    refreshes) for at most queue_timeout, then fail with ResourceExhausted;
-//    refreshes may use only refresh_share of the limit;
+//    over it, queries wait in a bounded queue (client misses before
+//    refreshes; client misses one FIFO per client, served round robin, and
+//    when the queue is full the longest client's newest is pushed out for a
+//    client that holds fewer: fair_queue.h) for at most queue_timeout, then
+//    fail with ResourceExhausted; refreshes may use only refresh_share of the
+//    limit;
 //  - a high safety ceiling on queries per second (max_qps);
 //  - the zone's health, and a client timeout that adapts to the servers'
 //    observed latency. A new pool is degraded until its first good answer
@@ -41,6 +44,7 @@
 #include "lib/upstream/counters.h"
 #include "lib/common/timer_queue.h"
 #include "lib/upstream/circuit_breaker.h"
+#include "lib/upstream/fair_queue.h"
 #include "lib/upstream/limiter.h"
 #include "lib/upstream/options.h"
 #include "lib/upstream/upstream.h"
@@ -80,7 +84,7 @@ class UpstreamPool final : public Upstream {
                TimerQueue* timers, Counters* counters, uint32_t seed);
   ~UpstreamPool() override;
 
-  SendResult Send(absl::Span<const uint8_t> query, Priority priority, Callback done) override;
+  SendResult Send(absl::Span<const uint8_t> query, Priority priority, FlowId flow, Callback done) override;
   Health health() const override;
   absl::Duration client_timeout() const override;
   void ReportClientTimeout() override;
@@ -103,7 +107,9 @@ class UpstreamPool final : public Upstream {
   const std::string& zone() const { return options_.zone; }
   absl::Duration p99_latency() const;  // ZeroDuration without samples
   size_t inflight() const { return inflight_; }
-  size_t queued() const { return queue_[0].size() + queue_[1].size(); }
+  size_t queued() const { return client_queue_.size() + refresh_queue_.size(); }
+  // Distinct clients with misses queued.
+  size_t queued_flows() const { return client_queue_.flows(); }
   int limit() const { return limiter_.limit(); }
   // Burst size of the qps ceiling: a tenth of a second's worth.
   double bucket_capacity() const { return std::max(1.0, options_.max_qps / 10.0); }
@@ -159,7 +165,16 @@ class UpstreamPool final : public Upstream {
   // How much earlier than an answered query another must have been sent, and
   // still be out, to be presumed lost (UDP may reorder a little).
   static constexpr absl::Duration kReorderSlack = absl::Milliseconds(10);
-  std::deque<std::shared_ptr<Request>> queue_[2];  // by Priority
+  // Over the limit: client misses, fair between clients (round robin), and
+  // refreshes (FIFO, only when no client waits).
+  FairQueue<std::shared_ptr<Request>> client_queue_;
+  std::deque<std::shared_ptr<Request>> refresh_queue_;
+  // Pushed out of a full queue: failed from the next Pump (never inside Send).
+  std::vector<std::shared_ptr<Request>> pushed_out_;
+  // Makes room in a full queue for a client miss of `flow`: pushes out the
+  // newest refresh, or the newest miss of the longest client queue if it
+  // holds more than `flow` would. False if there is nothing fair to push out.
+  bool PushOutFor(FlowId flow);
   TimerQueue::Id queue_timer_ = 0;
   absl::Time queue_timer_at_ = absl::InfiniteFuture();
   // Degraded until the first good answer: a new pool knows nothing yet.

@@ -44,6 +44,7 @@ struct UpstreamPool::Request {
   std::vector<uint8_t> query;
   Callback done;
   Priority priority;
+  FlowId flow = kNoFlow;
   absl::Duration client_timeout;  // at send time: a slower answer means degraded
   uint32_t tried = 0;             // bit per server
   absl::Time sent_at;

@@ -49,13 +49,20 @@ enum class Health : uint8_t { kHealthy, kDegraded, kDown };
 // Client misses go before background refreshes when the limits bind.
 enum class Priority : uint8_t { kClient, kRefresh };
 enum class SendResult : uint8_t { kSent, kOverCap, kUnavailable };
+// Whose query it is, for the fair share of the queue: a client (its source
+// address, or IPv6 prefix; see resolver/client_share.h), or kNoFlow for the
+// cache's own work (refreshes, prefetches). Only compared, never interpreted.
+using FlowId = uint64_t;
+inline constexpr FlowId kNoFlow = 0;
 
 class Upstream {
  public:
   virtual ~Upstream() = default;
   // kSent: `done` will be called once (the query may first wait in a queue).
-  // Otherwise nothing was sent and `done` is dropped uncalled.
-  virtual SendResult Send(absl::Span<const uint8_t> query, Priority priority, Callback done) = 0;
+  // Otherwise nothing was sent and `done` is dropped uncalled. `flow` says
+  // whose query it is: client misses that must wait are served round robin
+  // between flows.
+  virtual SendResult Send(absl::Span<const uint8_t> query, Priority priority, FlowId flow, Callback done) = 0;
   virtual Health health() const = 0;
   // How long a client waits for a refresh before it is answered stale.
   virtual absl::Duration client_timeout() const = 0;

@@ -44,7 +44,8 @@ namespace nodedns::server::listener_test {
 // A healthy zone whose queries wait until the test answers them.
 class StubUpstream final : public upstream::Upstream {
  public:
-  upstream::SendResult Send(absl::Span<const uint8_t> query, upstream::Priority, upstream::Callback done) override {
+  upstream::SendResult Send(absl::Span<const uint8_t> query, upstream::Priority, upstream::FlowId,
+                            upstream::Callback done) override {
     sent.push_back({std::vector<uint8_t>(query.begin(), query.end()), std::move(done)});
     return upstream::SendResult::kSent;
   }

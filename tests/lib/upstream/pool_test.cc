@@ -39,14 +39,15 @@ class PoolTest : public ::testing::Test {
     return std::make_unique<UpstreamPool>(
         o, std::vector<UpstreamPool::ServerSpec>{{"a", &a_}, {"b", &b_}}, &clock_, &timers_, &counters_, 3);
   }
-  SendResult Send(UpstreamPool& p, Priority prio = Priority::kClient, uint8_t tag = 0) {
+  SendResult Send(UpstreamPool& p, Priority prio = Priority::kClient, uint8_t tag = 0, FlowId flow = 7) {
     // "<tag>." tells queries apart in the transports' queues.
     std::string name = {1, static_cast<char>('a' + tag), 0};
     std::vector<uint8_t> q(dns::kMaxQuerySize);
     q.resize(dns::WriteQuery(name, dns::kTypeA, dns::kClassIN, false, false, q.data()));
-    return p.Send(q, prio, [this](const absl::Status& s, absl::Span<const uint8_t> answer) {
+    return p.Send(q, prio, flow, [this, tag](const absl::Status& s, absl::Span<const uint8_t> answer) {
       results.push_back(s.ok() && answer.size() >= 4 ? answer[3] & 0x0f : -1);
       codes.push_back(s.code());
+      done_tags.push_back(tag);
     });
   }
   void Advance(absl::Duration d) {
@@ -61,6 +62,7 @@ class PoolTest : public ::testing::Test {
     a_.Reply(dns::kNoError);
     results.clear();
     codes.clear();
+    done_tags.clear();
     return p;
   }
   FakeClock clock_;
@@ -69,6 +71,7 @@ class PoolTest : public ::testing::Test {
   FakeTransport a_, b_;
   std::vector<int> results;
   std::vector<absl::StatusCode> codes;
+  std::vector<uint8_t> done_tags;  // the tag of each completed query, in order
 };
 
 TEST_F(PoolTest, FailsOverToTheNextServerAndSkipsOpenBreakers) {
@@ -261,6 +264,81 @@ TEST_F(PoolTest, OverTheLimitQueriesWaitClientsFirstAndFailAfterTheQueueTimeout)
   EXPECT_EQ(codes.back(), absl::StatusCode::kResourceExhausted);  // of our own making
   EXPECT_EQ(counters_.upstream_queue_timeouts.load(), 1u);
   EXPECT_EQ(a_.sent.size(), 2u);  // it never went upstream
+}
+
+TEST_F(PoolTest, AFloodingClientDoesNotMakeAnotherWaitBehindItsBacklog) {
+  PoolOptions o;
+  o.limiter = {.initial_limit = 2, .min_limit = 2, .max_limit = 2};
+  auto p = Proven(o);
+  for (uint8_t i = 1; i <= 20; ++i) EXPECT_EQ(Send(*p, Priority::kClient, i, /*flow=*/100), SendResult::kSent);
+  EXPECT_EQ(p->queued(), 18u);
+  EXPECT_EQ(Send(*p, Priority::kClient, 25, /*flow=*/200), SendResult::kSent);  // a quiet client's miss
+  EXPECT_EQ(p->queued_flows(), 2u);
+  // Round robin: the flood's next, then the quiet client's, not the 18 ahead.
+  a_.Reply(dns::kNoError);
+  a_.Reply(dns::kNoError);
+  ASSERT_EQ(a_.sent.size(), 2u);
+  EXPECT_EQ(a_.sent[0].first[13], 'a' + 3);
+  EXPECT_EQ(a_.sent[1].first[13], 'a' + 25);
+}
+
+TEST_F(PoolTest, WithoutTheFairQueueEveryoneWaitsInOneFifo) {
+  PoolOptions o;
+  o.limiter = {.initial_limit = 2, .min_limit = 2, .max_limit = 2};
+  o.fair_queue = false;
+  auto p = Proven(o);
+  for (uint8_t i = 1; i <= 6; ++i) Send(*p, Priority::kClient, i, 100);
+  Send(*p, Priority::kClient, 25, 200);
+  for (int i = 0; i < 4; ++i) a_.Reply(dns::kNoError);
+  ASSERT_EQ(a_.sent.size(), 2u);
+  EXPECT_EQ(a_.sent[1].first[13], 'a' + 6);  // the flood's backlog first
+}
+
+TEST_F(PoolTest, AFullQueuePushesOutTheLongestClientsNewestForAClientWithFewer) {
+  PoolOptions o;
+  o.limiter = {.initial_limit = 1, .min_limit = 1, .max_limit = 1};
+  o.max_queue = 4;
+  auto p = Proven(o);
+  for (uint8_t i = 1; i <= 5; ++i) EXPECT_EQ(Send(*p, Priority::kClient, i, 100), SendResult::kSent);
+  EXPECT_EQ(p->queued(), 4u);
+  // The flood cannot push out its own; the queue is full for it.
+  EXPECT_EQ(Send(*p, Priority::kClient, 6, 100), SendResult::kOverCap);
+  // A quiet client's miss takes the flood's newest place ...
+  EXPECT_EQ(Send(*p, Priority::kClient, 20, 200), SendResult::kSent);
+  EXPECT_EQ(p->queued(), 4u);
+  EXPECT_TRUE(codes.empty());  // ... which fails outside Send()
+  Advance(absl::ZeroDuration());
+  ASSERT_EQ(codes.size(), 1u);
+  EXPECT_EQ(codes[0], absl::StatusCode::kResourceExhausted);  // of our own making: never cached
+  EXPECT_EQ(done_tags[0], 5);
+  EXPECT_EQ(counters_.fair_share_pushed_out.load(), 1u);
+  // Up to an even split: flood 3 vs quiet 1 -> once more; 2 vs 2 -> full.
+  EXPECT_EQ(Send(*p, Priority::kClient, 21, 200), SendResult::kSent);
+  EXPECT_EQ(Send(*p, Priority::kClient, 22, 200), SendResult::kOverCap);
+  Advance(absl::ZeroDuration());
+  EXPECT_EQ(done_tags.back(), 4);
+  EXPECT_EQ(counters_.fair_share_pushed_out.load(), 2u);
+  // Everything queued is served in turn: quiet, flood, quiet, flood.
+  std::vector<uint8_t> started;
+  for (int i = 0; i < 4; ++i) {
+    a_.Reply(dns::kNoError);
+    started.push_back(static_cast<uint8_t>(a_.sent.back().first[13] - 'a'));
+  }
+  EXPECT_EQ(started, (std::vector<uint8_t>{2, 20, 3, 21}));
+}
+
+TEST_F(PoolTest, AClientMissPushesOutAQueuedRefreshFirst) {
+  PoolOptions o;
+  o.limiter = {.initial_limit = 2, .min_limit = 2, .max_limit = 2};
+  o.max_queue = 1;
+  auto p = Proven(o);
+  Send(*p, Priority::kClient, 1, 100);
+  Send(*p, Priority::kClient, 2, 100);
+  EXPECT_EQ(Send(*p, Priority::kRefresh, 3, kNoFlow), SendResult::kSent);  // waits
+  EXPECT_EQ(Send(*p, Priority::kClient, 4, 100), SendResult::kSent);        // the refresh gives way
+  Advance(absl::ZeroDuration());
+  ASSERT_EQ(done_tags.size(), 1u);
+  EXPECT_EQ(done_tags[0], 3);
 }
 
 TEST_F(PoolTest, QueriesLostInAnOutageStopHoldingTheLimitOnceALaterOneIsAnswered) {
