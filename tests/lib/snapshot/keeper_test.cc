@@ -13,35 +13,11 @@
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
 #include "lib/dns/query_view.h"
+#include "tests/lib/snapshot/snapshot_test_util.h"
 #include "tests/support/daemon_process.h"
 
 namespace nodedns::snapshot {
 namespace {
-
-std::string Key(const std::string& name) {
-  std::string wire = *dns::NameFromText(name);
-  dns::CacheKey k;
-  dns::MakeCacheKey(reinterpret_cast<const uint8_t*>(wire.data()), wire.size(), dns::kTypeA, dns::kClassIN, false,
-                    false, &k);
-  return std::string(k.view());
-}
-
-dns::CacheImage Image(const std::string& name) {
-  dns::Message m;
-  m.flags = dns::kFlagQR | dns::kFlagRA;
-  m.questions.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN});
-  m.answers.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN, 300, "\x0a\x00\x00\x01"});
-  return *dns::BuildCacheImage(m, dns::ImagePolicy{});
-}
-
-absl::Duration Day(std::string_view) { return absl::Hours(24); }
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A real loop (the keeper writes on libuv's thread pool) and a real cache,
 // with entries inserted at the steady clock's now, as the workers do.
@@ -59,7 +35,7 @@ class KeeperTest : public ::testing::Test {
     absl::Time now = SystemSteadyClock::Get()->Now();
     for (int i = 0; i < n; ++i) {
       std::string name = "n" + std::to_string(i) + ".example";
-      EXPECT_TRUE(c->Insert(Key(name), Image(name), now, absl::Hours(24)));
+      EXPECT_TRUE(c->Insert(Key(name), Image(name, 300), now, absl::Hours(24)));
     }
     return c;
   }
@@ -107,7 +83,7 @@ TEST_F(KeeperTest, AFailedWriteKeepsThePreviousSnapshotAndIsCounted) {
   ASSERT_FALSE(before.empty());
   // The temporary file cannot be created: a directory is in its place.
   ASSERT_EQ(mkdir((path + ".tmp." + std::to_string(getpid())).c_str(), 0700), 0);
-  (void)warm->Insert(Key("more.example"), Image("more.example"), SystemSteadyClock::Get()->Now(), absl::Hours(24));
+  (void)warm->Insert(Key("more.example"), Image("more.example", 300), SystemSteadyClock::Get()->Now(), absl::Hours(24));
   TimedWrite w = k->WriteNow();
   EXPECT_FALSE(w.result.ok());
   EXPECT_EQ(k->stats().writes, 1u);

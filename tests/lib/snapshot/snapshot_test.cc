@@ -13,6 +13,7 @@
 #include "lib/dns/message.h"
 #include "lib/dns/name.h"
 #include "lib/dns/query_view.h"
+#include "tests/lib/snapshot/snapshot_test_util.h"
 #include "tests/support/daemon_process.h"
 
 namespace nodedns::snapshot {
@@ -20,32 +21,6 @@ namespace {
 
 using cache::Cache;
 using cache::LookupStatus;
-
-std::string Key(const std::string& name) {
-  std::string wire = *dns::NameFromText(name);
-  dns::CacheKey k;
-  dns::MakeCacheKey(reinterpret_cast<const uint8_t*>(wire.data()), wire.size(), dns::kTypeA, dns::kClassIN, false,
-                    false, &k);
-  return std::string(k.view());
-}
-
-dns::CacheImage Image(const std::string& name, uint32_t ttl) {
-  dns::Message m;
-  m.flags = dns::kFlagQR | dns::kFlagRA;
-  m.questions.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN});
-  m.answers.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN, ttl, "\x0a\x00\x00\x01"});
-  m.answers.push_back({*dns::NameFromText(name), dns::kTypeA, dns::kClassIN, ttl, "\x0a\x00\x00\x02"});
-  return *dns::BuildCacheImage(m, dns::ImagePolicy{});
-}
-
-absl::Duration Day(std::string_view) { return absl::Hours(24); }
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class SnapshotTest : public ::testing::Test {
  protected:
