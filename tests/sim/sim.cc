@@ -1,5 +1,6 @@
 #include "tests/sim/sim.h"
 
+#include <cmath>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -37,6 +38,10 @@ std::string Schedule::ToString() const {
       case EventKind::kReload: absl::StrAppend(&s, "reload"); break;
       case EventKind::kRestart: absl::StrAppend(&s, "restart from the snapshot"); break;
       case EventKind::kWallStep: absl::StrAppend(&s, "wall clock stepped by ", absl::FormatDuration(e.step)); break;
+      case EventKind::kFlood:
+        absl::StrAppend(&s, "flood of unique names from a second client, ", e.count, " qps for ", absl::FormatDuration(e.step),
+                        e.backlog ? " (the socket backlog says overloaded)" : "");
+        break;
     }
   }
   return s;
@@ -77,6 +82,21 @@ Schedule Generate(uint64_t seed) {
   static constexpr int kStepsHours[] = {-24, -1, 1, 24};
   for (int i = static_cast<int>(uniform(0, 5)); i > 0; --i) {
     s.events.push_back({EventKind::kWallStep, at(), 0, absl::Hours(kStepsHours[rng() % 4])});
+  }
+  // Floods last, so that the rest of a seed's schedule is what it was before
+  // they existed. About one schedule in seven has one (or two): a second
+  // client asks unique names at 2,000-20,000 qps (log-uniform) for 2-8 s,
+  // over whatever the upstream and the first client do then (the fairness
+  // window is one second). Each is tens of thousands of queries, more than
+  // the rest of a schedule: rates and share keep the suite's 40 seeds quick.
+  if (uniform(0, 1) < 0.15) {
+    for (int i = uniform(0, 1) < 0.8 ? 1 : 2; i > 0; --i) {
+      absl::Duration from = at();
+      int rate = static_cast<int>(std::exp(uniform(std::log(2000.0), std::log(20000.0))));
+      absl::Duration length = seconds(2, 8);
+      bool backlog = uniform(0, 1) < 0.5;
+      s.events.push_back({EventKind::kFlood, from, rate, length, backlog});
+    }
   }
   return s;
 }

@@ -19,12 +19,26 @@
 //     what is left of it; stale answers carry TTL 30 and EDE 3 (19 for NXDOMAIN);
 //  3. once the upstream has answered again for 2 s (the bound) no
 //     answer is stale or SERVFAIL;
-//  4. queries in flight at the upstream stay within max_inflight (plus the
-//     probes); during a long outage the upstream sees a small fraction of
-//     the client queries;
-//  5. every query is answered, and no client with stale data to fall back on
-//     waits past the largest client timeout (plus a margin);
-//  6. pending queries, queued queries and timers stay bounded.
+//  4. queries a pool counts in flight stay within max_inflight (plus the
+//     probes), and those at the server within twice that (queries presumed
+//     lost after a later one came back no longer count, but may still be
+//     retried by c-ares; a reload's old pool finishes its own); during a
+//     long outage the upstream sees a small fraction of the client queries;
+//  5. every query of the well-behaved client is answered (only the
+//     flooder's misses may be dropped, by load shedding; they are counted),
+//     and no client with stale data to fall back on waits past the largest
+//     client timeout (plus a margin);
+//  6. pending queries, queued queries, timers, and the per-client tables
+//     (ClientShares' window and pending tables, the fair queue's flows)
+//     stay bounded;
+//  7. a flood does not starve the well-behaved client: while a flood runs
+//     and the upstream has answered for 2 s (as in 3), none of its queries
+//     is dropped or REFUSED and at least 99 % of its misses get the
+//     upstream's answer (NOERROR, or NXDOMAIN for an NXDOMAIN name);
+//     invariant 3 asks more of it still: no SERVFAIL at all; cache hits of
+//     either client are never shed (never dropped, never REFUSED). The
+//     flooder's answers are not held to 3 (a SERVFAIL when its own queue
+//     is full is the fair queue's design).
 
 #include <cstdint>
 #include <string>
@@ -44,12 +58,17 @@ struct Phase {
   absl::Duration latency = absl::Milliseconds(1);  // healthy answers
 };
 
-enum class EventKind : uint8_t { kBurst, kReload, kRestart, kWallStep };
+enum class EventKind : uint8_t { kBurst, kReload, kRestart, kWallStep, kFlood };
 struct Event {
   EventKind kind;
   absl::Duration at;       // since the start
-  int count = 0;           // kBurst: new names asked at once (spread over 0.5 s)
-  absl::Duration step;     // kWallStep
+  int count = 0;           // kBurst: new names asked at once (spread over 0.5 s);
+                           // kFlood: queries a second (Poisson)
+  absl::Duration step;     // kWallStep; kFlood: how long it lasts
+  // kFlood: the listener sees its socket's receive queue over the [shed]
+  // backlog share while the flood runs (a worker falling behind), so the
+  // worker counts as overloaded; otherwise only pending pressure does.
+  bool backlog = false;
 };
 
 struct Schedule {
@@ -75,6 +94,18 @@ struct Result {
   uint64_t stale_answers = 0;
   uint64_t servfail_answers = 0;
   uint64_t answers_digest = 0;  // a hash of every answer and its time
+  // The flooder's queries and what became of them, and the well-behaved
+  // client's misses asked during a flood with the upstream answering
+  // (invariant 7) and how many got the upstream's answer.
+  // Upstream sends that found more than max_inflight (plus the probes) in
+  // flight at the server: presumed-lost queries still out (invariant 4).
+  uint64_t over_max_inflight = 0;
+  uint64_t flood_queries = 0;
+  uint64_t flood_dropped = 0;
+  uint64_t flood_servfail = 0;
+  uint64_t flood_refused = 0;
+  uint64_t good_misses_in_flood = 0;
+  uint64_t good_misses_in_flood_ok = 0;
   std::vector<std::string> trace;  // with Schedule::trace: one line per answer
 };
 

@@ -21,6 +21,12 @@ namespace {
 constexpr absl::Duration kRecoveryBound = absl::Seconds(2);  // invariant 3 (the issue's "at most 2 s")
 constexpr absl::Duration kMargin = absl::Milliseconds(20);
 constexpr absl::Duration kSlowLatency = absl::Milliseconds(2500);
+// Invariant 7: the well-behaved client's misses during a flood, with the
+// upstream answering, that get the upstream's answer.
+constexpr double kGoodShareInFlood = 0.99;
+// The receive buffer the listener reports in a flood with a backlog (8 MiB,
+// what nodedns asks for), and the share of it queued: half, over [shed]'s 25 %.
+constexpr size_t kReceiveBuffer = 8 << 20;
 const std::string kBootId = "sim-boot-id-0001";
 
 std::string Fmt(absl::Duration d) { return absl::FormatDuration(d); }
@@ -84,6 +90,8 @@ World::World(const Schedule& schedule)
   }
   for (double& c : popularity_cdf_) c /= sum;
   next_burst_name_ = schedule_.names;
+  peers_[kGood] = *SocketAddress::Parse("10.0.0.1:40001");
+  peers_[kFlooder] = *SocketAddress::Parse("10.0.0.2:40002");
   told_.resize(names_.size());
   cache_ = *cache::Cache::Create(config_.cache);
   current_ = NewGeneration(generation_seed_++);
@@ -101,6 +109,13 @@ World::World(const Schedule& schedule)
         case EventKind::kWallStep:
           if (!schedule_.wall_steps_off) wall_.Advance(e.step);
           break;
+        case EventKind::kFlood: {
+          absl::Time until = std::min(clock_.Now() + e.step, end_);
+          ++floods_running_;
+          timers_.Add(until, [this] { --floods_running_; });
+          Flood(until, e.count, e.backlog);
+          break;
+        }
       }
     });
   }
@@ -208,10 +223,23 @@ void World::UpstreamSend(SimTransport* t, absl::Span<const uint8_t> query, upstr
       static_cast<size_t>(std::upper_bound(phase_start_.begin(), phase_start_.end(), now) - phase_start_.begin()), 1,
       schedule_.phases.size()) - 1;
   ++phase_upstream_[phase];
-  // Invariant 4: the limits hold (plus one probe of each kind).
-  if (++upstream_inflight_ > static_cast<size_t>(config_.upstream.limiter.max_limit) + 2) {
-    Violation(absl::StrCat(upstream_inflight_, " queries in flight upstream, over max_inflight ", config_.upstream.limiter.max_limit));
+  // Invariant 4: the limits hold (plus one probe of each kind). A pool's
+  // own count holds them; the server may see more: queries a pool presumes
+  // lost (sent into an outage, older than one that came back) no longer
+  // count, though c-ares may still retry them, and a reload's old pool
+  // finishes its own; those are a limit's worth at most.
+  size_t max = static_cast<size_t>(config_.upstream.limiter.max_limit);
+  for (const Generation* g : {current_.get()}) {
+    if (g && g->transport.get() == t && g->pool->inflight() > max + 2) {
+      Violation(absl::StrCat(g->pool->inflight(), " queries counted in flight, over max_inflight ", max));
+    }
   }
+  if (++upstream_inflight_ > 2 * max + 2) {
+    Violation(absl::StrCat(upstream_inflight_, " queries in flight upstream, over twice max_inflight ", max, " (",
+                           current_ ? current_->pool->inflight() : 0, " counted by the current pool, ",
+                           counters_.upstream_presumed_lost.load(), " presumed lost so far)"));
+  }
+  if (upstream_inflight_ > max + 2) ++result_.over_max_inflight;
   // As c-ares: attempt k at 1 s x (2^k - 1), the query fails after 3 s.
   absl::Duration timeout = config_.transport.timeout;
   absl::Time deadline = now + timeout * ((1 << config_.transport.attempts) - 1);
@@ -297,30 +325,66 @@ void World::ScheduleNextQuery() {
   });
 }
 
-void World::Ask(int name) {
+void World::Flood(absl::Time until, int rate, bool backlog) {
+  std::exponential_distribution<double> gap(rate);
+  absl::Time at = clock_.Now() + absl::Seconds(gap(rng_));
+  if (at >= until) return;
+  timers_.Add(at, [this, until, rate, backlog] {
+    // What a listener falling behind the flood would report (Worker reads
+    // SO_MEMINFO when a read finds a full batch waiting).
+    if (backlog) current_->resolver->NoteReceiveBacklog(kReceiveBuffer / 2, kReceiveBuffer);
+    if (rng_() % 50 == 0) {
+      // Now and then a popular name: a cache hit of the flooder, never shed.
+      double u = std::uniform_real_distribution<double>(0, 1)(rng_);
+      int name = static_cast<int>(std::lower_bound(popularity_cdf_.begin(), popularity_cdf_.end(), u) -
+                                  popularity_cdf_.begin());
+      Ask(std::min(name, schedule_.names - 1), kFlooder);
+    } else {
+      Ask(-1, kFlooder);
+    }
+    Flood(until, rate, backlog);
+  });
+}
+
+void World::Ask(int name, int client) {
   absl::Time now = clock_.Now();
   uint64_t id = next_query_id_++;
   ++result_.client_queries;
+  result_.flood_queries += client == kFlooder;
   size_t phase = std::clamp<size_t>(
       static_cast<size_t>(std::upper_bound(phase_start_.begin(), phase_start_.end(), now) - phase_start_.begin()), 1,
       schedule_.phases.size()) - 1;
   ++phase_clients_[phase];
   absl::Time since = std::max(AnsweringSince(now), restarted_at_);
-  bool had_data = told_[name].has_value() &&
+  bool had_data = name >= 0 && told_[name].has_value() &&
                   now < told_[name]->at + absl::Seconds(told_[name]->ttl) + config_.zones[0].max_stale;
-  outstanding_[id] = Outstanding{name, now, had_data, since != absl::InfiniteFuture() && now >= since + kRecoveryBound};
+  outstanding_[id] = Outstanding{name,   now,    had_data, since != absl::InfiniteFuture() && now >= since + kRecoveryBound,
+                                 false, client, floods_running_ > 0};
   testing::QueryOptions o;
   o.id = static_cast<uint16_t>(id);
-  std::vector<uint8_t> q = testing::MakeQuery(names_[name].text, dns::kTypeA, o);
+  // The flooder's names are unique and random, none of the catalogue's: the
+  // upstream answers them NOERROR without records and no SOA, not cached.
+  std::string text = name >= 0 ? names_[name].text
+                               : absl::StrCat("f", next_flood_name_++, "-", absl::Hex(rng_() & 0xffffffff), ".sim.");
+  std::vector<uint8_t> q = testing::MakeQuery(text, dns::kTypeA, o);
   resolver::ReplyTarget to;
   to.sink = this;
+  to.peer = peers_[client];
   to.connection = id;
   size_t n = 0;
   auto outcome = current_->resolver->HandleQuery(q.data(), q.size(), to, out_, sizeof(out_), &n);
   if (outcome == resolver::Resolver::Outcome::kAnswered) {
     OnAnswer(id, {out_, n});
   } else if (outcome == resolver::Resolver::Outcome::kDropped) {
-    Violation("a well-formed query was dropped");
+    // Invariant 5 and 7: only the flooder's misses may be shed (dropped over
+    // UDP); the well-behaved client's queries and anyone's cache hits never.
+    outstanding_.erase(id);
+    if (client == kFlooder && !had_data) {
+      ++result_.flood_dropped;
+    } else {
+      Violation(absl::StrCat(client == kGood ? "a query of the well-behaved client" : "a cache hit of the flooder", " (",
+                             text, " asked at ", Fmt(now - start_), ") was dropped"));
+    }
   }
 }
 
@@ -344,14 +408,16 @@ void World::OnAnswer(uint64_t id, absl::Span<const uint8_t> wire) {
   if (!m.ok()) return Violation("an answer does not parse: " + m.status().ToString());
   if (schedule_.trace && current_) {
     upstream::ZoneStatus z = current_->pool->zone_status();
-    result_.trace.push_back(absl::StrCat(Fmt(now - start_), " ", names_[o.name].text, " asked at ", Fmt(o.sent - start_),
+    result_.trace.push_back(absl::StrCat(Fmt(now - start_), o.client == kFlooder ? " flooder " : " ",
+                                         o.name >= 0 ? names_[o.name].text : "(unique name)", " asked at ", Fmt(o.sent - start_),
                                          ": rcode ", m->rcode(), " ede ", EdeOf(*m), " ttl ",
                                          m->answers.empty() ? 0 : m->answers[0].ttl, " [zone ",
                                          static_cast<int>(z.health), " limit ", z.limit, " last good ",
                                          Fmt(z.last_good - start_), "]"));
   }
-  const Name& n = names_[o.name];
-  std::string who = absl::StrCat(n.text, " asked at ", Fmt(o.sent - start_));
+  std::string who = absl::StrCat(o.client == kFlooder ? "the flooder's " : "",
+                                 o.name >= 0 ? names_[o.name].text : absl::StrCat("unique name #", id), " asked at ",
+                                 Fmt(o.sent - start_));
   uint16_t ede = EdeOf(*m);
   bool stale = ede == dns::kEdeStaleAnswer || ede == dns::kEdeStaleNxDomain;
   result_.stale_answers += stale;
@@ -364,11 +430,28 @@ void World::OnAnswer(uint64_t id, absl::Span<const uint8_t> wire) {
   if (waited > bound && !o.interrupted) {
     return Violation(absl::StrCat(who, " waited ", Fmt(waited), " (bound ", Fmt(bound), ")"));
   }
-  // Invariant 3: 2 s after the upstream answers again, no stale, no SERVFAIL.
-  if (o.recovered && !o.interrupted && (stale || m->rcode() == dns::kServFail)) {
+  if (o.client == kFlooder && !o.had_data) {
+    result_.flood_servfail += m->rcode() == dns::kServFail;
+    result_.flood_refused += m->rcode() == dns::kRefused;
+  }
+  // Invariant 7: during a flood, with the upstream answering, the
+  // well-behaved client is not refused and its misses get the upstream's
+  // answer; nobody's cache hit is refused.
+  if (o.recovered && !o.interrupted && m->rcode() == dns::kRefused && (o.client == kGood || o.had_data)) {
+    return Violation(absl::StrCat(who, ": REFUSED", o.flood ? " during a flood" : "", " although the upstream has answered since ",
+                                  Fmt(std::max(AnsweringSince(o.sent), restarted_at_) - start_)));
+  }
+  if (o.client == kGood && o.flood && o.recovered && !o.interrupted && !o.had_data) {
+    ++result_.good_misses_in_flood;
+    result_.good_misses_in_flood_ok += m->rcode() == dns::kNoError || m->rcode() == dns::kNxDomain;
+  }
+  // Invariant 3: 2 s after the upstream answers again, no stale, no SERVFAIL
+  // (the flooder's misses aside: its own full queue may push them out).
+  if (o.recovered && !o.interrupted && (stale || m->rcode() == dns::kServFail) && (o.client == kGood || o.had_data)) {
     return Violation(absl::StrCat(who, ": ", stale ? "stale" : "SERVFAIL", " although the upstream has answered since ",
                                   Fmt(std::max(AnsweringSince(o.sent), restarted_at_) - start_)));
   }
+  if (o.name < 0) return;
   const std::optional<Told>& told = told_[o.name];
   if (!told) return;
   // Invariant 1: what is cached is answered, for as long as max_stale allows.
@@ -410,10 +493,13 @@ void World::OnAnswer(uint64_t id, absl::Span<const uint8_t> wire) {
 
 void World::CheckStep() {
   absl::Time now = clock_.Now();
-  // Invariant 5: nobody is forgotten.
-  for (const auto& [id, o] : outstanding_) {
+  // Invariant 5: nobody is forgotten (the oldest query is the first).
+  if (!outstanding_.empty()) {
+    const Outstanding& o = outstanding_.begin()->second;
     if (now - o.sent > config_.upstream.queue_timeout + config_.transport.timeout * 3 + absl::Seconds(1)) {
-      return Violation(absl::StrCat(names_[o.name].text, " asked at ", Fmt(o.sent - start_), " never answered"));
+      return Violation(absl::StrCat(o.client == kFlooder ? "the flooder's " : "",
+                                    o.name >= 0 ? names_[o.name].text : "unique name", " asked at ",
+                                    Fmt(o.sent - start_), " never answered"));
     }
   }
   // Invariant 6: bounded state.
@@ -421,6 +507,21 @@ void World::CheckStep() {
   for (const auto& g : retired_) pending += g->resolver->pending();
   if (pending > config_.resolver.max_pending) return Violation(absl::StrCat(pending, " pending queries"));
   if (current_->pool->queued() > config_.upstream.max_queue) return Violation("queue over max_queue");
+  // The per-client tables hold at most the clients there are.
+  if (current_->pool->queued_flows() > kClients) {
+    return Violation(absl::StrCat(current_->pool->queued_flows(), " flows in the fair queue"));
+  }
+  for (const resolver::Resolver* r : {current_->resolver.get()}) {
+    if (r->client_shares().tracked() > kClients || r->client_shares().pending_clients() > kClients) {
+      return Violation(absl::StrCat(r->client_shares().tracked(), " clients in the window table, ",
+                                    r->client_shares().pending_clients(), " in the pending table"));
+    }
+  }
+  for (const auto& g : retired_) {
+    if (g->resolver->client_shares().pending_clients() > kClients || g->resolver->client_shares().tracked() > kClients) {
+      return Violation("a retired generation's per-client tables hold more clients than there are");
+    }
+  }
   // An open breaker always has its next probe coming (or it never closes).
   if (!current_->pool->zone_status().probing) return Violation("an open breaker has no probe scheduled");
   if (timers_.size() > 20 * names_.size() + 1000) return Violation(absl::StrCat(timers_.size(), " timers"));
@@ -461,6 +562,11 @@ Result World::Run() {
       Violation(absl::StrCat("phase ", i, " (", ModeName(p.mode), ", ", Fmt(p.length), "): ", phase_upstream_[i],
                              " upstream queries for ", phase_clients_[i], " client queries"));
     }
+  }
+  // Invariant 7: the well-behaved client's misses during floods got answers.
+  if (result_.ok && result_.good_misses_in_flood_ok < kGoodShareInFlood * static_cast<double>(result_.good_misses_in_flood)) {
+    Violation(absl::StrCat("during floods with the upstream answering, ", result_.good_misses_in_flood_ok, " of ",
+                           result_.good_misses_in_flood, " misses of the well-behaved client got the upstream's answer"));
   }
   return result_;
 }

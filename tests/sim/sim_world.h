@@ -12,9 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/types/span.h"
 #include "lib/cache/cache.h"
+#include "lib/common/socket_address.h"
 #include "lib/common/timer_queue.h"
 #include "lib/config/config.h"
 #include "lib/resolver/resolver.h"
@@ -81,12 +83,16 @@ class World final : public resolver::ReplySink {
     bool nx;
     uint16_t version;
   };
+  // The well-behaved client and the flooder, each its own source address.
+  enum Client : int { kGood = 0, kFlooder = 1, kClients = 2 };
   struct Outstanding {
-    int name;
+    int name;                 // -1: one of the flooder's unique names
     absl::Time sent;
     bool had_data;            // an answer was cached when it was asked
     bool recovered;           // asked 2 s or more after the upstream answered again
     bool interrupted = false;  // a restart cut it short: only its answer is checked
+    int client = kGood;
+    bool flood = false;        // a flood ran when it was asked
   };
 
   // The upstream's behaviour at `t`: the mode in force and its latency.
@@ -101,7 +107,10 @@ class World final : public resolver::ReplySink {
   void Reload();
   void Restart();
   void ScheduleNextQuery();
-  void Ask(int name);
+  void Ask(int name, int client = kGood);
+  // The flooder's next query (a unique name, now and then a catalogue name:
+  // a cache hit, which must not be shed) and the one after it, until `until`.
+  void Flood(absl::Time until, int rate, bool backlog);
   void OnAnswer(uint64_t id, absl::Span<const uint8_t> answer);
   void CheckStep();
   void Violation(const std::string& what);
@@ -126,7 +135,11 @@ class World final : public resolver::ReplySink {
   std::vector<double> popularity_cdf_;  // over the catalogue (not the burst names)
   int next_burst_name_;
   std::vector<std::optional<Told>> told_;
-  absl::flat_hash_map<uint64_t, Outstanding> outstanding_;
+  // Ordered by id, that is by the time asked: the oldest is the first.
+  absl::btree_map<uint64_t, Outstanding> outstanding_;
+  SocketAddress peers_[kClients];
+  int floods_running_ = 0;
+  uint64_t next_flood_name_ = 0;
   uint64_t next_query_id_ = 1;
   size_t upstream_inflight_ = 0;
   // Per phase: client and upstream queries, for the outage-load invariant.
