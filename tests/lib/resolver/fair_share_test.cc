@@ -247,6 +247,38 @@ TEST_F(ShedTest, PendingPressureCapsTheClientHoldingMostOpenQueries) {
   EXPECT_EQ(resolver_->client_shares().pending_of(ClientFlow(Addr("10.0.0.7:1"), 32, 64)), 1u);
 }
 
+// Found by the simulation (seeds 1273, 2831): an expired name that a client
+// waits for is refreshed in that client's flow, so a flood's queued misses
+// do not hold it back until the client is answered stale.
+TEST_F(ShedTest, ARefreshAClientWaitsForIsServedInTurnWithAFloodsQueuedMisses) {
+  pool_options_.limiter.min_limit = 1;
+  pool_options_.limiter.initial_limit = pool_options_.limiter.max_limit = 2;
+  pool_ = std::make_unique<upstream::UpstreamPool>(
+      pool_options_, std::vector<upstream::UpstreamPool::ServerSpec>{{"held", &transport_}}, &clock_, &timers_,
+      &counters_, 7);
+  zone_.upstream = pool_.get();
+  constexpr const char* kFlood = "10.0.0.66:5000";
+  constexpr const char* kQuiet = "10.0.0.7:5000";
+  EXPECT_EQ(Ask("known.example", kQuiet), Resolver::Outcome::kPending);
+  transport_.AnswerAll();
+  clock_.Advance(absl::Seconds(301));  // expired (TTL 300), servable stale
+  for (int i = 0; i < 50; ++i) Ask("f" + std::to_string(i) + ".flood.example", kFlood);
+  ASSERT_EQ(transport_.sent.size(), 2u);  // the limit; 48 of the flood's misses wait
+  uint64_t refreshes = counters_.refreshes.load();
+  EXPECT_EQ(Ask("known.example", kQuiet), Resolver::Outcome::kPending);  // waits for the refresh
+  EXPECT_EQ(counters_.refreshes.load(), refreshes + 1);
+  for (int i = 0; i < 2; ++i) {  // two answers, two starts: round robin gives the quiet client one
+    auto first = std::move(transport_.sent.front());
+    transport_.sent.pop_front();
+    HeldTransport::Answer(first);
+  }
+  bool refresh_sent = false;
+  for (const auto& q : transport_.sent) {
+    refresh_sent |= dns::ParseMessage(q.first)->questions[0].name == *dns::NameFromText("known.example");
+  }
+  EXPECT_TRUE(refresh_sent) << "the refresh still waits behind the flood's misses";
+}
+
 TEST_F(ShedTest, SheddingCanBeTurnedOff) {
   options_.shed.enabled = false;
   resolver_ = std::make_unique<Resolver>(options_, cache_.get(), &router_, &clock_, &timers_, &counters_);
