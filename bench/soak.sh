@@ -203,7 +203,7 @@ def full(f):
 base = next((m for m in minutes if full(rows[m])), None)
 why = "the first minute with a full cache"
 if base is None or base >= last:
-    base, why = min(2, last), "minute 2 (the cache never filled)"
+    base, why = min(2, last), "the cache never filled"
 b, e = rows[base], rows[last]
 mib = lambda x: x / 1048576
 rss0, rss1 = int(b[1]) * 1024, int(e[1]) * 1024
@@ -224,10 +224,13 @@ if g:
     p99 = sorted(float(x["p99_ms"]) for x in g)
     hp99 = sorted(float(x["hit_p99_ms"]) for x in g)
     err = [int(x["errors"]) for x in g]
+    calm = [int(gen[m]["errors"]) for m in minutes if m in gen and rows[m][7] == "0"]
     print(f"every minute: p99 median {p99[len(p99) // 2]:.2f} ms, max {p99[-1]:.2f} ms; hot names' p99 median {hp99[len(hp99) // 2]:.2f} ms, max {hp99[-1]:.2f} ms")
     print(f"  errors per minute: mean {sum(err) / len(err):.1f}, max {max(err)}; of hot names: {sum(int(x['hit_errors']) for x in g)} in all;"
           f" timeouts {sum(int(x['timeouts']) for x in g)}, SERVFAIL {sum(int(x['servfail']) for x in g)},"
           f" other rcodes {sum(int(x['other']) for x in g)}, TCP lost {sum(int(x['tcp_lost']) for x in g)}")
+    if calm:
+        print(f"  errors in the {len(calm)} minutes without an upstream outage: {sum(calm)}")
     print(f"  queries {sum(int(x['sent']) for x in g)} (TCP {sum(int(x['tcp_sent']) for x in g)}), answered {sum(int(x['answered']) for x in g)};"
           f" TCP connections replaced {sum(int(x['reconnects']) for x in g)}, closed by the server {sum(int(x['server_closed']) for x in g)}")
 EOP
