@@ -139,7 +139,7 @@ std::vector<uint8_t> FakeUpstream::Respond(const std::vector<uint8_t>& query, bo
     ++queries_;
     ++(tcp ? tcp_queries_ : udp_queries_);
   }
-  if (count) {
+  if (count && log_queries_) {
     std::lock_guard<std::mutex> lock(mu_);
     per_name_[Lower(qname_text)]++;
     log_.push_back({Clock::now(), Lower(qname_text), q->questions[0].type, q->id, source_port, qname_text});

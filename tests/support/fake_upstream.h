@@ -50,6 +50,9 @@ class FakeUpstream {
   void set_nxdomain_from_labels(int labels) { nxdomain_from_labels_ = labels; }
   // The IPv4 address given in A answers.
   void set_address(uint32_t a) { a_record_ = a; }
+  // Off: queries are counted but not kept in log() and queries_for() (a
+  // long benchmark would otherwise grow the upstream's memory without bound).
+  void set_log_queries(bool on) { log_queries_ = on; }
 
   // Queries received, SOA probes not included.
   int queries() const { return queries_; }
@@ -90,6 +93,7 @@ class FakeUpstream {
   std::atomic<uint32_t> ttl_{300};
   std::atomic<int> nxdomain_from_labels_{0};
   std::atomic<uint32_t> a_record_{0xC0000201};  // 192.0.2.1
+  std::atomic<bool> log_queries_{true};
   std::atomic<int> queries_{0}, udp_queries_{0}, tcp_queries_{0}, probes_{0};
   mutable std::mutex mu_;
   std::map<std::string, int> per_name_;
