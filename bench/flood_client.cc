@@ -33,6 +33,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench/wire_query.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -76,21 +78,6 @@ int Socket(const std::string& from, int port) {
   return fd;
 }
 
-// An A query for `name` (dotted, no trailing dot) with `id`, RD set, no EDNS.
-std::vector<uint8_t> Query(const std::string& name, uint16_t id) {
-  std::vector<uint8_t> q = {static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id), 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0};
-  size_t start = 0;
-  while (start <= name.size()) {
-    size_t dot = name.find('.', start);
-    if (dot == std::string::npos) dot = name.size();
-    q.push_back(static_cast<uint8_t>(dot - start));
-    q.insert(q.end(), name.begin() + static_cast<long>(start), name.begin() + static_cast<long>(dot));
-    start = dot + 1;
-  }
-  q.push_back(0);
-  q.insert(q.end(), {0, 1, 0, 1});
-  return q;
-}
 
 long RssKb(int pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
@@ -184,7 +171,7 @@ int main(int argc, char** argv) {
     auto t0 = Clock::now();
     for (size_t i = 0; i < v.qs.size(); ++i) {
       SleepUntil(t0 + std::chrono::microseconds(1000) * static_cast<int64_t>(i));  // 1000 qps
-      auto q = Query(v.qs[i].name, static_cast<uint16_t>(i + 1));
+      auto q = nodedns::bench::WireQuery(v.qs[i].name, 1, static_cast<uint16_t>(i + 1));
       v.qs[i].sent = Clock::now();
       send(v.fd, q.data(), q.size(), 0);
       v.Drain(0, std::chrono::seconds(5));
@@ -200,7 +187,7 @@ int main(int argc, char** argv) {
   std::atomic<uint64_t> flood_sent{0}, flood_answers{0}, flood_noerror{0};
   std::thread flood([&] {
     constexpr int kBatch = 32;
-    std::vector<std::vector<uint8_t>> qs(kBatch);
+    std::vector<std::string> qs(kBatch);
     mmsghdr out[kBatch] = {};
     iovec iov[kBatch];
     uint8_t in_buf[kBatch][512];
@@ -221,8 +208,8 @@ int main(int argc, char** argv) {
       while (sent < due) {
         int n = static_cast<int>(std::min<uint64_t>(kBatch, due - sent));
         for (int i = 0; i < n; ++i) {
-          qs[i] = Query("f" + std::to_string(sent + static_cast<uint64_t>(i)) + "." + a.tag + ".flood.example",
-                        static_cast<uint16_t>(sent + static_cast<uint64_t>(i)));
+          qs[i] = nodedns::bench::WireQuery("f" + std::to_string(sent + static_cast<uint64_t>(i)) + "." + a.tag + ".flood.example", 1,
+                                   static_cast<uint16_t>(sent + static_cast<uint64_t>(i)));
           iov[i] = {qs[i].data(), qs[i].size()};
           out[i].msg_hdr.msg_iov = &iov[i];
           out[i].msg_hdr.msg_iovlen = 1;
@@ -262,7 +249,7 @@ int main(int argc, char** argv) {
       v.Drain(0, limit);
       SleepUntil(std::min(due, Clock::now() + std::chrono::milliseconds(1)));
     }
-    auto q = Query(v.qs[i].name, static_cast<uint16_t>(i + 1));
+    auto q = nodedns::bench::WireQuery(v.qs[i].name, 1, static_cast<uint16_t>(i + 1));
     v.qs[i].sent = Clock::now();
     send(v.fd, q.data(), q.size(), 0);
   }

@@ -51,6 +51,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/wire_query.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -80,26 +82,6 @@ bool Flag(const char* arg, const char* name, int* out) {
 
 enum Kind : uint8_t { kHit, kMiss, kNx };
 
-// A query for `name` (dotted) of `type` with `id`, RD set, no EDNS.
-std::string Query(const std::string& name, uint16_t type, uint16_t id) {
-  std::string q;
-  q.push_back(static_cast<char>(id >> 8));
-  q.push_back(static_cast<char>(id));
-  q += std::string("\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00", 10);
-  size_t start = 0;
-  while (start < name.size()) {
-    size_t dot = name.find('.', start);
-    if (dot == std::string::npos) dot = name.size();
-    q.push_back(static_cast<char>(dot - start));
-    q += name.substr(start, dot - start);
-    start = dot + 1;
-  }
-  q.push_back(0);
-  q.push_back(static_cast<char>(type >> 8));
-  q.push_back(static_cast<char>(type));
-  q += std::string("\x00\x01", 2);
-  return q;
-}
 
 // Per-interval tallies.
 struct Tally {
@@ -272,7 +254,7 @@ void Soak::Send(int c, bool tcp) {
   ch.next_id = static_cast<uint16_t>(id + 1);
   Kind kind = kHit;
   uint16_t type = 1;
-  std::string q = Query(NextName(&kind, &type), type, id);
+  std::string q = nodedns::bench::WireQuery(NextName(&kind, &type), type, id);
   auto now = Clock::now();
   Slot& s = ch.slots[id];
   s.sent = now;

@@ -33,6 +33,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/wire_query.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -40,22 +42,6 @@ using std::chrono::duration;
 
 uint16_t g_port;
 
-std::string Query(const std::string& name, uint16_t id) {
-  std::string q;
-  q.push_back(static_cast<char>(id >> 8));
-  q.push_back(static_cast<char>(id));
-  q += std::string("\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00", 10);
-  size_t start = 0;
-  while (start < name.size()) {
-    size_t dot = name.find('.', start);
-    if (dot == std::string::npos) dot = name.size();
-    q.push_back(static_cast<char>(dot - start));
-    q += name.substr(start, dot - start);
-    start = dot + 1;
-  }
-  q += std::string("\x00\x00\x01\x00\x01", 5);
-  return q;
-}
 
 std::string Framed(const std::string& m) {
   std::string f;
@@ -147,7 +133,7 @@ int main(int argc, char** argv) {
   connect(udp, reinterpret_cast<sockaddr*>(&server), sizeof(server));
   constexpr int kNames = 1000;
   std::vector<std::string> udp_queries;
-  for (int i = 0; i < kNames; ++i) udp_queries.push_back(Query("n" + std::to_string(i) + ".abuse.example", 0));
+  for (int i = 0; i < kNames; ++i) udp_queries.push_back(nodedns::bench::WireQuery("n" + std::to_string(i) + ".abuse.example", 1, 0));
 
   // Warm the cache: every UDP name, and the large answer over TCP.
   for (int round = 0; round < 3; ++round) {
@@ -165,7 +151,7 @@ int main(int argc, char** argv) {
     fcntl(fd, F_SETFL, 0);
     timeval tv{2, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    std::string q = Framed(Query("big.example", 1));
+    std::string q = Framed(nodedns::bench::WireQuery("big.example", 1, 1));
     usleep(10000);
     send(fd, q.data(), q.size(), MSG_NOSIGNAL);
     char buf[8192];
@@ -175,8 +161,8 @@ int main(int argc, char** argv) {
 
   // Never-readers pipeline 1,000 queries for big.example, over and over.
   std::string payload;
-  for (int i = 0; i < 1000; ++i) payload += Framed(Query("big.example", static_cast<uint16_t>(i)));
-  const std::string probe_query = Framed(Query("big.example", 0x4242));
+  for (int i = 0; i < 1000; ++i) payload += Framed(nodedns::bench::WireQuery("big.example", 1, static_cast<uint16_t>(i)));
+  const std::string probe_query = Framed(nodedns::bench::WireQuery("big.example", 1, 0x4242));
   std::string slow_frame(102, '\0');
   slow_frame[1] = 100;
 
