@@ -23,19 +23,6 @@ void MetricSet::Add(std::string_view group, std::string_view name, std::string_v
                             std::string(prom_name)});
 }
 
-void MetricSet::Merge(const MetricSet& other) {
-  for (const Metric& m : other.metrics_) Add(m.group, m.name, m.help, m.kind, m.value, m.prom_name);
-  for (const HistogramMetric& h : other.histograms_) {
-    HistogramValues& mine = FindOrAddHistogram(h.json_name, h.prom_name, h.help).values;
-    if (mine.buckets.empty()) {
-      mine = h.values;
-      continue;
-    }
-    for (size_t i = 0; i < mine.buckets.size() && i < h.values.buckets.size(); ++i) mine.buckets[i] += h.values.buckets[i];
-    mine.sum += h.values.sum;
-  }
-}
-
 double MetricSet::Get(std::string_view group, std::string_view name) const {
   for (const Metric& m : metrics_) {
     if (m.group == group && m.name == name) return m.value;

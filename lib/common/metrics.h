@@ -71,9 +71,6 @@ class MetricSet {
   void AddHistogram(std::string_view json_name, std::string_view prom_name, std::string_view help, const H& h) {
     FindOrAddHistogram(json_name, prom_name, help).values.Add(h);
   }
-  // Sums every metric and histogram of `other` into this one.
-  void Merge(const MetricSet& other);
-
   // The value of (group, name), 0 if there is none.
   double Get(std::string_view group, std::string_view name) const;
   uint64_t GetCount(std::string_view group, std::string_view name) const {

@@ -51,22 +51,5 @@ TEST(MetricSetTest, PrefixGroupAndPrometheusNames) {
   EXPECT_EQ(set.Get("", "entries"), 0);  // groups are apart
 }
 
-TEST(MetricSetTest, MergeAddsValuesAndBucketsAndKeepsNewOnes) {
-  MetricSet a, b;
-  LatencyHistogram h;
-  h.Record(0.001);
-  a.Counter("", "x", "X", 1);
-  a.AddHistogram("latency_seconds", "query_duration_seconds", "Latency", h);
-  b.Counter("", "x", "X", 2);
-  b.Gauge("g", "y", "Y", 5);
-  b.AddHistogram("latency_seconds", "query_duration_seconds", "Latency", h);
-  b.AddHistogram("other", "other", "Other", h);
-  a.Merge(b);
-  EXPECT_EQ(a.Get("", "x"), 3);
-  EXPECT_EQ(a.Get("g", "y"), 5);
-  EXPECT_EQ(a.Histogram("latency_seconds").count(), 2u);
-  EXPECT_EQ(a.Histogram("other").count(), 1u);
-}
-
 }  // namespace
 }  // namespace nodedns
