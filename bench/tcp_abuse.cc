@@ -7,13 +7,18 @@
 //    (reconnected when closed);
 //  - every 100 ms a new TCP client asks one query (served within 2 s or not);
 //  - the server's RSS (VmRSS of PID), sampled every 100 ms.
-// One thread, epoll; loopback only; bounded by the phase durations.
+// Two threads: the UDP measurement runs alone on its own socket, so that the
+// abusers' bookkeeping (1,300 connections, reconnects) never delays a send or
+// a receive timestamp; the abuse runs on one epoll loop. Both follow one
+// timeline: phase p, then 1 s in which late answers still count for p.
+// Loopback only; bounded by the phase durations.
 //
-// Usage: nodedns_tcp_abuse PORT PID [NEVER_READERS SLOWLORIS BASE_S ABUSE_S AFTER_S UDP_QPS]
+// Usage: nodedns_tcp_abuse PORT PID [NEVER_READERS SLOWLORIS BASE_S ABUSE_S AFTER_S UDP_QPS ABUSE_NICE]
 // Prints key=value lines.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -30,6 +35,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -96,6 +102,7 @@ struct Phase {
   uint64_t probes = 0, probes_served = 0;
   int64_t rss_max = 0, rss_last = 0;
   uint64_t reconnects = 0;
+  double udp_qps = 0;
 };
 
 double P99(std::vector<double> v, uint64_t lost) {
@@ -106,11 +113,71 @@ double P99(std::vector<double> v, uint64_t lost) {
   return v[std::min(v.size() - 1, static_cast<size_t>(0.99 * static_cast<double>(v.size())))];
 }
 
+// UDP at a steady rate for cached names, over the whole timeline; fills
+// phases[p].udp_* for each phase.
+void RunUdp(int udp, std::vector<std::string> queries, Clock::time_point t0, const double* durations,
+            Phase* phases) {
+  std::vector<Clock::time_point> sent_at(65536);
+  std::vector<bool> waiting(65536, false);
+  uint16_t id = 0;
+  auto receive = [&](Phase& ph) {
+    auto t = Clock::now();
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(udp, buf, sizeof(buf), MSG_DONTWAIT)) >= 12) {
+      uint16_t got = static_cast<uint16_t>((static_cast<uint8_t>(buf[0]) << 8) | static_cast<uint8_t>(buf[1]));
+      if (!waiting[got]) continue;
+      waiting[got] = false;
+      ph.udp_ms.push_back(duration<double, std::milli>(t - sent_at[got]).count());
+    }
+  };
+  auto phase_start = t0;
+  for (int p = 0; p < 3; ++p) {
+    Phase& ph = phases[p];
+    auto end = phase_start + std::chrono::duration_cast<Clock::duration>(duration<double>(durations[p]));
+    auto next = phase_start;
+    const auto interval = std::chrono::duration_cast<Clock::duration>(duration<double>(1.0 / ph.udp_qps));
+    while (Clock::now() < end) {
+      auto now = Clock::now();
+      while (next <= now) {
+        std::string& q = queries[id % queries.size()];
+        q[0] = static_cast<char>(id >> 8);
+        q[1] = static_cast<char>(id);
+        if (waiting[id]) ++ph.udp_lost;  // never answered within 65,536 queries
+        sent_at[id] = Clock::now();
+        waiting[id] = true;
+        send(udp, q.data(), q.size(), 0);
+        ++ph.udp_sent;
+        ++id;
+        next += interval;
+      }
+      pollfd pfd{udp, POLLIN, 0};
+      int wait_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now()).count());
+      poll(&pfd, 1, std::max(0, wait_ms));
+      receive(ph);
+    }
+    // Answers for 1 s more count for this phase; then the rest is lost.
+    auto drain_end = end + std::chrono::seconds(1);
+    while (Clock::now() < drain_end) {
+      pollfd pfd{udp, POLLIN, 0};
+      poll(&pfd, 1, 10);
+      receive(ph);
+    }
+    for (int i = 0; i < 65536; ++i) {
+      if (waiting[i]) {
+        waiting[i] = false;
+        ++ph.udp_lost;
+      }
+    }
+    phase_start = drain_end;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s PORT PID [NEVER_READERS SLOWLORIS BASE_S ABUSE_S AFTER_S UDP_QPS]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s PORT PID [NEVER_READERS SLOWLORIS BASE_S ABUSE_S AFTER_S UDP_QPS ABUSE_NICE]\n", argv[0]);
     return 2;
   }
   g_port = static_cast<uint16_t>(std::atoi(argv[1]));
@@ -121,6 +188,7 @@ int main(int argc, char** argv) {
   double abuse_s = argc > 6 ? std::atof(argv[6]) : 20;
   double after_s = argc > 7 ? std::atof(argv[7]) : 5;
   double udp_qps = argc > 8 ? std::atof(argv[8]) : 2000;
+  int abuse_nice = argc > 9 ? std::atoi(argv[9]) : 19;
 
   rlimit rl{};
   getrlimit(RLIMIT_NOFILE, &rl);
@@ -190,18 +258,17 @@ int main(int argc, char** argv) {
     conns.erase(fd);
   };
 
-  {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = udp;
-    epoll_ctl(ep, EPOLL_CTL_ADD, udp, &ev);
-  }
-  std::vector<Clock::time_point> udp_sent_at(65536);
-  std::vector<bool> udp_waiting(65536, false);
-  uint16_t udp_id = 0;
   const char* names[] = {"before", "during", "after"};
   double durations[] = {base_s, abuse_s, after_s};
   Phase phases[3];
+  for (Phase& ph : phases) ph.udp_qps = udp_qps;
+  const auto t0 = Clock::now();
+  std::thread udp_thread(RunUdp, udp, udp_queries, t0, durations, phases);
+  // The abusers' loop (this thread) yields the CPU to the server and the UDP
+  // thread: on a 2-core machine its own work would otherwise show up as server
+  // latency. A real attacker runs in another pod's cgroup or on another host.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), abuse_nice);
+  auto phase_start = t0;
   for (int p = 0; p < 3; ++p) {
     Phase& ph = phases[p];
     if (p == 1) {
@@ -213,30 +280,15 @@ int main(int argc, char** argv) {
       for (auto& [fd, c] : conns) fds.push_back(fd);
       for (int fd : fds) drop(fd);
     }
-    auto start = Clock::now();
-    auto end = start + duration<double>(durations[p]);
-    auto next_udp = start;
+    const auto start = phase_start;
+    const auto end = start + std::chrono::duration_cast<Clock::duration>(duration<double>(durations[p]));
+    phase_start = end + std::chrono::seconds(1);  // the UDP thread's drain second
     auto next_probe = start;
     auto next_trickle = start;
     auto next_rss = start;
-    auto udp_interval = duration<double>(1.0 / udp_qps);
     std::vector<Kind> comeback;
     while (Clock::now() < end) {
       auto now = Clock::now();
-      // UDP at a steady rate.
-      int burst = 0;
-      while (next_udp <= now && burst++ < 64) {
-        std::string& q = udp_queries[udp_id % kNames];
-        q[0] = static_cast<char>(udp_id >> 8);
-        q[1] = static_cast<char>(udp_id);
-        if (udp_waiting[udp_id]) ++ph.udp_lost;  // never answered within 65,536 queries
-        udp_sent_at[udp_id] = now;
-        udp_waiting[udp_id] = true;
-        send(udp, q.data(), q.size(), 0);
-        ++ph.udp_sent;
-        ++udp_id;
-        next_udp += std::chrono::duration_cast<Clock::duration>(udp_interval);
-      }
       // New TCP clients, RSS, slowloris octets.
       if (p == 1 && now >= next_probe) {
         add(Kind::kProbe, &ph);
@@ -259,18 +311,6 @@ int main(int argc, char** argv) {
       }
       epoll_event evs[256];
       int k = epoll_wait(ep, evs, 256, 1);
-      {
-        // The answers' time as soon as they are readable.
-        auto t = Clock::now();
-        char buf[4096];
-        ssize_t n;
-        while ((n = recv(udp, buf, sizeof(buf), 0)) >= 12) {
-          uint16_t id = static_cast<uint16_t>((static_cast<uint8_t>(buf[0]) << 8) | static_cast<uint8_t>(buf[1]));
-          if (!udp_waiting[id]) continue;
-          udp_waiting[id] = false;
-          ph.udp_ms.push_back(duration<double, std::milli>(t - udp_sent_at[id]).count());
-        }
-      }
       std::vector<int> closed;
       for (int i = 0; i < k; ++i) {
         int fd = evs[i].data.fd;
@@ -325,27 +365,14 @@ int main(int argc, char** argv) {
         if (p == 1 && kind != Kind::kProbe) comeback.push_back(kind);
       }
     }
-    // Answers for 1 s more count for this phase; then the rest is lost.
-    auto drain_end = Clock::now() + std::chrono::seconds(1);
-    while (Clock::now() < drain_end) {
-      char buf[4096];
-      ssize_t n = recv(udp, buf, sizeof(buf), 0);
-      if (n < 12) {
-        usleep(200);
-        continue;
-      }
-      uint16_t id = static_cast<uint16_t>((static_cast<uint8_t>(buf[0]) << 8) | static_cast<uint8_t>(buf[1]));
-      if (!udp_waiting[id]) continue;
-      udp_waiting[id] = false;
-      ph.udp_ms.push_back(duration<double, std::milli>(Clock::now() - udp_sent_at[id]).count());
-    }
-    for (int i = 0; i < 65536; ++i) {
-      if (udp_waiting[i]) {
-        udp_waiting[i] = false;
-        ++ph.udp_lost;
-      }
+    // The UDP thread's drain second: RSS keeps being sampled.
+    while (Clock::now() < phase_start) {
+      ph.rss_last = Rss(pid);
+      ph.rss_max = std::max(ph.rss_max, ph.rss_last);
+      usleep(100000);
     }
   }
+  udp_thread.join();
   for (int p = 0; p < 3; ++p) {
     const Phase& ph = phases[p];
     std::printf("%s_rss_max_kib=%lld\n%s_rss_end_kib=%lld\n%s_udp_sent=%llu\n%s_udp_lost=%llu\n%s_udp_p99_ms=%.3f\n",

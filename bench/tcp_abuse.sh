@@ -5,7 +5,8 @@
 # closed, against nodedns
 # (default configuration) and Unbound (Debian's, a one-thread forwarding cache
 # with its defaults), one after the other in the same run, ROUNDS times.
-# bench/tcp_abuse.cc measures, before, during and after the abuse: the
+# bench/tcp_abuse.cc (UDP measured on its own thread, the abuse loop niced)
+# measures, before, during and after the abuse: the
 # server's RSS, UDP p99 for cached names at UDP_QPS, and (during) the share of
 # new TCP clients (one every 100 ms) answered within 2 s.
 # Loopback only; bounded: BASE_S + ABUSE_S + AFTER_S seconds per server and round.
@@ -18,6 +19,10 @@ BASE_S=${BASE_S:-10}
 ABUSE_S=${ABUSE_S:-20}
 AFTER_S=${AFTER_S:-5}
 UDP_QPS=${UDP_QPS:-2000}
+# The generator's abuse loop runs at this nice level, its UDP measurement
+# thread at 0: the abusers' own CPU use must not be counted as server latency
+# on a 2-core machine (0 to compare).
+ABUSE_NICE=${ABUSE_NICE:-19}
 ROUNDS=${ROUNDS:-1}
 
 # Both servers and the generator hold well over 1,024 descriptors.
@@ -39,7 +44,7 @@ measure() {  # name, port, start command...: appends key=value lines to $work/<n
   pids+=($pid)
   for _ in $(seq 200); do [ -n "$(ss -Hlnt "sport = :$port")" ] && break; sleep 0.05; done
   ./build-release/bench/nodedns_tcp_abuse "$port" "$pid" "$NEVER_READERS" "$SLOWLORIS" "$BASE_S" "$ABUSE_S" \
-    "$AFTER_S" "$UDP_QPS" >"$work/$name.$round"
+    "$AFTER_S" "$UDP_QPS" "$ABUSE_NICE" >"$work/$name.$round"
   if [ "$name" = nodedns ]; then
     ./build-release/daemon/dnsctl --socket "$work/nodedns.sock" --json stats |
       python3 -c 'import json,sys; c=json.load(sys.stdin)["counters"]; [print("counter_%s=%s" % (k, v)) for k, v in sorted(c.items()) if k.startswith("tcp_")]' \

@@ -65,6 +65,11 @@ inline constexpr int64_t kTrimAfter = int64_t{8} << 20;
 // reconnects (and with 64 KiB, 300 such clients reconnecting still cost
 // most of a core: bench/tcp_abuse.sh). Larger answers go out in pieces.
 inline constexpr int kSocketSendBuffer = 16 << 10;
+// Connections accepted per loop iteration; the rest wait for the next one, so
+// a burst of connects (hundreds of abusers reconnecting at once) does not hold
+// UDP queries behind it (libuv stops watching the listening socket until the
+// pending one is accepted).
+inline constexpr int kAcceptsPerTurn = 16;
 
 inline uv_stream_t* Stream(uv_tcp_t* tcp) { return reinterpret_cast<uv_stream_t*>(tcp); }
 

@@ -26,15 +26,33 @@ TcpListener::~TcpListener() {
 absl::Status TcpListener::Start() {
   if (int rc = uv_tcp_init(loop_, &server_); rc != 0) return UvStatus(rc, "uv_tcp_init");
   server_.data = this;
+  uv_prepare_init(loop_, &turn_);  // cannot fail; both handles are closed together
+  turn_.data = this;
   started_ = true;
   if (int rc = uv_tcp_open(&server_, fd_); rc != 0) return UvStatus(rc, "uv_tcp_open");
+  uv_prepare_start(&turn_, &TcpListener::OnTurn);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&turn_));
   return UvStatus(uv_listen(Stream(&server_), 1024, &TcpListener::OnConnection), "uv_listen");
 }
 
 void TcpListener::OnConnection(uv_stream_t* server, int status) {
   auto* self = static_cast<TcpListener*>(server->data);
   if (status < 0 || self->stopping_) return;
+  if (self->accepts_this_turn_ >= kAcceptsPerTurn) {
+    self->accept_deferred_ = true;  // not accepted: libuv stops watching until OnTurn accepts it
+    return;
+  }
+  ++self->accepts_this_turn_;
   self->Accept();
+}
+
+void TcpListener::OnTurn(uv_prepare_t* prepare) {
+  auto* self = static_cast<TcpListener*>(prepare->data);
+  self->accepts_this_turn_ = 0;
+  if (!self->accept_deferred_ || self->stopping_) return;
+  self->accept_deferred_ = false;
+  ++self->accepts_this_turn_;
+  self->Accept();  // uv_accept starts libuv watching the listening socket again
 }
 
 void TcpListener::Accept() {
@@ -349,6 +367,7 @@ void TcpListener::StopAccepting() {
   if (started_ && !listener_closed_) {
     listener_closed_ = true;
     uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&turn_), nullptr);
   } else if (!started_) {
     close(fd_);
     listener_closed_ = true;

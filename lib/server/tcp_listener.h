@@ -17,6 +17,8 @@
 //  - each frame must arrive whole within frame_timeout of its first byte;
 //    a connection with no complete query and no answer taken for
 //    idle_timeout (and nothing in flight) is closed;
+//  - at most kAcceptsPerTurn connections are accepted per loop iteration, so
+//    a burst of connects cannot delay UDP queries for long;
 //  - at max_connections a new connection cuts the one idle the longest
 //    (partial frames do not count as activity), so TC=1 fallback always has
 //    room; it is refused only if every connection is busy.
@@ -81,6 +83,9 @@ class TcpListener final : public resolver::ReplySink {
   struct Connection;
   enum class Why { kIdle, kSlowReader, kFrameDeadline, kIdleCut, kBudgetCut, kBudget, kOther };
   static void OnConnection(uv_stream_t* server, int status);
+  // Once per loop iteration, before polling: the allowance starts over, and a deferred
+  // connection is accepted.
+  static void OnTurn(uv_prepare_t* prepare);
   static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void OnWritten(uv_write_t* req, int status);
@@ -125,6 +130,9 @@ class TcpListener final : public resolver::ReplySink {
   TimerQueue* const timers_;
   TcpBudget* const budget_;
   uv_tcp_t server_;
+  uv_prepare_t turn_;
+  int accepts_this_turn_ = 0;
+  bool accept_deferred_ = false;
   bool started_ = false;
   bool stopping_ = false;
   bool closed_all_ = false;

@@ -10,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lib/server/tcp_connection.h"
 #include "tests/lib/server/listener_harness.h"
 #include "tests/support/log_capture.h"
 
@@ -612,6 +613,28 @@ TEST_F(TcpListenerTest, ANewConnectionOverASpentBudgetIsClosed) {
   TcpClient d = Client();
   SendAll(d.fd, Frame(NotifyQuery(1)));
   EXPECT_EQ(Await(d, 1).size(), 1u);
+}
+
+// A burst of connects is accepted a few per loop iteration (so UDP queries
+// waiting in the same loop are not held behind it), and all of them in the end.
+TEST_F(TcpListenerTest, ABurstOfConnectsIsAcceptedAFewPerLoopIteration) {
+  Start();
+  constexpr int kBurst = 3 * tcp_internal::kAcceptsPerTurn + 5;
+  std::vector<int> fds;
+  for (int i = 0; i < kBurst; ++i) fds.push_back(Connect(SOCK_STREAM));  // completed by the kernel's backlog
+  int iterations = 0;
+  uint64_t most_in_one = 0;
+  while (counters_.tcp_accepted.load() < static_cast<uint64_t>(kBurst) && iterations < 1000) {
+    uint64_t before = counters_.tcp_accepted.load();
+    uv_run(&loop_, UV_RUN_NOWAIT);
+    most_in_one = std::max(most_in_one, counters_.tcp_accepted.load() - before);
+    ++iterations;
+  }
+  EXPECT_EQ(counters_.tcp_accepted.load(), static_cast<uint64_t>(kBurst));
+  EXPECT_EQ(most_in_one, static_cast<uint64_t>(tcp_internal::kAcceptsPerTurn));
+  EXPECT_GE(iterations, 4);
+  EXPECT_EQ(listener_->connections(), static_cast<size_t>(kBurst));
+  for (int fd : fds) close(fd);
 }
 
 }  // namespace
