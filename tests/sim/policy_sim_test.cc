@@ -40,7 +40,7 @@ TEST(PolicySimulation, RandomSchedulesKeepEveryInvariant) {
   uint64_t failed = 0;
   uint64_t count = EnvOr("NODEDNS_SIM_SEEDS", 40);
   uint64_t queries = 0, upstream = 0, stale = 0, flood = 0, flood_dropped = 0, flood_servfail = 0, good_misses = 0,
-           good_ok = 0, over = 0;
+           good_ok = 0, over = 0, good_burst_shed = 0;
   for (uint64_t seed = first; seed < first + count; ++seed) {
     Schedule s = Generate(seed);
     // NODEDNS_SIM_TRACE=FILE: every answer and upstream query of the run in FILE.
@@ -60,6 +60,7 @@ TEST(PolicySimulation, RandomSchedulesKeepEveryInvariant) {
     flood_servfail += r.flood_servfail;
     good_misses += r.good_misses_in_flood;
     good_ok += r.good_misses_in_flood_ok;
+    good_burst_shed += r.good_shed_in_own_burst;
     over += r.over_max_inflight;
     if (!r.ok && keep_going) {
       ++failed;
@@ -96,7 +97,8 @@ TEST(PolicySimulation, RandomSchedulesKeepEveryInvariant) {
   std::cout << count << " schedules, " << queries << " client queries (" << flood << " of them a flooder's: "
             << flood_dropped << " shed, " << flood_servfail << " SERVFAIL), " << upstream << " upstream queries, " << stale
             << " stale answers; in floods with the upstream answering, " << good_ok << " of " << good_misses
-            << " misses of the well-behaved client answered; " << over
+            << " misses of the well-behaved client answered (and " << good_burst_shed
+            << " shed during its own bursts); " << over
             << " upstream sends over max_inflight at the server (presumed lost still out)"
             << (failed ? "\n" : ": every invariant held\n");
 }

@@ -33,7 +33,10 @@
 //     stay bounded;
 //  7. a flood does not starve the well-behaved client: while a flood runs
 //     and the upstream has answered for 2 s (as in 3), none of its queries
-//     is dropped or REFUSED and at least 99 % of its misses get the
+//     is dropped or REFUSED (unless it is in a burst of its own: at least
+//     min_client_misses misses in the last two fair-share windows, which
+//     makes it heavy by the policy's definition; such drops are counted),
+//     and at least 99 % of its misses get the
 //     upstream's answer (NOERROR, or NXDOMAIN for an NXDOMAIN name);
 //     invariant 3 asks more of it still: no SERVFAIL at all; cache hits of
 //     either client are never shed (never dropped, never REFUSED). The
@@ -106,6 +109,10 @@ struct Result {
   uint64_t flood_refused = 0;
   uint64_t good_misses_in_flood = 0;
   uint64_t good_misses_in_flood_ok = 0;
+  // Misses of the well-behaved client shed while it asked at least
+  // min_client_misses a window itself (a burst of new names: heavy by the
+  // policy's definition, beside the flooder).
+  uint64_t good_shed_in_own_burst = 0;
   std::vector<std::string> trace;  // with Schedule::trace: one line per answer
 };
 

@@ -358,6 +358,10 @@ void World::Ask(int name, int client) {
   absl::Time since = std::max(AnsweringSince(now), restarted_at_);
   bool had_data = name >= 0 && told_[name].has_value() &&
                   now < told_[name]->at + absl::Seconds(told_[name]->ttl) + config_.zones[0].max_stale;
+  if (!had_data && client == kGood) {
+    good_misses_.push_back(now);
+    RecentGoodMisses(now);  // keeps the deque to two windows
+  }
   outstanding_[id] = Outstanding{name,   now,    had_data, since != absl::InfiniteFuture() && now >= since + kRecoveryBound,
                                  false, client, floods_running_ > 0};
   testing::QueryOptions o;
@@ -379,13 +383,25 @@ void World::Ask(int name, int client) {
     // Invariant 5 and 7: only the flooder's misses may be shed (dropped over
     // UDP); the well-behaved client's queries and anyone's cache hits never.
     outstanding_.erase(id);
+    const auto& share = config_.resolver.fair_share;
     if (client == kFlooder && !had_data) {
       ++result_.flood_dropped;
+    } else if (client == kGood && !had_data &&
+               static_cast<double>(RecentGoodMisses(now)) >=
+                   share.min_client_misses * absl::ToDoubleSeconds(share.window)) {
+      ++result_.good_shed_in_own_burst;
     } else {
       Violation(absl::StrCat(client == kGood ? "a query of the well-behaved client" : "a cache hit of the flooder", " (",
                              text, " asked at ", Fmt(now - start_), ") was dropped"));
     }
   }
+}
+
+size_t World::RecentGoodMisses(absl::Time now) {
+  std::deque<absl::Time>& d = good_misses_;
+  absl::Time from = now - 2 * config_.resolver.fair_share.window;
+  while (!d.empty() && d.front() <= from) d.pop_front();
+  return d.size();
 }
 
 void World::SendReply(const resolver::ReplyTarget& to, absl::Span<const uint8_t> answer) {

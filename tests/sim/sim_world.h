@@ -7,6 +7,7 @@
 // order of one TimerQueue: the same seed gives the same run.
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <random>
 #include <string>
@@ -113,6 +114,10 @@ class World final : public resolver::ReplySink {
   void Flood(absl::Time until, int rate, bool backlog);
   void OnAnswer(uint64_t id, absl::Span<const uint8_t> answer);
   void CheckStep();
+  // Misses (queries without data to answer them) the well-behaved client
+  // asked in the last two fair-share windows, `now` included: an upper bound
+  // of what ClientShares counts for it.
+  size_t RecentGoodMisses(absl::Time now);
   void Violation(const std::string& what);
   absl::Time Start() const { return start_; }
 
@@ -124,6 +129,7 @@ class World final : public resolver::ReplySink {
   AllCounters counters_;
   std::mt19937_64 rng_;
   std::unique_ptr<cache::Cache> cache_;
+  std::deque<absl::Time> good_misses_;  // RecentGoodMisses
   std::unique_ptr<Generation> current_;
   std::vector<std::unique_ptr<Generation>> retired_;
   uint32_t generation_seed_ = 1;
