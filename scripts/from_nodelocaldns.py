@@ -190,12 +190,14 @@ def split_host_port(s):
     """"a.b.c.d", "a.b.c.d:53", "[v6]:53", "v6" -> (host, port or None)."""
     if s.startswith("["):
         m = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?", s)
-        if not m:
-            return s, None
+        if not m or (m.group(2) and not 0 < int(m.group(2)) < 65536):
+            raise InputError(f"'{s}' is not an address such as [2001:db8::1]:53")
         return m.group(1), int(m.group(2)) if m.group(2) else None
     if s.count(":") == 1:
         host, port = s.split(":")
-        return host, int(port) if port.isdigit() else port
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise InputError(f"'{s}': '{port}' is not a port number")
+        return host, int(port)
     return s, None
 
 
