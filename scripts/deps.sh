@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages nodedns needs. Usage: scripts/deps.sh [build|test|bench]...
+# Installs the Debian 12 packages nodedns needs. Usage: scripts/deps.sh [build|run|test|bench]...
 # Idempotent: apt-get runs only when something is missing. Needs root (or sudo).
 set -euo pipefail
 
@@ -18,15 +18,18 @@ test=(libgtest-dev libgmock-dev clang libclang-rt-14-dev bind9-dnsutils knot-dns
 # sums counters with jq and draws its PNG with gnuplot (no X). bench/minimal_responses.sh runs a
 # Python fake upstream (python3-dnslib); bench/genreport.sh an authoritative Knot and builds ISC's
 # genreport (OpenSSL).
+# scripts/run.sh: the README's first steps query the daemon with dig and curl.
+run=(bind9-dnsutils curl)
 bench=(dnsperf unbound procps util-linux iproute2 gawk dnsmasq-base jq gnuplot-nox python3-dnslib knot libssl-dev)
 
 want=()
 for set in "${@:-build}"; do
   case "$set" in
     build) want+=("${build[@]}") ;;
+    run) want+=("${build[@]}" "${run[@]}") ;;
     test) want+=("${build[@]}" "${test[@]}") ;;
     bench) want+=("${build[@]}" "${bench[@]}") ;;
-    *) echo "deps.sh: unknown set '$set' (build, test, bench)" >&2; exit 2 ;;
+    *) echo "deps.sh: unknown set '$set' (build, run, test, bench)" >&2; exit 2 ;;
   esac
 done
 

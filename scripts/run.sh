@@ -6,7 +6,7 @@
 # nodedns (see `nodedns --help`), e.g. scripts/run.sh --listen 127.0.0.1:5353.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh build
+bash scripts/deps.sh run  # the build packages, and dig and curl to try it
 cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DNODEDNS_BUILD_TESTS=OFF >/dev/null
 cmake --build build-release --target nodedns dnsctl
 # The default control socket lives in /run/nodedns, which only root may

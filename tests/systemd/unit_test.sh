@@ -20,6 +20,7 @@ fi
 
 # The unit as installed, but pointing at the binary under test.
 sed -e "s|@NODEDNS_UNIT_BINDIR@|$build/daemon|" -e "s|@NODEDNS_UNIT_CONFIG@|$src/systemd/nodedns.toml|" \
+  -e "s|@NODEDNS_UNIT_DOCDIR@|$src|" \
   "$src/systemd/nodedns.service.in" > "$work/nodedns.service"
 out=$(systemd-analyze verify --man=no "$work/nodedns.service" 2>&1) || { echo "$out"; exit 1; }
 if [ -n "$out" ]; then
