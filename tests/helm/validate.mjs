@@ -38,7 +38,8 @@ for (const d of docs) {
 console.log(`valid: ${docs.map((d) => d.kind).join(', ')}`);
 
 const ds = byKind.DaemonSet;
-const cm = byKind.ConfigMap;
+// The nodedns config (dashboard.enabled renders a second ConfigMap).
+const cm = docs.find((d) => d.kind === 'ConfigMap' && d.data && 'nodedns.toml' in d.data);
 expect(ds && cm, 'a DaemonSet and a ConfigMap are rendered');
 const toml = cm.data['nodedns.toml'];
 fs.writeFileSync(configOut, toml);
