@@ -203,23 +203,13 @@ void Cache::Clear() {
   }
 }
 
-size_t Cache::entries() const {
-  size_t n = 0;
-  for (const auto& s : shards_) {
-    MutexLock lock(&s->mu);
-    n += s->index.size();
-  }
-  return n;
-}
+// The cache-wide counts the limits are enforced on: one consistent number
+// (summing the shards one lock at a time could count an entry inserted into
+// a later shard and not the eviction it caused in an earlier one), and no lock.
+// Under concurrent inserts each inserter adds at most one transiently.
+size_t Cache::entries() const { return budget_->entries.load(std::memory_order_relaxed); }
 
-size_t Cache::bytes() const {
-  size_t n = 0;
-  for (const auto& s : shards_) {
-    MutexLock lock(&s->mu);
-    n += s->bytes;
-  }
-  return n;
-}
+size_t Cache::bytes() const { return budget_->bytes.load(std::memory_order_relaxed); }
 
 std::vector<EntrySummary> Cache::Summaries() const {
   std::vector<EntrySummary> out;

@@ -41,6 +41,11 @@ struct Case {
   bool only_stale;    // every outage answer must be stale (TTL 30, EDE 3)
 };
 
+// What the test's name line prints for GetParam() (instead of its bytes).
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name << ": mode " << ModeName(c.mode) << " delay_ms " << c.delay_ms << (c.flapping ? " flapping" : "");
+}
+
 int OutageSeconds() {
   const char* env = std::getenv("NODEDNS_OUTAGE_SECONDS");
   return env ? std::max(3, std::atoi(env)) : 15;

@@ -301,4 +301,20 @@ void FakeUpstream::Run() {
   for (auto& c : conns) close(c.fd);
 }
 
+const char* ModeName(FakeUpstream::Mode m) {
+  using Mode = FakeUpstream::Mode;
+  switch (m) {
+    case Mode::kAnswer: return "answer";
+    case Mode::kDrop: return "drop";
+    case Mode::kServFail: return "servfail";
+    case Mode::kRefused: return "refused";
+    case Mode::kGarbage: return "garbage";
+    case Mode::kWrongQuestion: return "wrong-question";
+    case Mode::kWrongThenRight: return "wrong-then-right";
+    case Mode::kTruncateUdp: return "truncate-udp";
+    case Mode::kNxAll: return "nxdomain-all";
+  }
+  return "?";
+}
+
 }  // namespace nodedns::testing

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,6 +102,10 @@ class FakeUpstream {
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
+
+// Test names print the mode's name (gtest's PrintTo), not its bytes.
+const char* ModeName(FakeUpstream::Mode m);
+inline void PrintTo(FakeUpstream::Mode m, std::ostream* os) { *os << ModeName(m); }
 
 }  // namespace nodedns::testing
 
