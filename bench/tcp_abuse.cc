@@ -102,7 +102,6 @@ struct Phase {
   uint64_t probes = 0, probes_served = 0;
   int64_t rss_max = 0, rss_last = 0;
   uint64_t reconnects = 0;
-  double udp_qps = 0;
 };
 
 double P99(std::vector<double> v, uint64_t lost) {
@@ -115,7 +114,7 @@ double P99(std::vector<double> v, uint64_t lost) {
 
 // UDP at a steady rate for cached names, over the whole timeline; fills
 // phases[p].udp_* for each phase.
-void RunUdp(int udp, std::vector<std::string> queries, Clock::time_point t0, const double* durations,
+void RunUdp(int udp, std::vector<std::string> queries, double udp_qps, Clock::time_point t0, const double* durations,
             Phase* phases) {
   std::vector<Clock::time_point> sent_at(65536);
   std::vector<bool> waiting(65536, false);
@@ -136,7 +135,7 @@ void RunUdp(int udp, std::vector<std::string> queries, Clock::time_point t0, con
     Phase& ph = phases[p];
     auto end = phase_start + std::chrono::duration_cast<Clock::duration>(duration<double>(durations[p]));
     auto next = phase_start;
-    const auto interval = std::chrono::duration_cast<Clock::duration>(duration<double>(1.0 / ph.udp_qps));
+    const auto interval = std::chrono::duration_cast<Clock::duration>(duration<double>(1.0 / udp_qps));
     while (Clock::now() < end) {
       auto now = Clock::now();
       while (next <= now) {
@@ -261,9 +260,8 @@ int main(int argc, char** argv) {
   const char* names[] = {"before", "during", "after"};
   double durations[] = {base_s, abuse_s, after_s};
   Phase phases[3];
-  for (Phase& ph : phases) ph.udp_qps = udp_qps;
   const auto t0 = Clock::now();
-  std::thread udp_thread(RunUdp, udp, udp_queries, t0, durations, phases);
+  std::thread udp_thread(RunUdp, udp, udp_queries, udp_qps, t0, durations, phases);
   // The abusers' loop (this thread) yields the CPU to the server and the UDP
   // thread: on a 2-core machine its own work would otherwise show up as server
   // latency. A real attacker runs in another pod's cgroup or on another host.

@@ -111,7 +111,6 @@ void Shard::LinkLocked(Entry* e, Tier tier) {
   ListOf(e).PushHead(e);
   index.emplace(e->key(), e);
   size_t fp = e->footprint();
-  bytes += fp;
   budget->entries.fetch_add(1, std::memory_order_relaxed);
   budget->bytes.fetch_add(fp, std::memory_order_relaxed);
 }
@@ -120,7 +119,6 @@ void Shard::RemoveLocked(Entry* e) {
   index.erase(e->key());
   ListOf(e).Unlink(e);
   size_t fp = e->footprint();
-  bytes -= fp;
   budget->entries.fetch_sub(1, std::memory_order_relaxed);
   budget->bytes.fetch_sub(fp, std::memory_order_relaxed);
   Entry::Delete(e);

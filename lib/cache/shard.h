@@ -135,7 +135,6 @@ struct Shard {
   EntryList main[2] ABSL_GUARDED_BY(mu);       // by Side
   EntryList kept ABSL_GUARDED_BY(mu);          // stale-serving, evicted last
   Ghost ghost ABSL_GUARDED_BY(mu);
-  size_t bytes ABSL_GUARDED_BY(mu) = 0;
   const size_t fair_entries;  // max_entries / shards, rounded up
   const size_t fair_bytes;    // max_bytes / shards: the largest entry accepted
   Budget* const budget;
