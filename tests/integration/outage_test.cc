@@ -107,7 +107,7 @@ TEST_P(OutageTest, KeepsAnsweringFromStaleAndProtectsTheUpstream) {
 
   // 1. Every outage query answered NOERROR with the cached record; stale ones
   //    carry TTL 30 and EDE 3.
-  int stale = 0, waited = 0;
+  int stale = 0, waited = 0, slow_flap = 0;
   auto max_latency = std::chrono::microseconds(0);
   for (const auto& r : during.results()) {
     ASSERT_TRUE(r.answered) << "a query went unanswered during the outage";
@@ -121,10 +121,14 @@ TEST_P(OutageTest, KeepsAnsweringFromStaleAndProtectsTheUpstream) {
     }
     stale += is_stale;
     // 2. Nobody waits beyond the first moments of the outage.
-    // Flapping starts a new outage every other 700 ms: each start may make a
-    // client wait the client timeout (50 ms with this fast upstream), no more.
+    // Flapping starts a new outage every other 700 ms: each start may make the
+    // queries of its first moments wait the client timeout, no more. That is
+    // 4 x the upstream's p99 latency, at least 50 ms: 50 ms with this fast
+    // upstream on a quiet machine, ~120 ms on a loaded sanitizer build (the
+    // first timeout then marks the zone degraded and releases every waiting
+    // query at once). Counted below; max_latency bounds the worst.
     if (c.flapping) {
-      EXPECT_LT(r.latency(), milliseconds(90)) << "waited longer than the client timeout";
+      slow_flap += r.latency() > milliseconds(90);
     } else if (r.sent > outage_start + milliseconds(300)) {
       EXPECT_LT(r.latency(), milliseconds(40))
           << "waited after the start of the outage: asked "
@@ -135,6 +139,13 @@ TEST_P(OutageTest, KeepsAnsweringFromStaleAndProtectsTheUpstream) {
   }
   EXPECT_GT(stale, 0);
   EXPECT_LT(max_latency, milliseconds(250));  // at most the client timeout
+  // ~11 flap starts, each with ~25-60 queries in its first moments: a few
+  // per cent at most wait beyond 90 ms. Every query doing so would mean
+  // clients wait on a broken upstream beyond its outage's first moments.
+  if (c.flapping) {
+    EXPECT_LE(slow_flap, static_cast<int>(during.results().size()) / 20)
+        << "queries waited beyond 90 ms at more than each flap's first moments";
+  }
   if (!c.flapping) {
     EXPECT_LE(waited, 60) << "queries waited on the upstream at the start of the outage";
   }
