@@ -22,7 +22,7 @@ A node-local resilient DNS cache.
                         [::1]:PORT; port 0 picks a free port). Replaces [server] listen.
   --upstream ADDR:PORT  forward the root zone "." to ADDR:PORT (repeatable).
                         Replaces the servers of zone ".".
-  --workers N           number of event-loop threads (default 1)
+  --workers N           number of UDP event-loop threads (default 1)
   --log-level LEVEL     trace, debug, info, warn, error, critical, off
   --log-format FORMAT   text or json (one JSON object per line)
   --control-socket PATH Unix socket for dnsctl (default /run/nodedns/control.sock;

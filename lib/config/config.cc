@@ -224,6 +224,7 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
              return absl::OkStatus();
            }},
           {"workers", IntInto(r, &c->workers, 1, 64)},
+          {"tcp_workers", IntInto(r, &c->tcp_workers, 1, 16)},
           {"max_udp_size", IntInto(r, &c->resolver.max_udp_size, 512, 4096)},
           {"tcp_idle_timeout_ms", MillisInto(r, &c->tcp.idle_timeout, 100, 3'600'000)},
           {"max_tcp_connections", IntInto(r, &c->tcp.max_connections, 1, 1'000'000)},

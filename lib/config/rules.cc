@@ -61,7 +61,7 @@ std::vector<std::string> KeepRestartOnly(const Config& running, Config* next) {
     ((next->*fields = running.*fields), ...);
   };
   keep("server.listen", &Config::listen);
-  keep("server.workers", &Config::workers);
+  keep("server.workers/tcp_workers", &Config::workers, &Config::tcp_workers);
   if (next->resolver.max_udp_size != running.resolver.max_udp_size) {  // the listeners' buffers
     notes.push_back("server.max_udp_size changed: needs a restart; keeping the running value");
     next->resolver.max_udp_size = running.resolver.max_udp_size;

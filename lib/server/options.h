@@ -31,7 +31,10 @@ struct ZoneOptions {
 struct ServerOptions {
   // [server]
   std::vector<SocketAddress> listen;
-  int workers = 1;
+  int workers = 1;  // UDP event-loop threads
+  // TCP event-loop threads, apart from the UDP ones (as dnsdist's TCP
+  // workers): slow or abusive TCP clients never hold up a UDP answer.
+  int tcp_workers = 1;
   // [server] tcp_idle_timeout_ms, max_tcp_connections, max_tcp_pipeline,
   // tcp_frame_timeout_ms, max_tcp_write_queue, tcp_memory_budget.
   TcpOptions tcp;

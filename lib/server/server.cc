@@ -29,19 +29,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
   if (!cache.ok()) return cache.status();
   s->cache_ = std::move(*cache);
   s->tcp_budget_ = std::make_unique<TcpBudget>(options.tcp.memory_budget);
-  auto bound = BindListeners(options.listen, options.workers);
+  auto bound = BindListeners(options.listen, options.workers, options.tcp_workers);
   if (!bound.ok()) return bound.status();
   for (const BoundAddress& b : *bound) {
     s->bound_.push_back(b.address);
-    s->group_fds_.push_back(fcntl(b.udp_fds[0], F_DUPFD_CLOEXEC, 0));
-    s->group_fds_.push_back(fcntl(b.tcp_fds[0], F_DUPFD_CLOEXEC, 0));
+    s->groups_.push_back({fcntl(b.udp_fds[0], F_DUPFD_CLOEXEC, 0), options.workers});
+    s->groups_.push_back({fcntl(b.tcp_fds[0], F_DUPFD_CLOEXEC, 0), options.tcp_workers});
   }
-  for (int i = 0; i < options.workers; ++i) {
+  // Workers 0..workers-1 serve UDP, the next tcp_workers serve TCP: a TCP
+  // client, however it behaves, never holds up a UDP worker's loop.
+  for (int i = 0; i < options.workers + options.tcp_workers; ++i) {
     std::vector<int> udp, tcp;
     for (BoundAddress& b : *bound) {
-      udp.push_back(b.udp_fds[i]);
-      tcp.push_back(b.tcp_fds[i]);
-      b.udp_fds[i] = b.tcp_fds[i] = -1;
+      int& fd = i < options.workers ? b.udp_fds[i] : b.tcp_fds[i - options.workers];
+      (i < options.workers ? udp : tcp).push_back(fd);
+      fd = -1;
     }
     auto w = Worker::Create(i, options, s->cache_.get(), clock, s->tcp_budget_.get(), std::move(udp),
                             std::move(tcp));
@@ -59,18 +61,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
 
 Server::~Server() {
   Stop();
-  for (int fd : group_fds_) {
-    if (fd >= 0) close(fd);
+  for (const Group& g : groups_) {
+    if (g.fd >= 0) close(g.fd);
   }
 }
 
 absl::Status Server::SteerToSuccessor() {
-  // "ret #N": every packet (and SYN) to socket N of the group, the
-  // successor's first; an index beyond the group falls back to the hash.
-  sock_filter code[] = {{BPF_RET | BPF_K, 0, 0, static_cast<uint32_t>(workers_.size())}};
-  sock_fprog prog{1, code};
-  for (int fd : group_fds_) {
-    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) != 0) {
+  for (const Group& g : groups_) {
+    // "ret #N": every packet (and SYN) to socket N of the group, the
+    // successor's first; an index beyond the group falls back to the hash.
+    sock_filter code[] = {{BPF_RET | BPF_K, 0, 0, static_cast<uint32_t>(g.sockets)}};
+    sock_fprog prog{1, code};
+    if (setsockopt(g.fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) != 0) {
       return ErrnoStatus(errno, "SO_ATTACH_REUSEPORT_CBPF");
     }
   }
@@ -79,7 +81,8 @@ absl::Status Server::SteerToSuccessor() {
 
 absl::Status Server::DetachSteering() {
   int unused = 0;
-  for (int fd : group_fds_) {
+  for (const Group& g : groups_) {
+    int fd = g.fd;
     // ENOENT: no program attached (the predecessor stopped without steering).
     if (setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused, sizeof(unused)) != 0 && errno != ENOENT) {
       return ErrnoStatus(errno, "SO_DETACH_REUSEPORT_BPF");

@@ -71,6 +71,7 @@ class Server {
   // True if every worker loop has run within `max_silence`; otherwise lists
   // the silent ones in *why.
   bool LoopsResponsive(absl::Duration max_silence, std::string* why) const;
+  // Event-loop threads: the UDP workers, then the TCP workers.
   int workers() const { return static_cast<int>(workers_.size()); }
   // The max_stale of the zone a name (wire form) routes to, as the workers
   // route it: for entries loaded from a snapshot. Only before Start().
@@ -95,9 +96,13 @@ class Server {
   std::unique_ptr<TcpBudget> tcp_budget_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<SocketAddress> bound_;
-  // One UDP and one TCP socket of each address's reuseport group (dups of
-  // worker 0's), for group-wide socket options.
-  std::vector<int> group_fds_;
+  // Each address's UDP and TCP reuseport groups: a dup of our first socket
+  // in it (for group-wide socket options) and how many sockets we put in it.
+  struct Group {
+    int fd;
+    int sockets;
+  };
+  std::vector<Group> groups_;
   bool stopped_ = false;
   mutable Mutex options_mu_;
   ServerOptions options_ ABSL_GUARDED_BY(options_mu_);

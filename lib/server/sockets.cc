@@ -52,14 +52,15 @@ absl::StatusOr<uint16_t> BoundPort(int fd) {
   return SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss)).port();
 }
 
-// Binds UDP and TCP for every worker on `addr`; port 0 was resolved before.
-absl::Status BindAll(const SocketAddress& addr, int workers, BoundAddress* out) {
-  for (int i = 0; i < workers; ++i) {
-    if (out->udp_fds.size() <= static_cast<size_t>(i)) {
-      auto u = OpenBound(addr, SOCK_DGRAM);
-      if (!u.ok()) return u.status();
-      out->udp_fds.push_back(*u);
-    }
+// Binds the UDP and TCP sockets on `addr`; port 0 was resolved before (the
+// first UDP socket is open).
+absl::Status BindAll(const SocketAddress& addr, int udp_sockets, int tcp_sockets, BoundAddress* out) {
+  while (out->udp_fds.size() < static_cast<size_t>(udp_sockets)) {
+    auto u = OpenBound(addr, SOCK_DGRAM);
+    if (!u.ok()) return u.status();
+    out->udp_fds.push_back(*u);
+  }
+  while (out->tcp_fds.size() < static_cast<size_t>(tcp_sockets)) {
     auto t = OpenBound(addr, SOCK_STREAM);
     if (!t.ok()) return t.status();
     out->tcp_fds.push_back(*t);
@@ -76,7 +77,8 @@ void CloseOne(BoundAddress& b) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<BoundAddress>> BindListeners(const std::vector<SocketAddress>& addresses, int workers) {
+absl::StatusOr<std::vector<BoundAddress>> BindListeners(const std::vector<SocketAddress>& addresses, int udp_sockets,
+                                                        int tcp_sockets) {
   std::vector<BoundAddress> out;
   for (const SocketAddress& requested : addresses) {
     BoundAddress b;
@@ -99,7 +101,7 @@ absl::StatusOr<std::vector<BoundAddress>> BindListeners(const std::vector<Socket
         break;
       }
       b.address.set_port(*port);
-      st = BindAll(b.address, workers, &b);
+      st = BindAll(b.address, udp_sockets, tcp_sockets, &b);
       if (st.ok() || !absl::IsAlreadyExists(st)) break;
     }
     if (!st.ok()) {

@@ -11,8 +11,9 @@
 
 namespace nodedns::server {
 
-// The sockets for one listen address: a UDP and a TCP socket per worker, all
-// bound with SO_REUSEPORT to the same address (so a successor process can
+// The sockets for one listen address: a UDP socket per UDP worker and a
+// listening TCP socket per TCP worker, all bound with SO_REUSEPORT to the
+// same address (so a successor process can
 // bind it too). With port 0 the kernel's choice for the first UDP socket is
 // used for every other socket of that address.
 struct BoundAddress {
@@ -21,7 +22,8 @@ struct BoundAddress {
   std::vector<int> tcp_fds;  // listening
 };
 
-absl::StatusOr<std::vector<BoundAddress>> BindListeners(const std::vector<SocketAddress>& addresses, int workers);
+absl::StatusOr<std::vector<BoundAddress>> BindListeners(const std::vector<SocketAddress>& addresses, int udp_sockets,
+                                                        int tcp_sockets);
 void CloseAll(std::vector<BoundAddress>& bound);
 
 // One listening TCP socket (SO_REUSEPORT, as the DNS listeners), for the

@@ -62,6 +62,7 @@ TEST(ConfigTest, ParsesEverySection) {
 [server]
 listen = ["127.0.0.1:53", "[::1]:53"]
 workers = 2
+tcp_workers = 3
 max_udp_size = 1400
 tcp_idle_timeout_ms = 5000
 max_tcp_connections = 10
@@ -91,6 +92,7 @@ level = "debug"
   EXPECT_EQ(c->listen.size(), 2u);
   EXPECT_EQ(c->listen[1].ToString(), "[::1]:53");
   EXPECT_EQ(c->workers, 2);
+  EXPECT_EQ(c->tcp_workers, 3);
   EXPECT_EQ(c->tcp.idle_timeout, absl::Seconds(5));
   EXPECT_EQ(c->cache.shards, 4u);
   EXPECT_EQ(c->resolver.image.min_ttl, 5u);
@@ -173,18 +175,21 @@ TEST(KeepRestartOnlyTest, RevertsWhatNeedsARestartAndNamesIt) {
   Config next = running;
   next.listen = {*SocketAddress::Parse("127.0.0.1:5353")};
   next.tcp.max_pipeline = 8;
+  next.tcp_workers = 2;
   next.cache.shards = 4;
   next.metrics_listen.reset();
   next.upstream.max_qps = 17;  // reloadable
   auto notes = KeepRestartOnly(running, &next);
   EXPECT_EQ(notes, (std::vector<std::string>{
                        "server.listen changed: needs a restart; keeping the running value",
+                       "server.workers/tcp_workers changed: needs a restart; keeping the running value",
                        "server.tcp_idle_timeout_ms/max_tcp_connections/max_tcp_pipeline/tcp_frame_timeout_ms/"
                        "max_tcp_write_queue/tcp_memory_budget changed: needs a restart; keeping the running value",
                        "cache.max_entries/max_bytes/shards changed: needs a restart; keeping the running value",
                        "metrics.listen changed: needs a restart; keeping the running value"}));
   EXPECT_EQ(next.listen, running.listen);
   EXPECT_EQ(next.tcp.max_pipeline, running.tcp.max_pipeline);
+  EXPECT_EQ(next.tcp_workers, running.tcp_workers);
   EXPECT_EQ(next.cache, running.cache);
   EXPECT_EQ(next.metrics_listen, running.metrics_listen);
   EXPECT_EQ(next.upstream.max_qps, 17);

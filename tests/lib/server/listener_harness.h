@@ -125,7 +125,7 @@ class ListenerHarness : public ::testing::Test {
     router_.AddZone(std::string(1, '\0'), &zone_);
     resolver_ = std::make_unique<resolver::Resolver>(resolver::ResolverOptions{}, cache_.get(), &router_, &clock_,
                                                      &timers_, &counters_);
-    auto bound = BindListeners({*SocketAddress::Parse("127.0.0.1:0")}, 1);
+    auto bound = BindListeners({*SocketAddress::Parse("127.0.0.1:0")}, 1, 1);
     ASSERT_TRUE(bound.ok()) << bound.status();
     ASSERT_EQ(bound->size(), 1u);
     port_ = (*bound)[0].address.port();

@@ -6,6 +6,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lib/config/config.h"
+#include "lib/dns/constants.h"
+#include "tests/support/dns_client.h"
+#include "tests/support/fake_upstream.h"
 
 namespace nodedns::server {
 namespace {
@@ -44,13 +47,58 @@ TEST(ServerTest, AStuckWorkerLoopIsReportedAndRecovers) {
   for (int i = 0; i < 200; ++i) {
     ups = (*server)->Upstreams(absl::Seconds(1));
     ASSERT_TRUE(ups.ok()) << ups.status();
-    if (!ups->empty() && (*ups)[0].workers_open == 2) break;
+    if (!ups->empty() && (*ups)[0].workers_open == (*server)->workers()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_EQ(ups->size(), 1u);
   EXPECT_EQ((*ups)[0].server, "127.0.0.1:1");
   EXPECT_TRUE((*ups)[0].open);
-  EXPECT_EQ((*ups)[0].workers_open, 2);
+  EXPECT_EQ((*ups)[0].workers_open, 3);  // 2 UDP workers and the TCP worker
+  (*server)->Stop();
+}
+
+// UDP and TCP run on loops of their own (server.tcp_workers): whatever keeps
+// one busy (here a task that blocks it for 1.5 s; in life slowloris octets,
+// a reconnect storm) does not hold up an answer on the other.
+TEST(ServerTest, UdpAndTcpAreServedByLoopsOfTheirOwn) {
+  auto upstream = testing::FakeUpstream::Start();
+  ASSERT_NE(upstream, nullptr);
+  config::Config c = config::DefaultConfig();
+  c.listen = {*SocketAddress::Parse("127.0.0.1:0")};
+  c.zones[0].servers = {*SocketAddress::Parse(upstream->address())};
+  c.zones[0].use_resolv_conf = false;
+  ASSERT_EQ(c.workers, 1);
+  ASSERT_EQ(c.tcp_workers, 1);
+  auto server = Server::Create(c, SystemSteadyClock::Get());
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_EQ((*server)->workers(), 2);
+  (*server)->Start();
+  uint16_t port = (*server)->bound_addresses()[0].port();
+  auto answered_within = [&](bool tcp, const std::string& name, int timeout_ms) {
+    auto q = testing::MakeQuery(name, dns::kTypeA);
+    auto a = tcp ? testing::TcpExchange("127.0.0.1", port, q, timeout_ms)
+                 : testing::UdpExchange("127.0.0.1", port, q, timeout_ms);
+    return a.has_value() && a->size() >= dns::kHeaderSize && ((*a)[3] & 0x0f) == dns::kNoError;
+  };
+  ASSERT_TRUE(answered_within(false, "warm.example", 2000));
+  ASSERT_TRUE(answered_within(true, "warm.example", 2000));
+
+  for (size_t stuck : {0, 1}) {  // the UDP worker, then the TCP worker
+    std::atomic<bool> released{false};
+    (*server)->Post(stuck, [&released] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+      released = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the task runs
+    std::string name = "new" + std::to_string(stuck) + ".example";  // a miss: the upstream is asked
+    bool other_is_tcp = stuck == 0;
+    EXPECT_TRUE(answered_within(other_is_tcp, name, 1000))
+        << (other_is_tcp ? "TCP" : "UDP") << " waited for the other protocol's stuck loop";
+    EXPECT_FALSE(released) << "answered only after the stuck loop was released";
+    // The stuck loop answers once released: it was only busy.
+    EXPECT_TRUE(answered_within(!other_is_tcp, name + "2", 3000));
+    EXPECT_TRUE(released);
+  }
   (*server)->Stop();
 }
 

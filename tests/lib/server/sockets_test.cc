@@ -35,15 +35,15 @@ int SocketType(int fd) {
   return type;
 }
 
-TEST(BindListenersTest, PortZeroGivesEverySocketTheSamePort) {
-  auto bound = BindListeners({*SocketAddress::Parse("127.0.0.1:0")}, 3);
+TEST(BindListenersTest, PortZeroGivesEverySocketTheSamePortAndEachGroupItsCount) {
+  auto bound = BindListeners({*SocketAddress::Parse("127.0.0.1:0")}, 3, 2);
   ASSERT_TRUE(bound.ok()) << bound.status();
   ASSERT_EQ(bound->size(), 1u);
   const BoundAddress& b = (*bound)[0];
   EXPECT_NE(b.address.port(), 0);
   EXPECT_EQ(b.address.HostString(), "127.0.0.1");
   ASSERT_EQ(b.udp_fds.size(), 3u);
-  ASSERT_EQ(b.tcp_fds.size(), 3u);
+  ASSERT_EQ(b.tcp_fds.size(), 2u);
   for (int fd : b.udp_fds) {
     EXPECT_EQ(LocalPort(fd), b.address.port());
     EXPECT_EQ(SocketType(fd), SOCK_DGRAM);
@@ -70,7 +70,7 @@ TEST(BindListenersTest, AnotherProcessesPortIsRefused) {
   ASSERT_EQ(bind(other, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
   uint16_t port = LocalPort(other);
   int before = OpenDescriptors();
-  auto bound = BindListeners({*SocketAddress::Parse("127.0.0.1:" + std::to_string(port))}, 1);
+  auto bound = BindListeners({*SocketAddress::Parse("127.0.0.1:" + std::to_string(port))}, 1, 1);
   EXPECT_TRUE(absl::IsAlreadyExists(bound.status())) << bound.status();
   EXPECT_EQ(OpenDescriptors(), before) << "descriptors leaked on failure";
   close(other);
@@ -80,7 +80,7 @@ TEST(BindListenersTest, AnAddressNotOnThisHostFailsAndLeaksNothing) {
   int before = OpenDescriptors();
   // The first address binds, the second cannot: the first is closed again.
   auto bound =
-      BindListeners({*SocketAddress::Parse("127.0.0.1:0"), *SocketAddress::Parse("192.0.2.1:5353")}, 2);
+      BindListeners({*SocketAddress::Parse("127.0.0.1:0"), *SocketAddress::Parse("192.0.2.1:5353")}, 2, 2);
   ASSERT_FALSE(bound.ok());
   EXPECT_TRUE(absl::IsFailedPrecondition(bound.status())) << bound.status();
   EXPECT_NE(bound.status().message().find("192.0.2.1:5353"), std::string::npos) << bound.status();
@@ -88,7 +88,7 @@ TEST(BindListenersTest, AnAddressNotOnThisHostFailsAndLeaksNothing) {
 }
 
 TEST(BindListenersTest, Ipv6IsV6Only) {
-  auto bound = BindListeners({*SocketAddress::Parse("[::1]:0")}, 1);
+  auto bound = BindListeners({*SocketAddress::Parse("[::1]:0")}, 1, 1);
   if (!bound.ok()) GTEST_SKIP() << "no IPv6 loopback: " << bound.status();
   int v6only = 0;
   socklen_t len = sizeof(v6only);
