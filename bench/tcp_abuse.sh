@@ -7,9 +7,12 @@
 # with its defaults), one after the other in the same run, ROUNDS times.
 # bench/tcp_abuse.cc (UDP measured on its own thread, the abuse loop niced)
 # measures, before, during and after the abuse: the
-# server's RSS, UDP p99 for cached names at UDP_QPS, and (during) the share of
+# server's RSS, UDP p99 and p50 for cached names at UDP_QPS (and the p99 of the
+# typical second: the median of the per-second p99s, which a host stall of
+# the virtual machine does not move), and (during) the share of
 # new TCP clients (one every 100 ms) answered within 2 s.
-# Loopback only; bounded: BASE_S + ABUSE_S + AFTER_S seconds per server and round.
+# Loopback only; bounded: BASE_S + ABUSE_S + AFTER_S + SETTLE_S seconds per
+# server and round (SETTLE_S: the kernel closes the abusers' connections).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +27,8 @@ UDP_QPS=${UDP_QPS:-2000}
 # on a 2-core machine (0 to compare).
 ABUSE_NICE=${ABUSE_NICE:-19}
 ROUNDS=${ROUNDS:-1}
+SETTLE_S=${SETTLE_S:-5}
+CONTROL=${CONTROL:-1}  # 0: skip the control (abuse aimed at another nodedns)
 
 # Both servers and the generator hold well over 1,024 descriptors.
 ulimit -n "$(ulimit -Hn)"
@@ -52,10 +57,38 @@ measure() {  # name, port, start command...: appends key=value lines to $work/<n
   fi
   kill "$pid"
   wait "$pid" 2>/dev/null || true
+  # The kernel closes the abusers' 1,300 connections and their TIME_WAITs:
+  # let it finish before the next server's "before" phase.
+  sleep "$SETTLE_S"
+}
+
+# The control: the same abuse aimed at a second nodedns while the UDP load
+# goes to the first. What UDP loses there is the machine's (the generator's
+# and the kernel's work on 2 cores), not the server's.
+measure_control() {  # round
+  local round=$1
+  ./build-release/daemon/nodedns --config "$work/nodedns.toml" --control-socket "$work/nodedns.sock" \
+    --metrics-listen "" 2>>"$work/control.log" &
+  local measured=$!
+  pids+=($measured)
+  ./build-release/daemon/nodedns --config "$work/abused.toml" --control-socket "$work/abused.sock" \
+    --metrics-listen "" 2>>"$work/control.log" &
+  local abused=$!
+  pids+=($abused)
+  for port in "$nd_port" "$ab_port"; do
+    for _ in $(seq 200); do [ -n "$(ss -Hlnt "sport = :$port")" ] && break; sleep 0.05; done
+  done
+  ./build-release/bench/nodedns_tcp_abuse "$ab_port" "$abused" "$NEVER_READERS" "$SLOWLORIS" "$BASE_S" "$ABUSE_S" \
+    "$AFTER_S" "$UDP_QPS" "$ABUSE_NICE" "$nd_port" >"$work/control.$round"
+  kill "$measured" "$abused"
+  wait "$measured" "$abused" 2>/dev/null || true
+  sleep "$SETTLE_S"
 }
 
 nd_port=$(free_port)
 nodedns_cache_config "$nd_port" "$up_port" >"$work/nodedns.toml"
+ab_port=$(free_port)
+nodedns_cache_config "$ab_port" "$up_port" >"$work/abused.toml"
 ub_port=$(free_port)
 unbound_base_config "$ub_port" "$up_port" >"$work/unbound.conf"
 unbound-checkconf "$work/unbound.conf" >/dev/null
@@ -64,6 +97,7 @@ for r in $(seq "$ROUNDS"); do
   measure nodedns "$nd_port" "$r" ./build-release/daemon/nodedns --config "$work/nodedns.toml" \
     --control-socket "$work/nodedns.sock" --metrics-listen ""
   measure unbound "$ub_port" "$r" unbound -d -c "$work/unbound.conf"
+  [ "$CONTROL" = 1 ] && measure_control "$r"
 done
 
 get() { grep "^$2=" "$1" | cut -d= -f2; }
@@ -90,10 +124,22 @@ for r in $(seq "$ROUNDS"); do
   row "UDP p99 before (ms)" before_udp_p99_ms 1
   row "UDP p99 during (ms)" during_udp_p99_ms 1
   row "UDP p99 after (ms)" after_udp_p99_ms 1
+  row "UDP p99 of the typical second, before (ms)" before_udp_p99_second_ms 1
+  row "UDP p99 of the typical second, during (ms)" during_udp_p99_second_ms 1
+  row "UDP p50 before (ms)" before_udp_p50_ms 1
+  row "UDP p50 during (ms)" during_udp_p50_ms 1
   printf "  %-40s %12.2f %12.2f\n" "UDP p99 during / before" \
     "$(awk -v a="$(get "$n" during_udp_p99_ms)" -v b="$(get "$n" before_udp_p99_ms)" 'BEGIN {print a / b}')" \
     "$(awk -v a="$(get "$u" during_udp_p99_ms)" -v b="$(get "$u" before_udp_p99_ms)" 'BEGIN {print a / b}')"
   row "UDP lost during (queries)" during_udp_lost 1
+  if [ "$CONTROL" = 1 ]; then
+    c=$work/control.$r
+    printf "  %-40s %12s\n" "control: UDP to an idle nodedns while another is abused:" ""
+    printf "  %-40s %12.2f %12.2f\n" "  p99 / typical second p99, before (ms)" "$(get "$c" before_udp_p99_ms)" \
+      "$(get "$c" before_udp_p99_second_ms)"
+    printf "  %-40s %12.2f %12.2f\n" "  p99 / typical second p99, during (ms)" "$(get "$c" during_udp_p99_ms)" \
+      "$(get "$c" during_udp_p99_second_ms)"
+  fi
   printf "  %-40s %12s %12s\n" "new TCP clients served during" \
     "$(get "$n" during_probes_served)/$(get "$n" during_probes)" "$(get "$u" during_probes_served)/$(get "$u" during_probes)"
   printf "  %-40s %12s %12s\n" "abuser reconnects (closed by the server)" "$(get "$n" during_reconnects)" \
