@@ -85,6 +85,15 @@ std::string Bytes(double b) {
 
 std::string Num(const json& j) { return j.dump(); }
 
+// A concurrency limit: whole above one, two decimals below (paced).
+std::string Limit(const json& j) {
+  if (!j.is_number()) return j.dump();
+  char buf[32];
+  double v = j.get<double>();
+  std::snprintf(buf, sizeof(buf), v < 10 && v != static_cast<int64_t>(v) ? "%.2f" : "%.0f", v);
+  return buf;
+}
+
 std::string Ms(double seconds) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.3g ms", seconds * 1000);
@@ -99,7 +108,7 @@ std::string UpstreamLine(const json& u) {
           ", queries " + Num(u["queries"]) + ", failures " + Num(u["failures"]) + ", consecutive failures " +
           Num(u["consecutive_failures"]) + ", breaker transitions " + Num(u["transitions"]);
   if (u.contains("zone_health")) {
-    line += "; zone " + u["zone_health"].get<std::string>() + ", limit " + Num(u["zone_limit"]) + ", in flight " +
+    line += "; zone " + u["zone_health"].get<std::string>() + ", limit " + Limit(u["zone_limit"]) + ", in flight " +
             Num(u["zone_inflight"]) + ", queued " + Num(u["zone_queued"]);
   }
   return line;

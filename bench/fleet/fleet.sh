@@ -19,7 +19,8 @@
 # are all given (the smoke test). TRACE=1 writes OUT/<system>.trace: every
 # failed lookup and every one slower than TRACE_SLOW_MS (1000), step by
 # step. FLEET_NETNS=0 runs on the host's loopback instead of a private
-# network namespace (the default when root).
+# network namespace (the default when root). NODEDNS_UPSTREAM: lines added
+# to every node's [upstream] table, for runs about a knob.
 #
 # Loopback only; bounded: per system the timeline plus at most DRAIN_SECONDS
 # (45) and READY_SECONDS (60); every process started is stopped by PID.
@@ -84,6 +85,8 @@ servers = ["$EXTERNAL:$PORT"]
 [log]
 level = "warn"
 EOC
+  # NODEDNS_UPSTREAM: lines for [upstream], for runs about a knob (they say so).
+  if [ -n "${NODEDNS_UPSTREAM:-}" ]; then printf '[upstream]\n%s\n' "$NODEDNS_UPSTREAM" >>"$work/n$1.toml"; fi
   "$NODEDNS_BIN" --config "$work/n$1.toml" --control-socket "$work/n$1.sock" --metrics-listen "" \
     2>>"$work/n$1.log" &
 }

@@ -261,6 +261,7 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
           {"limit_initial", IntInto(r, &c->upstream.limiter.initial_limit, 1, 1'000'000)},
           {"limit_min", IntInto(r, &c->upstream.limiter.min_limit, 1, 1'000'000)},
           {"limit_tolerance_percent", PercentInto(r, &c->upstream.limiter.tolerance, 110, 10'000)},
+          {"limit_floor_percent", PercentInto(r, &c->upstream.limiter.floor, 1, 100'000)},
           {"max_queue", IntInto(r, &c->upstream.max_queue, 0, 1'000'000)},
           {"queue_timeout_ms", MillisInto(r, &c->upstream.queue_timeout, 0, 60'000)},
           {"breaker_failures", IntInto(r, &c->upstream.breaker.failures_to_open, 1, 1000)},

@@ -151,7 +151,7 @@ nlohmann::json UpstreamsJson(const StatsSnapshot& s) {
                     {"srtt_seconds", Seconds(u.srtt)},
                     {"zone_p99_seconds", Seconds(u.zone_p99)},
                     {"zone_health", u.zone_health},
-                    {"zone_limit", u.zone_limit},
+                    {"zone_limit", std::round(u.zone_limit * 100) / 100},
                     {"zone_inflight", u.zone_inflight},
                     {"zone_queued", u.zone_queued}});
   }

@@ -17,6 +17,7 @@
   X(upstream_ignored, "Packets on an upstream query's socket that did not answer it (ID, question, case, QR=0): ignored") \
   X(upstream_refused_cap, "Queries refused at once by the upstream limits (qps ceiling, queue full)")                     \
   X(upstream_queued, "Queries that waited in the queue for room under the concurrency limit")                             \
+  X(upstream_paced, "Queries started while the concurrency limit was below one (one in flight, paced)")                   \
   X(upstream_queue_timeouts, "Queued queries that found no room within the queue timeout")                                \
   X(upstream_presumed_lost, "Queries no longer counted against the limit: a later one was answered first")                \
   X(upstream_failovers, "Queries resent to another server of the zone after a failure")                                   \

@@ -16,13 +16,22 @@
 //    the upstream is queueing: the limit is multiplied by
 //    max(0.5, threshold / current RTT), at most once per current RTT.
 //  - Drops (AIMD): a timeout or network error multiplies the limit by
-//    `backoff`, at most once per `drop_interval`. SERVFAIL/REFUSED are not
+//    `backoff`, at most once per `drop_interval`, down to `floor`, which may
+//    be below one query in flight: then the pool keeps at most one in flight
+//    and starts the next one current RTT / limit after the last (pacing, as
+//    a congestion window below one segment). A fleet of N nodes keeps
+//    N x limit queries at a server that drops: only a floor below one lets
+//    thousands of nodes fit a recovering CoreDNS's queue. The latency
+//    gradient stops at `min_limit` (latency is not loss: a forwarder behind
+//    which some names take 100 ms must not be paced). SERVFAIL/REFUSED are not
 //    congestion (a server that answers quickly is not overloaded); they are the
 //    circuit breakers' business.
 //  - Growth: only while the limit is in use (at least half of it in flight
 //    when the query was sent; an idle limit says nothing, as in Gradient2).
 //    Below the slow-start threshold +1 per good answer, which doubles the
-//    limit every round trip (TCP slow start); above it +1 per round trip. A
+//    limit every round trip (TCP slow start); above it +1 per round trip.
+//    Below one query in flight, a prompt answer (within tolerance of the
+//    baseline) restores one; a late one changes nothing. A
 //    decrease sets the threshold to the new limit, but never below
 //    initial_limit: up to there the limit slow-starts back.
 //  - Recovery: when a zone answers again after an outage, the limit restarts
@@ -49,7 +58,23 @@ class ConcurrencyLimiter {
   explicit ConcurrencyLimiter(const LimiterOptions& options)
       : options_(Sane(options)), limit_(options_.initial_limit), ssthresh_(options_.max_limit) {}
 
-  int limit() const { return static_cast<int>(limit_); }
+  // Queries that may be in flight at once (at least 1: below one, limit()
+  // is 1 and the pool paces its starts by pacing_gap()).
+  int limit() const { return std::max(1, static_cast<int>(limit_)); }
+  double limit_value() const { return limit_; }
+  bool pacing() const { return limit_ < 1.0; }
+  // Below one query in flight: the time between two starts, current RTT /
+  // limit (the RTT of the last answers; 100 ms before any), at most
+  // kMaxPacingGap: a fleet of N nodes at the floor sends at most N queries a
+  // second per zone (as many as its probes), and a server that answers
+  // promptly again is asked within a second.
+  static constexpr absl::Duration kMaxPacingGap = absl::Seconds(1);
+  absl::Duration pacing_gap() const {
+    if (!pacing()) return absl::ZeroDuration();
+    absl::Duration rtt = std::max(current_, baseline_rtt());
+    if (rtt <= absl::ZeroDuration()) rtt = absl::Milliseconds(100);
+    return std::min(kMaxPacingGap, rtt / limit_);
+  }
   bool in_slow_start() const { return limit_ < ssthresh_; }
   // 0 before any sample.
   absl::Duration baseline_rtt() const { return std::min(min_[0], min_[1]) == absl::InfiniteDuration()
@@ -62,12 +87,22 @@ class ConcurrencyLimiter {
   // was sent with `inflight` queries in flight (itself included).
   void OnSample(absl::Duration rtt, int inflight, absl::Time now) {
     UpdateBaseline(rtt, now);
-    current_ = current_ == absl::ZeroDuration() ? rtt : (current_ * 4 + rtt) / 5;
     absl::Duration threshold = baseline_rtt() * options_.tolerance + options_.rtt_slack;
+    if (limit_ < 1.0 && rtt <= threshold) {
+      // Paced, and this answer came promptly: the server is no longer
+      // queueing. One in flight again, and slow start from there.
+      limit_ = 1.0;
+      current_ = rtt;
+      return;
+    }
+    current_ = current_ == absl::ZeroDuration() ? rtt : (current_ * 4 + rtt) / 5;
+    if (limit_ < 1.0) return;  // paced, and a late answer: stays paced
     if (current_ > threshold) {
-      if (now - last_decrease_ >= current_) {
+      // Latency cuts down to min_limit, never below (and never raise a
+      // limit that drops took below it).
+      if (now - last_decrease_ >= current_ && limit_ > options_.min_limit) {
         double gradient = std::max(0.5, absl::FDivDuration(threshold, current_));
-        Decrease(limit_ * gradient, now);
+        Decrease(std::max<double>(options_.min_limit, limit_ * gradient), now);
       }
       return;
     }
@@ -83,7 +118,7 @@ class ConcurrencyLimiter {
   // Reload: what the same zone's limiter in the previous generation learnt
   // (clamped to this one's options).
   void AdoptState(const ConcurrencyLimiter& other) {
-    limit_ = std::clamp<double>(other.limit_, options_.min_limit, options_.max_limit);
+    limit_ = std::clamp<double>(other.limit_, options_.floor, options_.max_limit);
     ssthresh_ = other.ssthresh_;
     current_ = other.current_;
     min_[0] = other.min_[0];
@@ -104,11 +139,12 @@ class ConcurrencyLimiter {
   static LimiterOptions Sane(LimiterOptions o) {
     o.min_limit = std::max(1, o.min_limit);
     o.max_limit = std::max(o.min_limit, o.max_limit);
+    o.floor = std::clamp(o.floor, 0.01, static_cast<double>(o.min_limit));
     o.initial_limit = std::clamp(o.initial_limit, o.min_limit, o.max_limit);
     return o;
   }
   void Decrease(double to, absl::Time now) {
-    limit_ = std::max<double>(options_.min_limit, to);
+    limit_ = std::max<double>(options_.floor, to);
     // Back to initial_limit at slow-start speed once the latency is back at
     // its baseline: a limit cut down by one slow spell must not need minutes of
     // one-per-round-trip growth (and a queue of waiting clients) to recover.

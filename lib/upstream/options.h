@@ -34,7 +34,9 @@ struct BreakerOptions {
 
 struct LimiterOptions {
   int initial_limit = 64;
-  int min_limit = 4;
+  int min_limit = 4;  // where an outage's recovery restarts; latency cuts no lower
+  // Drops cut down to this, below one query in flight: paced (limiter.h).
+  double floor = 0.05;
   int max_limit = 1000;
   double tolerance = 2.0;
   // Jitter on a node-local upstream, and our own event loop's delays under

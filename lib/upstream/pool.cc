@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_format.h"
 #include "lib/common/log_limiter.h"
 #include "lib/dns/constants.h"
 #include "lib/dns/name.h"
@@ -54,6 +55,8 @@ bool UpstreamPool::TakeToken(absl::Time now) {
 bool UpstreamPool::HasRoom(Priority priority, absl::Time now) const {
   size_t limit = static_cast<size_t>(limiter_.limit());
   if (inflight_ >= limit) return false;
+  // Below one query in flight: one at a time, a pacing gap apart.
+  if (limiter_.pacing() && now < next_paced_start_) return false;
   if (priority == Priority::kRefresh) {
     size_t share = std::max<size_t>(1, static_cast<size_t>(limit * options_.refresh_share));
     if (refresh_inflight_ >= share) return false;
@@ -129,7 +132,11 @@ bool UpstreamPool::PushOutFor(FlowId flow) {
   return true;
 }
 
-void UpstreamPool::Start(const std::shared_ptr<Request>& req, absl::Time /*now*/) {
+void UpstreamPool::Start(const std::shared_ptr<Request>& req, absl::Time now) {
+  if (limiter_.pacing()) {
+    next_paced_start_ = now + limiter_.pacing_gap();
+    Bump(counters_->upstream_paced);
+  }
   req->client_timeout = client_timeout();
   ++inflight_;
   if (req->priority == Priority::kRefresh) ++refresh_inflight_;
@@ -150,7 +157,8 @@ void UpstreamPool::Pump() {
     Bump(counters_->upstream_queue_timeouts);
     failed.emplace_back(std::move(req),
                         absl::ResourceExhaustedError("no room under the upstream concurrency limit (" +
-                                                     std::to_string(limiter_.limit()) + ") within the queue timeout"));
+                                                     absl::StrFormat("%.2f", limiter_.limit_value()) +
+                                                     ") within the queue timeout"));
   };
   while (auto req = client_queue_.PopExpired(now)) timed_out(std::move(*req));
   while (!refresh_queue_.empty() && refresh_queue_.front()->deadline <= now) {
@@ -185,6 +193,9 @@ void UpstreamPool::ArmQueueTimer() {
   absl::Time next = client_queue_.next_deadline();
   if (!refresh_queue_.empty()) next = std::min(next, refresh_queue_.front()->deadline);
   if (!pushed_out_.empty()) next = clock_->Now();  // fail them at once, outside Send()
+  // Paced, nothing in flight (no answer will pump the queue): start the
+  // next one when its gap has passed.
+  if (limiter_.pacing() && inflight_ == 0 && queued() > 0) next = std::min(next, next_paced_start_);
   if (next == queue_timer_at_) return;
   if (queue_timer_) timers_->Cancel(queue_timer_);
   queue_timer_ = 0;

@@ -66,7 +66,7 @@ struct ServerStatus {
 // The zone as a whole, for dnsctl and metrics.
 struct ZoneStatus {
   Health health;
-  int limit;           // the concurrency limit now
+  double limit;        // the concurrency limit now (below 1: paced)
   size_t inflight;
   size_t queued;
   absl::Duration baseline_rtt;  // the limiter's; 0 before any sample
@@ -177,6 +177,8 @@ class UpstreamPool final : public Upstream {
   bool PushOutFor(FlowId flow);
   TimerQueue::Id queue_timer_ = 0;
   absl::Time queue_timer_at_ = absl::InfiniteFuture();
+  // While the limit is below one: no query starts before then.
+  absl::Time next_paced_start_ = absl::InfinitePast();
   // Degraded until the first good answer: a new pool knows nothing yet.
   absl::Time degraded_until_ = absl::InfiniteFuture();
   absl::Time last_bad_at_ = absl::InfinitePast();  // last failure or slow answer

@@ -240,7 +240,7 @@ ZoneStatus UpstreamPool::zone_status() const {
   for (const auto& s : servers_) {
     if (!s->breaker.allows_traffic() && s->probe_timer == 0 && !s->probe_inflight) probing = false;
   }
-  return {health(), limiter_.limit(), inflight_, queued(), limiter_.baseline_rtt(), last_good_at_, probing};
+  return {health(), limiter_.limit_value(), inflight_, queued(), limiter_.baseline_rtt(), last_good_at_, probing};
 }
 
 }  // namespace nodedns::upstream

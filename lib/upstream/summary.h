@@ -29,7 +29,7 @@ struct UpstreamSummary {
   // The zone on all workers: its worst health ("healthy", "degraded",
   // "down"), and its concurrency limits, queries in flight and queued, summed.
   std::string zone_health = "healthy";
-  int zone_limit = 0;
+  double zone_limit = 0;
   uint64_t zone_inflight = 0;
   uint64_t zone_queued = 0;
 };

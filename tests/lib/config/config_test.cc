@@ -79,6 +79,7 @@ timeout_ms = 250
 attempts = 3
 max_pending = 100
 max_waiters = 50
+limit_floor_percent = 10
 [[zone]]
 name = "Cluster.Local"
 servers = ["10.96.0.10"]
@@ -97,6 +98,7 @@ level = "debug"
   EXPECT_EQ(c->cache.shards, 4u);
   EXPECT_EQ(c->resolver.image.min_ttl, 5u);
   EXPECT_EQ(c->transport.timeout, absl::Milliseconds(250));
+  EXPECT_DOUBLE_EQ(c->upstream.limiter.floor, 0.1);
   ASSERT_EQ(c->zones.size(), 2u);
   EXPECT_EQ(c->zones[0].name, "cluster.local.");
   EXPECT_EQ(c->zones[0].servers[0].ToString(), "10.96.0.10:53");  // default port

@@ -95,7 +95,9 @@ TEST(StatsTest, JsonAndPrometheusRenderTheSameExportedSet) {
   for (const Metric& m : s.metrics.metrics()) {
     const nlohmann::json& group = m.group.empty() ? j["counters"] : j[m.group];
     ASSERT_TRUE(group.contains(m.name)) << m.group << "." << m.name;
-    if (group[m.name].is_number()) EXPECT_DOUBLE_EQ(group[m.name].get<double>(), m.value) << m.name;
+    if (group[m.name].is_number()) {
+      EXPECT_DOUBLE_EQ(group[m.name].get<double>(), m.value) << m.name;
+    }
     EXPECT_THAT(text, HasSubstr("# HELP " + m.PromName() + " " + m.help + "\n")) << m.name;
     EXPECT_THAT(text, HasSubstr((m.kind == MetricKind::kCounter ? "# TYPE " + m.PromName() + " counter\n"
                                                                 : "# TYPE " + m.PromName() + " gauge\n")));

@@ -1,6 +1,12 @@
 #include "lib/server/server.h"
 
+#include <dirent.h>
+#include <sys/resource.h>
+
 #include <chrono>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -54,6 +60,53 @@ TEST(ServerTest, AStuckWorkerLoopIsReportedAndRecovers) {
   EXPECT_EQ((*ups)[0].server, "127.0.0.1:1");
   EXPECT_TRUE((*ups)[0].open);
   EXPECT_EQ((*ups)[0].workers_open, 3);  // 2 UDP workers and the TCP worker
+  (*server)->Stop();
+}
+
+// The nice value of each of this process's threads, by name.
+std::map<std::string, int> ThreadNices() {
+  std::map<std::string, int> out;
+  DIR* d = opendir("/proc/self/task");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::string dir = std::string("/proc/self/task/") + e->d_name;
+    std::string comm, stat;
+    std::getline(std::ifstream(dir + "/comm"), comm);
+    std::getline(std::ifstream(dir + "/stat"), stat);
+    // Fields after the ")" that ends the name: state is field 3, nice 19.
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i <= 19 && rest >> field; ++i) {
+    }
+    out[comm] = std::atoi(field.c_str());
+  }
+  closedir(d);
+  return out;
+}
+
+// The loops are named for top -H and perf, and a TCP loop yields the CPU to
+// the UDP ones (nice +5 on its thread only).
+TEST(ServerTest, TheLoopThreadsAreNamedAndTcpYieldsTheCpu) {
+  config::Config c = config::DefaultConfig();
+  c.listen = {*SocketAddress::Parse("127.0.0.1:0")};
+  c.workers = 2;
+  c.zones[0].servers = {*SocketAddress::Parse("127.0.0.1:1")};
+  c.zones[0].use_resolv_conf = false;
+  auto server = Server::Create(c, SystemSteadyClock::Get());
+  ASSERT_TRUE(server.ok()) << server.status();
+  (*server)->Start();
+  std::map<std::string, int> nices;
+  for (int i = 0; i < 100 && nices.count("nodedns-tcp2") == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    nices = ThreadNices();
+  }
+  int base = getpriority(PRIO_PROCESS, 0);
+  ASSERT_EQ(nices.count("nodedns-udp0"), 1u);
+  ASSERT_EQ(nices.count("nodedns-udp1"), 1u);
+  ASSERT_EQ(nices.count("nodedns-tcp2"), 1u);
+  EXPECT_EQ(nices["nodedns-udp0"], base);
+  EXPECT_EQ(nices["nodedns-tcp2"], std::min(19, base + 5));
   (*server)->Stop();
 }
 

@@ -71,8 +71,60 @@ TEST_F(LimiterTest, DropsHalveTheLimitAtMostOncePerInterval) {
   EXPECT_EQ(l.limit(), 32);
   l.OnDrop(now_ + 50 * kMs);  // a burst of timeouts from the same moment counts once
   EXPECT_EQ(l.limit(), 32);
-  for (int i = 1; i < 10; ++i) l.OnDrop(now_ + i * 100 * kMs);
+  for (int i = 1; i < 4; ++i) l.OnDrop(now_ + i * 100 * kMs);
   EXPECT_EQ(l.limit(), 4);
+  EXPECT_FALSE(l.pacing());
+}
+
+// A fleet of N nodes keeps N x limit queries at a server that drops: drops
+// take the limit below one query in flight, and then the pool starts one
+// query per current RTT / limit.
+TEST_F(LimiterTest, DropsGoBelowOneQueryInFlightAndPace) {
+  ConcurrencyLimiter l(LimiterOptions{.initial_limit = 64, .min_limit = 4, .floor = 0.05});
+  Samples(l, 10, 10 * kMs, 1);  // current RTT 10 ms
+  EXPECT_EQ(l.pacing_gap(), absl::ZeroDuration());
+  for (int i = 1; i <= 4; ++i) l.OnDrop(now_ + i * 100 * kMs);  // 64 -> 4
+  l.OnDrop(now_ + 500 * kMs);
+  EXPECT_EQ(l.limit(), 2);
+  l.OnDrop(now_ + 600 * kMs);
+  l.OnDrop(now_ + 700 * kMs);
+  EXPECT_TRUE(l.pacing());
+  EXPECT_DOUBLE_EQ(l.limit_value(), 0.5);
+  EXPECT_EQ(l.limit(), 1);  // one in flight ...
+  EXPECT_EQ(l.pacing_gap(), 20 * kMs);  // ... one start per 2 RTTs
+  for (int i = 8; i < 20; ++i) l.OnDrop(now_ + i * 100 * kMs);
+  EXPECT_DOUBLE_EQ(l.limit_value(), 0.05);  // the floor
+  EXPECT_EQ(l.pacing_gap(), 200 * kMs);
+  now_ += absl::Seconds(2);
+  // Late answers (the server still queues) keep it paced, the gap growing
+  // with the RTT up to 1 s.
+  Samples(l, 20, 300 * kMs, 1);
+  EXPECT_DOUBLE_EQ(l.limit_value(), 0.05);
+  EXPECT_EQ(l.pacing_gap(), absl::Seconds(1));
+  // A prompt answer: one in flight again, then slow start.
+  Samples(l, 1, 10 * kMs, 1);
+  EXPECT_FALSE(l.pacing());
+  EXPECT_EQ(l.limit(), 1);
+  Samples(l, 1, 10 * kMs, 1);
+  EXPECT_EQ(l.limit(), 2);
+}
+
+// Latency is not loss: rising latency cuts to min_limit, not below, and
+// does not raise a limit that drops took below it.
+TEST_F(LimiterTest, LatencyAloneNeverPaces) {
+  ConcurrencyLimiter l(LimiterOptions{.initial_limit = 64, .min_limit = 4, .floor = 0.05});
+  Samples(l, 50, kMs, 10);
+  Samples(l, 50, 200 * kMs, 64);  // 10 s: the 1 ms baseline is still in the window
+  EXPECT_EQ(l.limit(), 4);
+  EXPECT_FALSE(l.pacing());
+  for (int i = 1; i <= 10; ++i) l.OnDrop(now_ + i * 100 * kMs);
+  now_ += absl::Seconds(1);
+  double paced = l.limit_value();
+  ASSERT_LT(paced, 1);
+  l.OnSample(400 * kMs, 1, now_ + absl::Seconds(1));  // slower still: no cut, no growth
+  EXPECT_DOUBLE_EQ(l.limit_value(), paced);
+  l.OnSample(30 * kMs, 1, now_ + absl::Seconds(2));  // late still (the threshold is 22 ms)
+  EXPECT_DOUBLE_EQ(l.limit_value(), paced);
 }
 
 TEST_F(LimiterTest, RecoveryRestartsSmallAndSlowStartsUpToTheInitialLimit) {

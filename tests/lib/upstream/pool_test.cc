@@ -406,6 +406,45 @@ TEST_F(PoolTest, ARecoveryRestartsTheLimitSmall) {
   EXPECT_EQ(p->limit(), 4);  // and slow-starts from there
 }
 
+// Drops took the limit below one query in flight: one at a time, and the
+// next starts a pacing gap (current RTT / limit) after the last, even when
+// nothing is in flight; a timer starts it.
+TEST_F(PoolTest, BelowOneQueryInFlightStartsArePaced) {
+  PoolOptions o;
+  o.breaker.failures_to_open = 100;
+  o.limiter = {.initial_limit = 1, .min_limit = 1, .floor = 0.25, .max_limit = 1};
+  auto p = Proven(o);
+  Send(*p);
+  Advance(absl::Milliseconds(10));
+  a_.Reply(dns::kNoError);  // current RTT 10 ms
+  Send(*p, Priority::kClient, 1);
+  a_.Fail();
+  b_.Fail();  // a drop: 1 -> 0.5
+  ASSERT_DOUBLE_EQ(p->zone_status().limit, 0.5);
+  EXPECT_EQ(Send(*p, Priority::kClient, 2), SendResult::kSent);  // nothing in flight, no gap yet: goes
+  EXPECT_EQ(Send(*p, Priority::kClient, 3), SendResult::kSent);  // waits
+  ASSERT_EQ(a_.sent.size(), 1u);
+  EXPECT_EQ(p->queued(), 1u);
+  a_.Fail();
+  b_.Fail();  // nothing in flight now, but the gap (10 ms / 0.5) has not passed
+  EXPECT_TRUE(a_.sent.empty());
+  Advance(absl::Milliseconds(19));
+  EXPECT_TRUE(a_.sent.empty());
+  Advance(absl::Milliseconds(1));
+  ASSERT_EQ(a_.sent.size(), 1u);
+  EXPECT_EQ(a_.sent.front().first[13], 'a' + 3);
+  EXPECT_EQ(counters_.upstream_paced.load(), 2u);
+  // Answered promptly: one in flight again, and pacing ends.
+  a_.Reply(dns::kNoError);
+  EXPECT_DOUBLE_EQ(p->zone_status().limit, 1.0);
+  Send(*p, Priority::kClient, 4);
+  Send(*p, Priority::kClient, 5);
+  EXPECT_EQ(a_.sent.size(), 1u);  // max_limit 1: one in flight
+  a_.Reply(dns::kNoError);
+  EXPECT_EQ(a_.sent.size(), 1u);  // the next one at once, no gap
+  EXPECT_EQ(counters_.upstream_paced.load(), 2u);
+}
+
 TEST_F(PoolTest, AReloadKeepsWhatTheUpstreamsHaveShown) {
   PoolOptions o;
   o.breaker.failures_to_open = 1;
