@@ -191,6 +191,7 @@ void Worker::Start() {
 
 void Worker::Run() {
   loop_role_.Bind();
+  AssertOnLoopThread();
   // Named for top -H and perf: "nodedns-udp0", "nodedns-tcp1" (the index is
   // the one "worker N" log lines and /healthz use).
   bool tcp_only = udp_.empty() && !tcp_.empty();
