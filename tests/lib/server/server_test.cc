@@ -21,15 +21,21 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// The default configuration on a free loopback port with `workers` UDP
+// workers (and the default one TCP worker), forwarding to `upstream`.
+config::Config TestConfig(int workers, const std::string& upstream) {
+  config::Config c = config::DefaultConfig();
+  c.listen = {*SocketAddress::Parse("127.0.0.1:0")};
+  c.workers = workers;
+  c.zones[0].servers = {*SocketAddress::Parse(upstream)};
+  c.zones[0].use_resolv_conf = false;
+  return c;
+}
+
 // What /healthz and the systemd watchdog rely on: a worker whose loop is
 // stuck stops beating, and is named.
 TEST(ServerTest, AStuckWorkerLoopIsReportedAndRecovers) {
-  config::Config c = config::DefaultConfig();
-  c.listen = {*SocketAddress::Parse("127.0.0.1:0")};
-  c.workers = 2;
-  c.zones[0].servers = {*SocketAddress::Parse("127.0.0.1:1")};
-  c.zones[0].use_resolv_conf = false;
-  auto server = Server::Create(c, SystemSteadyClock::Get());
+  auto server = Server::Create(TestConfig(2, "127.0.0.1:1"), SystemSteadyClock::Get());
   ASSERT_TRUE(server.ok()) << server.status();
   (*server)->Start();
   std::string why;
@@ -88,12 +94,7 @@ std::map<std::string, int> ThreadNices() {
 // The loops are named for top -H and perf, and a TCP loop yields the CPU to
 // the UDP ones (nice +5 on its thread only).
 TEST(ServerTest, TheLoopThreadsAreNamedAndTcpYieldsTheCpu) {
-  config::Config c = config::DefaultConfig();
-  c.listen = {*SocketAddress::Parse("127.0.0.1:0")};
-  c.workers = 2;
-  c.zones[0].servers = {*SocketAddress::Parse("127.0.0.1:1")};
-  c.zones[0].use_resolv_conf = false;
-  auto server = Server::Create(c, SystemSteadyClock::Get());
+  auto server = Server::Create(TestConfig(2, "127.0.0.1:1"), SystemSteadyClock::Get());
   ASSERT_TRUE(server.ok()) << server.status();
   (*server)->Start();
   std::map<std::string, int> nices;
@@ -116,11 +117,8 @@ TEST(ServerTest, TheLoopThreadsAreNamedAndTcpYieldsTheCpu) {
 TEST(ServerTest, UdpAndTcpAreServedByLoopsOfTheirOwn) {
   auto upstream = testing::FakeUpstream::Start();
   ASSERT_NE(upstream, nullptr);
-  config::Config c = config::DefaultConfig();
-  c.listen = {*SocketAddress::Parse("127.0.0.1:0")};
-  c.zones[0].servers = {*SocketAddress::Parse(upstream->address())};
-  c.zones[0].use_resolv_conf = false;
-  ASSERT_EQ(c.workers, 1);
+  config::Config c = TestConfig(1, upstream->address());
+  ASSERT_EQ(config::DefaultConfig().workers, 1);
   ASSERT_EQ(c.tcp_workers, 1);
   auto server = Server::Create(c, SystemSteadyClock::Get());
   ASSERT_TRUE(server.ok()) << server.status();
