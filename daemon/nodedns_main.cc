@@ -32,6 +32,10 @@ int main(int argc, char** argv) {
     std::cout << nodedns::config::Usage();
     return 0;
   }
+  if (cl->print_default_config) {
+    std::cout << nodedns::config::DefaultConfigText();
+    return 0;
+  }
   if (cl->version) {
     std::cout << "nodedns " << NODEDNS_VERSION << "\n";
     return 0;

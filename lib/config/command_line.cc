@@ -13,8 +13,8 @@ std::string Usage() {
 
 A node-local resilient DNS cache.
 
-  --config FILE         TOML configuration file (default: the embedded config,
-                        see README.md and lib/config/default.toml)
+  --config FILE         TOML configuration file, applied on top of the embedded
+                        default config (--print-default-config shows it)
   --check-config FILE   validate FILE as start-up and reload would (with the other
                         flags on top, resolv.conf read) and exit: 0 if valid,
                         1 with FILE:LINE: reason
@@ -43,6 +43,9 @@ A node-local resilient DNS cache.
                         to PATH (one per line: "ADDR:PORT" for DNS, then
                         "metrics ADDR:PORT" and "control PATH"), for scripts and tests
   --resolv-conf PATH    resolver file for "resolv.conf" servers (default /etc/resolv.conf)
+  --print-default-config
+                        print the embedded default config (every key, with
+                        comments; a start for a --config file) and exit
   --version             print the version and exit
   --help                print this help and exit
 )";
@@ -72,6 +75,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
         {"--help", &CommandLine::help},
         {"-h", &CommandLine::help},
         {"--version", &CommandLine::version},
+        {"--print-default-config", &CommandLine::print_default_config},
         {"--setup-interface", &CommandLine::setup_interface},
         {"--takeover", &CommandLine::takeover},
     };

@@ -34,6 +34,7 @@ struct CommandLine {
   bool takeover = false;  // hand over from a nodedns serving on our control socket
   bool help = false;
   bool version = false;
+  bool print_default_config = false;
 };
 
 absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv);

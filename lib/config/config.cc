@@ -422,6 +422,9 @@ Config DefaultConfig() {
   return *kDefault;
 }
 
+std::string_view DefaultConfigText() { return kDefaultConfigToml;
+}
+
 absl::StatusOr<Config> ParseConfig(std::string_view text, std::string_view source_name) {
   return ParseInto(DefaultConfig(), text, source_name, /*whole_file=*/false);
 }

@@ -63,6 +63,8 @@ absl::StatusOr<std::string> ReadConfigFile(const std::string& path);
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 // The embedded default configuration.
 Config DefaultConfig();
+// The embedded default configuration's text (lib/config/default.toml).
+std::string_view DefaultConfigText();
 
 // The nameserver lines of a resolv.conf file, port 53.
 absl::StatusOr<std::vector<SocketAddress>> ReadResolvConf(const std::string& path);

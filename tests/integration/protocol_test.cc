@@ -251,6 +251,17 @@ TEST(StartupTest, BadConfigIsRejectedWithFileLineAndNonZeroExit) {
   out = RunCommand(NodednsBinary() + " --check-config " + good + " 2>&1", &code);
   EXPECT_EQ(code, 0) << out;
 
+  // The embedded default config, printed, is a valid --config file and is
+  // what runs without one (installed users have no source tree).
+  out = RunCommand(NodednsBinary() + " --print-default-config", &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(out, HasSubstr("[server]\nlisten = [\"127.0.0.1:5300\"]"));
+  EXPECT_THAT(out, HasSubstr("limit_floor_percent = 5"));
+  std::string printed = dir.Write("printed.toml", out);
+  out = RunCommand(NodednsBinary() + " --check-config " + printed + " 2>&1", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_THAT(RunCommand(NodednsBinary() + " --help", &code), HasSubstr("--print-default-config"));
+
   out = RunCommand(NodednsBinary() + " --listen 127.0.0.1 2>&1", &code);
   EXPECT_NE(code, 0);
   EXPECT_THAT(out, HasSubstr("--listen: missing port"));

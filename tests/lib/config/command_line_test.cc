@@ -101,6 +101,8 @@ TEST(CommandLineTest, BooleanFlags) {
   EXPECT_FALSE(cl->help);
   EXPECT_TRUE(Parse({"--help"})->help);
   EXPECT_TRUE(Parse({"-h"})->help);
+  EXPECT_FALSE(cl->print_default_config);
+  EXPECT_TRUE(Parse({"--print-default-config"})->print_default_config);
   // A boolean flag takes no value: the next argument is not swallowed.
   auto next = Parse({"--takeover", "--listen", "127.0.0.1:1"});
   ASSERT_TRUE(next.ok()) << next.status();
