@@ -11,6 +11,12 @@
 #    monitoring.mjs parses the dashboard JSON and checks every metric name in
 #    its PromQL and the rules' against the /metrics of the nodedns under test
 #    (run here on loopback), then `promtool check rules` (Debian's prometheus);
+#  - minReadySeconds on the DaemonSet: 10 by default, overridable, 0 included;
+#  - uninstall cleanup (helm/nodedns/README.md, "Upgrades and uninstall"):
+#    nothing of it by default; cleanup.enabled renders the cleanup DaemonSet
+#    instead of nodedns (cleanup.mjs), its config passes --check-config, and,
+#    as root, cleanup_netns.sh plays one node's uninstall in a network
+#    namespace with the rendered config and script;
 #  - wrong values must fail at install time (values.schema.json, template checks).
 # Usage: chart_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
@@ -47,7 +53,7 @@ if [ ! -d "$tools/node/node_modules/kubernetes-models" ]; then
      js-yaml@5.5.0 >"$tools/npm.log" 2>&1) ||
     { rm -rf "$tools/node/node_modules"; npm_failed "kubernetes-models, @kubernetes-models/prometheus-operator, js-yaml" "$tools/npm.log"; }
 fi
-cp "$src/tests/helm/validate.mjs" "$src/tests/helm/monitoring.mjs" "$tools/node/"
+cp "$src/tests/helm/validate.mjs" "$src/tests/helm/monitoring.mjs" "$src/tests/helm/cleanup.mjs" "$tools/node/"
 "$helm" version --short
 
 work=$(mktemp -d)
@@ -60,13 +66,44 @@ for values in "$src"/tests/helm/values/*.yaml; do
   echo "== $name"
   "$helm" lint --strict "$chart" -f "$values" >"$work/lint.txt" || { cat "$work/lint.txt"; exit 1; }
   "$helm" template nodedns "$chart" --namespace kube-system -f "$values" >"$work/$name.yaml"
-  node "$tools/node/validate.mjs" "$work/$name.yaml" "$work/$name.toml"
+  node "$tools/node/validate.mjs" "$work/$name.yaml" "$work/$name.toml" | tee "$work/$name.out"
   "$build/daemon/nodedns" --check-config "$work/$name.toml" --resolv-conf "$work/resolv.conf"
 done
 
 echo "== metrics and health bind the node's IP by default, not 0.0.0.0"
 grep -q -- '--metrics-listen=$(NODE_IP):9253' "$work/default.yaml" || { echo "default: no --metrics-listen=\$(NODE_IP)"; exit 1; }
 if grep -q '0\.0\.0\.0' "$work/default.yaml"; then echo "default: 0.0.0.0 rendered"; exit 1; fi
+
+echo "== minReadySeconds: 10 by default, and as set"
+grep -q ' minReadySeconds=10$' "$work/default.out" || { echo "default: no minReadySeconds: 10 on the DaemonSet"; exit 1; }
+for n in 0 45; do
+  "$helm" template nodedns "$chart" --namespace kube-system --set minReadySeconds=$n >"$work/mrs.yaml"
+  node "$tools/node/validate.mjs" "$work/mrs.yaml" "$work/mrs.toml" >"$work/mrs.out"
+  grep -q " minReadySeconds=$n\$" "$work/mrs.out" || { cat "$work/mrs.out"; echo "minReadySeconds=$n not rendered"; exit 1; }
+  echo "minReadySeconds=$n: rendered"
+done
+
+echo "== uninstall cleanup: nothing of it by default"
+if grep -q -- '-cleanup$' "$work/default.yaml"; then echo "default: cleanup objects rendered"; exit 1; fi
+echo "== uninstall cleanup: cleanup.enabled renders the cleanup DaemonSet instead of nodedns"
+"$helm" lint --strict "$chart" --set cleanup.enabled=true >"$work/lint.txt" || { cat "$work/lint.txt"; exit 1; }
+"$helm" template nodedns "$chart" --namespace kube-system --set cleanup.enabled=true >"$work/cleanup.yaml"
+node "$tools/node/cleanup.mjs" "$work/cleanup.yaml" "$work/cleanup"
+"$build/daemon/nodedns" --check-config "$work/cleanup/cleanup.toml"
+"$helm" template nodedns "$chart" --namespace kube-system -f "$src/tests/helm/values/service-ip.yaml" \
+  --set cleanup.enabled=true --set interfaceSetup.name=dns-local >"$work/cleanup-sip.yaml"
+node "$tools/node/cleanup.mjs" "$work/cleanup-sip.yaml" "$work/cleanup-sip"
+"$build/daemon/nodedns" --check-config "$work/cleanup-sip/cleanup.toml"
+grep -q 'addresses = \["169.254.20.10", "10.96.0.10"\]' "$work/cleanup-sip/cleanup.toml" ||
+  { echo "bindServiceIP: the cleanup does not name the service IP"; exit 1; }
+echo "== uninstall cleanup: one node, in a network namespace"
+if [ "$(id -u)" -eq 0 ] && command -v nft >/dev/null && command -v ip >/dev/null &&
+   unshare --net --mount nft list tables >/dev/null 2>&1; then
+  cp "$work/resolv.conf" "$work/cleanup/"
+  unshare --net --mount bash "$src/tests/helm/cleanup_netns.sh" "$work/cleanup" "$build"
+else
+  echo "skipped: needs root, ip, nft (nf_tables) and network namespaces (unshare --net)"
+fi
 
 echo "== dashboard and alerts: off by default"
 if grep -qE 'kind: PrometheusRule|grafana_dashboard' "$work/default.yaml"; then
@@ -131,4 +168,9 @@ refuse "needs interfaceSetup.enabled" --set clusterDNS.bindServiceIP=true --set 
 refuse "source" --set alerts.enabled=true --set alerts.restarts.source=cadvisor
 refuse "labelValue" --set dashboard.enabled=true --set dashboard.labelValue="not a label"
 refuse "for" --set alerts.zoneDown.for=five
+refuse "minReadySeconds" --set minReadySeconds=-1
+refuse "minReadySeconds" --set minReadySeconds=ten
+refuse "terminationGracePeriodSeconds must cover" --set terminationGracePeriodSeconds=8
+refuse "terminationGracePeriodSeconds must cover" --set upgrade.handoverGraceMs=60000
+refuse "cleanup" --set cleanup.when=always
 echo "chart: OK"

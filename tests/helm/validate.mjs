@@ -38,6 +38,8 @@ for (const d of docs) {
 console.log(`valid: ${docs.map((d) => d.kind).join(', ')}`);
 
 const ds = byKind.DaemonSet;
+// cleanup.enabled (tests/helm/cleanup.mjs) is off in every variant here.
+expect(!docs.some((d) => d.metadata?.name?.endsWith('-cleanup')), 'no cleanup objects unless cleanup.enabled');
 // The nodedns config (dashboard.enabled renders a second ConfigMap).
 const cm = docs.find((d) => d.kind === 'ConfigMap' && d.data && 'nodedns.toml' in d.data);
 expect(ds && cm, 'a DaemonSet and a ConfigMap are rendered');
@@ -89,6 +91,8 @@ expect(caps.length === (setup ? 2 : 1), 'no other capabilities');
 const ru = ds.spec.updateStrategy.rollingUpdate;
 expect(ds.spec.updateStrategy.type === 'RollingUpdate', 'RollingUpdate');
 expect((ru.maxSurge === 0) !== (ru.maxUnavailable === 0), 'exactly one of maxSurge and maxUnavailable is 0');
+// minReadySeconds is always rendered (0 included), so the rollout waits as set.
+expect(Number.isInteger(ds.spec.minReadySeconds) && ds.spec.minReadySeconds >= 0, 'spec.minReadySeconds is rendered');
 
 // The snapshot directory survives the pod when the snapshot is on.
 const snapshotOn = /\[snapshot\]\npath = "\/var\/lib\/nodedns\/cache.snap"/.test(toml);
@@ -108,4 +112,4 @@ if (byKind.ServiceMonitor) {
   expect(byKind.Service.spec.ports[0].targetPort === port, 'the metrics Service target port');
 }
 console.log(`ok: metrics ${host}:${port}, dns ${dnsPort}, interface setup ${setup}, snapshot ${snapshotOn}, strategy ` +
-            `maxSurge=${ru.maxSurge} maxUnavailable=${ru.maxUnavailable}`);
+            `maxSurge=${ru.maxSurge} maxUnavailable=${ru.maxUnavailable} minReadySeconds=${ds.spec.minReadySeconds}`);

@@ -17,6 +17,12 @@ app.kubernetes.io/name: {{ include "nodedns.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* The cleanup DaemonSet's pods: not selected by the metrics Service. */}}
+{{- define "nodedns.cleanupSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "nodedns.name" . }}-cleanup
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
 {{- define "nodedns.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{ include "nodedns.selectorLabels" . }}
