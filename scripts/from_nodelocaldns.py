@@ -358,7 +358,7 @@ class Converter:
         if not tos:
             raise InputError(f"line {d.line}: forward {frm} without a destination")
         names = [z for z, _ in zones] if frm == "." else [norm_zone(zone_key(frm, f"line {d.line}")[0])]
-        servers, comments = [], []
+        servers, comments, transport = [], [], None
         for t in tos:
             t = self.subst(t, d.line)
             if t in ("__PILLAR__UPSTREAM__SERVERS__", "/etc/resolv.conf"):
@@ -379,10 +379,13 @@ class Converter:
             for o in d.block:
                 text = o.text()
                 if o.name == "force_tcp":
-                    comments.append(f"# forward {frm} ... {{ force_tcp }}: not available yet, nodedns asks over UDP "
-                                    "and retries over TCP when truncated (issue 14 adds a per-zone 'transport')")
+                    transport = "tcp"
+                    comments.append(f"# forward {frm} ... {{ force_tcp }} -> transport = \"tcp\" (one connection "
+                                    "per server, kept open and reused)")
                 elif o.name == "prefer_udp":
-                    comments.append("# forward { prefer_udp }: what nodedns always does (UDP, TCP after truncation)")
+                    transport = transport or "prefer_udp"
+                    comments.append("# forward { prefer_udp } -> transport = \"prefer_udp\" (UDP, TCP after "
+                                    "truncation; nodedns's default)")
                 elif o.name == "max_fails":
                     n = parse_int(o.args[0] if o.args else "", f"line {o.line}: max_fails")
                     if n == 0:
@@ -414,7 +417,7 @@ class Converter:
                 continue
             seen[name] = d.line
             self.zones.append({"name": name, "servers": servers, "comments": list(comments),
-                               "line": d.line, "stale": None})
+                               "line": d.line, "stale": None, "transport": transport})
 
     # Directives, one method each: d_<name>(directive, zone names of the block).
 
@@ -587,7 +590,10 @@ class Converter:
             out.append(f"# forward at line {z['line']}")
             out += z["comments"]
             out += ["[[zone]]", f"name = {toml_str(z['name'])}", f"servers = {toml_list(z['servers'])}",
-                    f"max_stale = {z['stale']}", ""]
+                    f"max_stale = {z['stale']}"]
+            if z["transport"]:
+                out.append(f"transport = {toml_str(z['transport'])}")
+            out.append("")
 
         out.append("[metrics]")
         out += self.metrics_comments

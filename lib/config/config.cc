@@ -185,6 +185,21 @@ absl::Status ParseZone(const Reader& r, const toml::node& node, Config* c, ZoneL
        }},
       {"max_stale", SecondsInto(r, &z.max_stale, 0, 7 * 86400)},
       {"last_known_good", BoolInto(r, &z.last_known_good)},
+      {"filter_aaaa", BoolInto(r, &z.filter_aaaa)},
+      {"transport", [&](const toml::node& n, const std::string& key) -> absl::Status {
+         auto v = r.String(n, key);
+         if (!v.ok()) return v.status();
+         if (*v == "prefer_udp") {
+           z.transport = upstream::Protocol::kPreferUdp;
+         } else if (*v == "udp") {
+           z.transport = upstream::Protocol::kUdp;
+         } else if (*v == "tcp") {
+           z.transport = upstream::Protocol::kTcp;
+         } else {
+           return r.Error(n.source(), "'" + key + "' must be \"prefer_udp\", \"udp\" or \"tcp\"");
+         }
+         return absl::OkStatus();
+       }},
   });
   if (!s.ok()) return s;
   if (!have_name) return r.Error(node.source(), "[[zone]] without 'name'");

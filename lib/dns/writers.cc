@@ -87,4 +87,42 @@ size_t WriteErrorAnswer(const uint8_t* query, size_t query_len, const QueryView*
   return n;
 }
 
+size_t WriteNoDataAnswer(const uint8_t* query, const QueryView& q, size_t zone_length, uint32_t ttl,
+                         uint16_t server_udp_size, uint8_t* out, size_t cap) {
+  // MNAME and RNAME under the special-use name "invalid." (RFC 6761 6.4):
+  // the SOA is ours, not the zone's.
+  static constexpr char kMname[] = "\7nodedns\7invalid";            // + root
+  static constexpr char kRname[] = "\12hostmaster\7nodedns\7invalid";  // + root
+  constexpr size_t kMnameLen = sizeof(kMname), kRnameLen = sizeof(kRname);  // with the root octet
+  constexpr size_t kRdataLen = kMnameLen + kRnameLen + 20;
+  constexpr size_t kSoaLen = 2 + 10 + kRdataLen;
+  if (zone_length == 0 || zone_length > q.qname_len) return 0;
+  size_t n = WriteErrorAnswer(query, q.question_end, &q, kNoError, -1, server_udp_size, out, cap);
+  if (n == 0 || cap < n + kSoaLen) return 0;
+  // The SOA goes before the OPT record, if any: move the OPT up.
+  size_t opt_at = q.question_end;
+  size_t opt_len = n - opt_at;
+  std::memmove(out + opt_at + kSoaLen, out + opt_at, opt_len);
+  uint8_t* p = out + opt_at;
+  // Owner: the zone, a pointer to the question name's last zone_length octets.
+  size_t owner = kHeaderSize + q.qname_len - zone_length;
+  Write16(p, static_cast<uint16_t>(0xC000 | owner));
+  Write16(p + 2, kTypeSOA);
+  Write16(p + 4, kClassIN);
+  Write32(p + 6, ttl);
+  Write16(p + 10, static_cast<uint16_t>(kRdataLen));
+  p += 12;
+  std::memcpy(p, kMname, kMnameLen);
+  p += kMnameLen;
+  std::memcpy(p, kRname, kRnameLen);
+  p += kRnameLen;
+  Write32(p, 1);          // serial
+  Write32(p + 4, 3600);   // refresh
+  Write32(p + 8, 600);    // retry
+  Write32(p + 12, 86400); // expire
+  Write32(p + 16, ttl);   // minimum: the negative TTL
+  Write16(out + 8, 1);    // NSCOUNT
+  return n + kSoaLen;
+}
+
 }  // namespace nodedns::dns

@@ -44,6 +44,15 @@ bool IsAnswerTo(absl::Span<const uint8_t> query, absl::Span<const uint8_t> answe
 size_t WriteErrorAnswer(const uint8_t* query, size_t query_len, const QueryView* q, uint16_t rcode,
                         int ede_code, uint16_t server_udp_size, uint8_t* out, size_t cap);
 
+// Writes a NODATA answer (NOERROR, no answer records) for the well-formed
+// query `q`, with a synthesised SOA in the authority section for the zone
+// whose name is the last `zone_length` octets of the question's name (RFC
+// 2308: the SOA's MINIMUM and TTL, `ttl`, bound how long it is cached).
+// Header, question and OPT as WriteErrorAnswer. Returns the length written, 0
+// if `cap` is too small.
+size_t WriteNoDataAnswer(const uint8_t* query, const QueryView& q, size_t zone_length, uint32_t ttl,
+                         uint16_t server_udp_size, uint8_t* out, size_t cap);
+
 }  // namespace nodedns::dns
 
 #endif  // NODEDNS_LIB_DNS_WRITERS_H_

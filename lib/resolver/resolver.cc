@@ -17,6 +17,12 @@ using upstream::Health;
 using upstream::Priority;
 using upstream::SendResult;
 
+namespace {
+// How long a client may keep the NODATA of a filtered AAAA query (the
+// synthesised SOA's TTL and MINIMUM).
+constexpr uint32_t kFilteredAaaaTtl = 60;
+}  // namespace
+
 Resolver::Resolver(const ResolverOptions& options, cache::Cache* cache, upstream::Router* router,
                    const SteadyClock* clock, TimerQueue* timers, Counters* counters, uint32_t seed)
     : options_(options), cache_(cache), router_(router), clock_(clock), timers_(timers), counters_(counters),
@@ -115,6 +121,16 @@ Resolver::Outcome Resolver::HandleQuery(const uint8_t* query, size_t len, const 
       break;
   }
 
+  if (q.qtype == dns::kTypeAAAA && router_->filters_aaaa()) {
+    const upstream::Zone* zone =
+        router_->Route(std::string_view(reinterpret_cast<const char*>(query) + dns::kHeaderSize, q.qname_len));
+    if (zone != nullptr && zone->filter_aaaa) {
+      Bump(counters_->aaaa_filtered);
+      *out_len = dns::WriteNoDataAnswer(query, q, zone->wire_length, kFilteredAaaaTtl, options_.max_udp_size, out, cap);
+      if (*out_len > 0) CountAnswer(out, false);
+      return *out_len ? Outcome::kAnswered : Outcome::kDropped;
+    }
+  }
   dns::CacheKey key;
   dns::MakeCacheKey(query, q, &key);
   absl::Time now = clock_->Now();

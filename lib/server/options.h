@@ -26,6 +26,14 @@ struct ZoneOptions {
   bool use_resolv_conf = false;  // servers come from /etc/resolv.conf
   absl::Duration max_stale = absl::Hours(24);  // 0: no stale serving for the zone
   bool last_known_good = false;
+  // UDP with TCP for truncated answers, UDP only, or TCP only (NodeLocal
+  // DNSCache forwards the cluster zone with force_tcp).
+  upstream::Protocol transport = upstream::Protocol::kPreferUdp;
+  // AAAA queries are answered NODATA here, with a synthesised SOA, and never
+  // asked upstream (IPv4-only clusters; dnsmasq's filter-AAAA).
+  bool filter_aaaa = false;
+
+  bool operator==(const ZoneOptions&) const = default;
 };
 
 struct ServerOptions {

@@ -66,6 +66,7 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
       o.name = z.name + " " + server.ToString();
       o.server = server;
       o.transport = options.transport;
+      o.protocol = z.transport;
       auto set = upstream::ServerChannel::Create(&loop_, &timers_, clock_, &upstream_counters_, o);
       if (!set.ok()) {
         g->Shutdown();
@@ -82,11 +83,13 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
     zone->upstream = g->pools.back().get();
     zone->max_stale = z.max_stale;
     zone->last_known_good = z.last_known_good;
+    zone->filter_aaaa = z.filter_aaaa;
     auto wire = dns::NameFromText(z.name);
     if (!wire.ok()) {
       g->Shutdown();
       return wire.status();
     }
+    zone->wire_length = wire->size();
     g->router.AddZone(*wire, zone.get());
     g->zones.push_back(std::move(zone));
   }

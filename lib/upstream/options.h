@@ -14,6 +14,13 @@
 
 namespace nodedns::upstream {
 
+// Which protocol a zone's queries use ([[zone]] transport).
+enum class Protocol {
+  kPreferUdp,  // UDP; a truncated answer is asked again over TCP (the default)
+  kUdp,        // UDP only: a truncated answer goes to the client as it is (TC=1)
+  kTcp,        // TCP only, one connection per server kept open and reused
+};
+
 // How a query goes to one server: [upstream] timeout_ms, attempts.
 struct TransportOptions {
   absl::Duration timeout = absl::Seconds(1);  // first attempt; doubled for each further one

@@ -7,7 +7,10 @@
 
 namespace nodedns::upstream {
 
-void Router::AddZone(std::string_view zone_wire, const Zone* zone) { zones_[dns::Lowercase(zone_wire)] = zone; }
+void Router::AddZone(std::string_view zone_wire, const Zone* zone) {
+  zones_[dns::Lowercase(zone_wire)] = zone;
+  filters_aaaa_ = filters_aaaa_ || zone->filter_aaaa;
+}
 
 const Zone* Router::Route(std::string_view qname_wire) const {
   // Lowercased on the stack: this runs for every stale answer, so during an

@@ -25,6 +25,10 @@ struct Zone {
   // While the zone is not healthy, an NXDOMAIN/NODATA does not replace a
   // positive entry younger than max_stale.
   bool last_known_good = false;
+  // AAAA queries under the zone are answered NODATA locally.
+  bool filter_aaaa = false;
+  // The zone name's wire length: a routed name ends in these octets.
+  size_t wire_length = 1;
 };
 
 class Router {
@@ -34,9 +38,13 @@ class Router {
   // `qname_wire` is an uncompressed wire name. nullptr when no zone matches
   // (only possible without a root zone).
   const Zone* Route(std::string_view qname_wire) const;
+  // True when some zone answers AAAA queries itself (Zone::filter_aaaa):
+  // only then does an AAAA query need a route before the cache.
+  bool filters_aaaa() const { return filters_aaaa_; }
 
  private:
   absl::flat_hash_map<std::string, const Zone*> zones_;  // lowercased wire
+  bool filters_aaaa_ = false;
 };
 
 }  // namespace nodedns::upstream

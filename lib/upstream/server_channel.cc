@@ -11,6 +11,7 @@ absl::StatusOr<std::unique_ptr<ServerChannel>> ServerChannel::Create(uv_loop_t* 
                                                                      const ServerChannelOptions& options) {
   std::unique_ptr<ServerChannel> c(new ServerChannel());
   c->counters_ = counters;
+  c->protocol_ = options.protocol;
   UdpChannelOptions u;
   u.name = options.name;
   u.server = options.server;
@@ -35,6 +36,7 @@ ServerChannel::~ServerChannel() {
 }
 
 void ServerChannel::Send(absl::Span<const uint8_t> query, Callback done) {
+  if (protocol_ == Protocol::kTcp) return tcp_->Send(query, std::move(done));
   std::weak_ptr<bool> alive = alive_;
   // Kept for a TCP retry of a truncated answer.
   auto wire = std::make_shared<std::vector<uint8_t>>(query.begin(), query.end());
@@ -42,7 +44,8 @@ void ServerChannel::Send(absl::Span<const uint8_t> query, Callback done) {
                                                                 absl::Span<const uint8_t> answer,
                                                                 absl::Time received) mutable {
     if (alive.expired()) return done(absl::CancelledError("upstream channel closed"), {});
-    if (st.ok() && answer.size() >= dns::kHeaderSize && (answer[2] & (dns::kFlagTC >> 8)) && !shut_down_) {
+    if (st.ok() && answer.size() >= dns::kHeaderSize && (answer[2] & (dns::kFlagTC >> 8)) && !shut_down_ &&
+        protocol_ == Protocol::kPreferUdp) {
       // Truncated: the whole answer over TCP (c-ares keeps the connection).
       return tcp_->Send(*wire, std::move(done));
     }

@@ -4,7 +4,9 @@
 // The Transport to one upstream server: UDP through our own UdpChannel (a
 // random source port, ID and letter case for every query; RFC 5452), TCP
 // through a c-ares channel (TcpChannel with ARES_FLAG_USEVC: one connection
-// kept open and reused). A truncated UDP answer is asked again over TCP.
+// kept open and reused, opened again when the server closes it). By the
+// zone's protocol: prefer_udp asks a truncated UDP answer again over TCP,
+// udp hands it on as it is, tcp sends every query over TCP.
 //
 // Threading: one loop thread. Lifetime: Shutdown() (every callback runs with
 // Cancelled), let the loop run its close callbacks, then destroy.
@@ -31,6 +33,7 @@ struct ServerChannelOptions {
   std::string name;  // for logs: "zone ADDR:PORT"
   SocketAddress server;
   TransportOptions transport;
+  Protocol protocol = Protocol::kPreferUdp;
   bool randomize_case = true;  // DNS 0x20 over UDP
 };
 
@@ -53,6 +56,7 @@ class ServerChannel final : public Transport {
   ServerChannel() = default;
   std::unique_ptr<UdpChannel> udp_;
   std::unique_ptr<TcpChannel> tcp_;
+  Protocol protocol_ = Protocol::kPreferUdp;
   Counters* counters_ = nullptr;
   absl::Time last_received_ = absl::InfinitePast();
   bool shut_down_ = false;

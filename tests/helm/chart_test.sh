@@ -70,6 +70,21 @@ for values in "$src"/tests/helm/values/*.yaml; do
   "$build/daemon/nodedns" --check-config "$work/$name.toml" --resolv-conf "$work/resolv.conf"
 done
 
+echo "== zone transport and AAAA filtering: the defaults, and as set (custom-ports)"
+/usr/bin/python3 - "$work/default.toml" "$work/custom-ports.toml" <<'PY' || exit 1
+import sys, tomllib
+zones = [{z["name"]: (z.get("transport"), z.get("filter_aaaa")) for z in tomllib.load(open(p, "rb"))["zone"]}
+         for p in sys.argv[1:]]
+want = [{"cluster.local": ("prefer_udp", False), "in-addr.arpa": ("prefer_udp", None),
+         "ip6.arpa": ("prefer_udp", None), ".": ("prefer_udp", False)},
+        {"cluster.local": ("tcp", True), "in-addr.arpa": ("tcp", None), "ip6.arpa": ("tcp", None),
+         "corp.example": ("udp", False), ".": ("prefer_udp", False)}]
+for got, exp, name in zip(zones, want, ["default", "custom-ports"]):
+    if got != exp:
+        sys.exit(f"{name}: zones rendered as {got}, expected {exp}")
+print("zones: transport and filter_aaaa rendered as set")
+PY
+
 echo "== metrics and health bind the node's IP by default, not 0.0.0.0"
 grep -q -- '--metrics-listen=$(NODE_IP):9253' "$work/default.yaml" || { echo "default: no --metrics-listen=\$(NODE_IP)"; exit 1; }
 if grep -q '0\.0\.0\.0' "$work/default.yaml"; then echo "default: 0.0.0.0 rendered"; exit 1; fi
@@ -160,6 +175,8 @@ refuse() {  # expected message, helm arguments...
 refuse "metrics" --set metrics.port=notaport
 refuse "listenAddress" --set metrics.listenAddress=everywhere
 refuse "upgrade" --set upgrade.mode=sideways
+refuse "transport" --set clusterDNS.transport=quic
+refuse "upstreamFilterAAAA" --set upstreamFilterAAAA=maybe
 refuse "localAddress" --set localAddress=not-an-ip
 refuse "interfaceSetup" --set interfaceSetup.colour=red
 refuse "needs clusterDNS.upstreamIP" --set clusterDNS.bindServiceIP=true

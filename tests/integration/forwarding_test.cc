@@ -247,6 +247,50 @@ TEST_F(ForwardingTest, PerZoneForwardingReachesTheRightUpstream) {
   EXPECT_EQ(cluster->queries(), 2);
 }
 
+// Per-zone knobs (issue 14), on the real daemon with dig: the cluster zone
+// forwarded over TCP only (NodeLocal DNSCache's force_tcp) and with AAAA
+// filtered; the root zone with the defaults (prefer_udp, no filter).
+TEST_F(ForwardingTest, AZoneOverTcpOnlyAndWithAaaaFiltered) {
+  auto cluster = FakeUpstream::Start();
+  ASSERT_NE(cluster, nullptr);
+  TempDir dir;
+  std::string cfg = dir.Write("zones.toml", "[[zone]]\nname = \"cluster.local\"\nservers = [\"" + cluster->address() +
+                                                "\"]\ntransport = \"tcp\"\nfilter_aaaa = true\n"
+                                                "[[zone]]\nname = \".\"\nservers = [\"" + upstream_->address() + "\"]\n");
+  daemon_ = DaemonProcess::Start({"--config", cfg, "--log-level", "warn"});
+  ASSERT_NE(daemon_->port(), 0) << daemon_->log();
+
+  std::string aaaa = Dig("web.default.svc.cluster.local AAAA");
+  EXPECT_THAT(aaaa, HasSubstr("status: NOERROR"));
+  EXPECT_THAT(aaaa, HasSubstr("ANSWER: 0, AUTHORITY: 1"));
+  EXPECT_THAT(aaaa, HasSubstr("cluster.local.\t\t60\tIN\tSOA\tnodedns.invalid. hostmaster.nodedns.invalid. 1 3600 600 86400 60"));
+  EXPECT_EQ(cluster->queries(), 0) << "a filtered AAAA query is never asked upstream";
+  // AAAA outside the zone is forwarded as usual.
+  EXPECT_THAT(Dig("www.example.com AAAA"), HasSubstr("ANSWER: 1,"));
+  EXPECT_EQ(upstream_->queries_for("www.example.com."), 1);
+
+  // Each loop (the UDP worker and the TCP worker) has its own connection,
+  // opened by its start-up probe of the zone.
+  for (int i = 0; i < 200 && cluster->probes() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(cluster->probes(), 2);
+  EXPECT_EQ(cluster->tcp_connections(), 2);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_THAT(Dig("svc" + std::to_string(i) + ".default.svc.cluster.local A"), HasSubstr("ANSWER: 1,"));
+  }
+  EXPECT_EQ(cluster->tcp_queries(), 5);
+  EXPECT_EQ(cluster->udp_queries(), 0);
+  EXPECT_EQ(cluster->tcp_connections(), 2) << "the connection is kept open and reused";
+  EXPECT_EQ(upstream_->tcp_queries(), 0);
+  // The cluster DNS closes its idle connection: the next miss reconnects.
+  cluster->CloseTcpConnections();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_THAT(Dig("after-close.default.svc.cluster.local A"), HasSubstr("ANSWER: 1,"));
+  EXPECT_EQ(cluster->tcp_connections(), 3);
+  EXPECT_EQ(cluster->udp_queries(), 0);
+  EXPECT_THAT(RunCommand("curl -s http://" + daemon_->metrics_address() + "/metrics"),
+              HasSubstr("nodedns_aaaa_filtered_total 1"));
+}
+
 // "Last known good" (off by default): while the zone is unhealthy, an
 // NXDOMAIN does not replace a positive entry.
 TEST_F(ForwardingTest, LastKnownGoodKeepsPositiveAnswersWhileTheZoneIsUnhealthy) {

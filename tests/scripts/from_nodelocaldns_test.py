@@ -114,7 +114,7 @@ class NodeLocalDNSCorefileTest(unittest.TestCase):
             "cache": {"max_entries", "max_ttl", "negative_max_ttl", "min_ttl", "prefetch",
                       "prefetch_threshold_percent"},
             "upstream": {"breaker_failures"},
-            "zone": {"name", "servers", "max_stale", "last_known_good"},
+            "zone": {"name", "servers", "max_stale", "last_known_good", "transport"},
             "metrics": {"listen"},
             "log": {"query_log_sample"},
             "interface": {"setup", "addresses", "notrack", "name"},
@@ -132,6 +132,9 @@ class NodeLocalDNSCorefileTest(unittest.TestCase):
             ("ip6.arpa", ["10.96.0.11:53"]),
             (".", ["resolv.conf"]),
         ])
+        # force_tcp on the cluster's zones: transport "tcp"; "." keeps the default.
+        self.assertEqual([z.get("transport") for z in self.cfg["zone"]], ["tcp", "tcp", "tcp", None])
+        self.assertEqual(self.out.count("force_tcp } -> transport = \"tcp\""), 3)
         # No serve_stale in the Corefile: nodedns's default, said in a comment.
         self.assertTrue(all(z["max_stale"] == 86400 for z in self.cfg["zone"]))
         self.assertIn("no serve_stale in the Corefile", self.out)
@@ -156,8 +159,7 @@ class NodeLocalDNSCorefileTest(unittest.TestCase):
         self.assertIn("/healthz", self.out)
 
     def test_unmapped_directives_are_commented(self):
-        self.assertIn("force_tcp }: not available yet", self.out)
-        self.assertEqual(self.out.count("force_tcp }: not available yet"), 3)
+        self.assertNotIn("not available yet", self.out.split("# health")[0])
         self.assertIn("# not mapped: loop", self.out)
         self.assertIn("# reload", self.out)
         self.assertIn("# errors", self.out)

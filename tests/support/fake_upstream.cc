@@ -254,9 +254,22 @@ void FakeUpstream::Run() {
       if (n <= 0) break;
       respond_all(std::vector<uint8_t>(udp_buf.begin(), udp_buf.begin() + n), false, udp_fd_, &peer, plen);
     }
+    if (fds[2].revents & POLLIN) {
+      char drain[64];
+      (void)!read(wake_[0], drain, sizeof(drain));
+    }
+    if (int asked = close_requested_; asked != close_done_) {
+      for (auto& c : conns) close(c.fd);
+      conns.clear();
+      fds.resize(3);
+      close_done_ = asked;
+    }
     if (fds[1].revents & POLLIN) {
       int c = accept(tcp_fd_, nullptr, nullptr);
-      if (c >= 0) conns.push_back({c, {}});
+      if (c >= 0) {
+        conns.push_back({c, {}});
+        ++tcp_connections_;
+      }
     }
     for (size_t i = 3; i < fds.size(); ++i) {
       if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
@@ -299,6 +312,12 @@ void FakeUpstream::Run() {
     }
   }
   for (auto& c : conns) close(c.fd);
+}
+
+void FakeUpstream::CloseTcpConnections() {
+  int ticket = ++close_requested_;
+  (void)!write(wake_[1], "c", 1);
+  while (close_done_ < ticket) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 const char* ModeName(FakeUpstream::Mode m) {

@@ -61,6 +61,11 @@ class FakeUpstream {
   int probes() const { return probes_; }
   int udp_queries() const { return udp_queries_; }
   int tcp_queries() const { return tcp_queries_; }
+  // TCP connections accepted so far.
+  int tcp_connections() const { return tcp_connections_; }
+  // Closes every open TCP connection from the server's side, as a server
+  // closing idle connections does; returns once they are closed.
+  void CloseTcpConnections();
   // Queries received for `name` ("www.example.com.", any case).
   int queries_for(const std::string& name) const;
   void ResetCounts();
@@ -100,6 +105,8 @@ class FakeUpstream {
   std::map<std::string, int> per_name_;
   std::vector<LoggedQuery> log_;
   std::atomic<bool> stop_{false};
+  std::atomic<int> tcp_connections_{0};
+  std::atomic<int> close_requested_{0}, close_done_{0};
   std::thread thread_;
 };
 

@@ -52,6 +52,11 @@ TEST(ConfigTest, TheEmbeddedDefaultFileStatesTheComponentsDefaults) {
   EXPECT_EQ(file.log_summary_interval, structs.log_summary_interval);
   EXPECT_EQ(file.snapshot_interval, structs.snapshot_interval);
   EXPECT_EQ(file.control_socket_mode, structs.control_socket_mode);
+  ASSERT_EQ(file.zones.size(), 1u);
+  ZoneConfig zone;
+  zone.name = file.zones[0].name;
+  zone.use_resolv_conf = true;
+  EXPECT_TRUE(file.zones[0] == zone) << "the default [[zone]]'s keys differ from ZoneOptions' defaults";
   // And a changed default is noticed (the comparison is not vacuous).
   structs.upstream.max_qps = 2000;
   EXPECT_FALSE(file.upstream == structs.upstream);
@@ -83,6 +88,8 @@ limit_floor_percent = 10
 [[zone]]
 name = "Cluster.Local"
 servers = ["10.96.0.10"]
+transport = "tcp"
+filter_aaaa = true
 [[zone]]
 name = "."
 servers = ["127.0.0.1:5353", "[::1]:5353"]
@@ -103,6 +110,10 @@ level = "debug"
   EXPECT_EQ(c->zones[0].name, "cluster.local.");
   EXPECT_EQ(c->zones[0].servers[0].ToString(), "10.96.0.10:53");  // default port
   EXPECT_FALSE(c->zones[1].use_resolv_conf);
+  EXPECT_EQ(c->zones[0].transport, upstream::Protocol::kTcp);
+  EXPECT_TRUE(c->zones[0].filter_aaaa);
+  EXPECT_EQ(c->zones[1].transport, upstream::Protocol::kPreferUdp);  // the defaults
+  EXPECT_FALSE(c->zones[1].filter_aaaa);
   EXPECT_EQ(c->log_level, "debug");
 }
 
@@ -129,6 +140,8 @@ TEST(ConfigTest, SemanticErrorsHaveFileLineAndReason) {
   EXPECT_THAT(std::string(ParseError("[[zone]]\nname=\".\"\nservers=[\"1.1.1.1\"]\n[[zone]]\nname=\".\"\n"
                                      "servers=[\"1.1.1.1\"]\n").message()),
               HasSubstr("configured twice"));
+  EXPECT_EQ(std::string(ParseError("[[zone]]\nname = \".\"\nservers = [\"1.1.1.1\"]\ntransport = \"quic\"\n").message()),
+            "test.toml:4: 'zone.transport' must be \"prefer_udp\", \"udp\" or \"tcp\"");
   EXPECT_THAT(std::string(ParseError("[cache]\nmin_ttl = 100\nmax_ttl = 10\n").message()),
               HasSubstr("min_ttl exceeds"));
 }

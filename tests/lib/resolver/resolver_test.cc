@@ -330,6 +330,52 @@ TEST_F(ResolverTest, NoZoneMeansServfail) {
   EXPECT_TRUE(transport_.sent.empty());
 }
 
+TEST_F(ResolverTest, FilterAaaaAnswersNodataWithASynthesisedSoaAndAsksNobody) {
+  upstream::Zone cluster = zone_;  // same upstream, AAAA filtered
+  cluster.filter_aaaa = true;
+  cluster.wire_length = dns::NameFromText("cluster.local")->size();
+  router_.AddZone(*dns::NameFromText("cluster.local"), &cluster);
+  ReplyTarget to;
+  to.sink = &sink_;
+  for (bool edns : {true, false}) {
+    SCOPED_TRACE(edns ? "EDNS" : "no EDNS");
+    QueryOptions o;
+    o.edns = edns;
+    auto q = MakeQuery("Web.Default.svc.CLUSTER.local", dns::kTypeAAAA, o);
+    size_t n = 0;
+    ASSERT_EQ(resolver_->HandleQuery(q.data(), q.size(), to, out_, sizeof(out_), &n), Resolver::Outcome::kAnswered);
+    auto m = dns::ParseMessage({out_, n});
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->rcode(), dns::kNoError);
+    EXPECT_TRUE(m->flags & dns::kFlagQR);
+    EXPECT_TRUE(m->flags & dns::kFlagRA);
+    EXPECT_FALSE(m->flags & dns::kFlagAA);
+    ASSERT_EQ(m->questions.size(), 1u);
+    EXPECT_EQ(dns::NameToText(m->questions[0].name), "Web.Default.svc.CLUSTER.local.");
+    EXPECT_EQ(m->questions[0].type, dns::kTypeAAAA);
+    EXPECT_TRUE(m->answers.empty());
+    ASSERT_EQ(m->authority.size(), 1u);
+    const dns::Record& soa = m->authority[0];
+    EXPECT_EQ(soa.type, dns::kTypeSOA);
+    EXPECT_EQ(dns::NameToText(dns::Lowercase(soa.name)), "cluster.local.");
+    EXPECT_EQ(soa.ttl, 60u);
+    // MINIMUM (the negative TTL, RFC 2308) is the last 4 octets of the RDATA.
+    ASSERT_GE(soa.rdata.size(), 20u);
+    EXPECT_EQ(dns::Read32(reinterpret_cast<const uint8_t*>(soa.rdata.data()) + soa.rdata.size() - 4), 60u);
+    EXPECT_EQ(m->edns.has_value(), edns);
+  }
+  EXPECT_EQ(counters_.aaaa_filtered.load(), 2u);
+  EXPECT_TRUE(transport_.sent.empty());
+  // A queries in the zone, and AAAA queries outside it, go upstream.
+  auto a = MakeQuery("web.default.svc.cluster.local", dns::kTypeA);
+  auto aaaa = MakeQuery("www.example", dns::kTypeAAAA);
+  size_t n = 0;
+  EXPECT_EQ(resolver_->HandleQuery(a.data(), a.size(), to, out_, sizeof(out_), &n), Resolver::Outcome::kPending);
+  EXPECT_EQ(resolver_->HandleQuery(aaaa.data(), aaaa.size(), to, out_, sizeof(out_), &n), Resolver::Outcome::kPending);
+  EXPECT_EQ(transport_.sent.size(), 2u);
+  EXPECT_EQ(counters_.aaaa_filtered.load(), 2u);
+}
+
 TEST_F(ResolverTest, EarlyExitsAreCounted) {
   ReplyTarget to;
   to.sink = &sink_;

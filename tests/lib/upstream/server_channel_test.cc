@@ -70,8 +70,10 @@ class ServerChannelTest : public ::testing::Test {
   SocketAddress Address(uint16_t port) const {
     return *SocketAddress::Parse("127.0.0.1:" + std::to_string(port));
   }
-  void MakeServerChannel(absl::Duration timeout = absl::Seconds(1), int attempts = 2) {
+  void MakeServerChannel(absl::Duration timeout = absl::Seconds(1), int attempts = 2,
+                         Protocol protocol = Protocol::kPreferUdp) {
     ServerChannelOptions o;
+    o.protocol = protocol;
     o.name = "test";
     o.server = Address(upstream_->port());
     o.transport.timeout = timeout;
@@ -140,6 +142,60 @@ TEST_F(ServerChannelTest, ATruncatedUdpAnswerIsAskedAgainOverTcp) {
   EXPECT_EQ(m.answers.size(), 40u);  // the fake's answer for "big..." names
   EXPECT_EQ(upstream_->udp_queries(), 1);
   EXPECT_EQ(upstream_->tcp_queries(), 1);
+}
+
+TEST_F(ServerChannelTest, UdpOnlyHandsATruncatedAnswerOnAsItIs) {
+  upstream_->set_mode(FakeUpstream::Mode::kTruncateUdp);
+  MakeServerChannel(absl::Seconds(1), 2, Protocol::kUdp);
+  Send(server_.get(), Query("big.example"), 1);
+  ASSERT_TRUE(RunUntil(1));
+  ASSERT_TRUE(results_[1].status.ok()) << results_[1].status;
+  dns::Message m = Parse(results_[1]);
+  EXPECT_TRUE(m.flags & dns::kFlagTC);
+  EXPECT_TRUE(m.answers.empty());
+  EXPECT_EQ(upstream_->udp_queries(), 1);
+  EXPECT_EQ(upstream_->tcp_queries(), 0);
+}
+
+TEST_F(ServerChannelTest, TcpOnlyReusesOneConnectionAndReconnectsWhenTheServerClosesIt) {
+  MakeServerChannel(absl::Seconds(1), 2, Protocol::kTcp);
+  for (int i = 0; i < 3; ++i) Send(server_.get(), Query("n" + std::to_string(i) + ".example"), i);
+  ASSERT_TRUE(RunUntil(3));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(results_[i].status.ok()) << results_[i].status;
+    EXPECT_EQ(Parse(results_[i]).answers.size(), 1u);
+  }
+  EXPECT_EQ(upstream_->udp_queries(), 0);
+  EXPECT_EQ(upstream_->tcp_queries(), 3);
+  EXPECT_EQ(upstream_->tcp_connections(), 1) << "the connection is kept open and reused";
+  Send(server_.get(), Query("again.example"), 3);  // on the open connection
+  ASSERT_TRUE(RunUntil(4));
+  EXPECT_EQ(upstream_->tcp_connections(), 1);
+  // The server closes its idle connection: the next query opens a new one.
+  upstream_->CloseTcpConnections();
+  for (int i = 0; i < 20; ++i) uv_run(&loop_, UV_RUN_NOWAIT), usleep(500);  // c-ares sees the close
+  Send(server_.get(), Query("after-close.example"), 4);
+  ASSERT_TRUE(RunUntil(5));
+  ASSERT_TRUE(results_[4].status.ok()) << results_[4].status;
+  EXPECT_EQ(Parse(results_[4]).answers.size(), 1u);
+  EXPECT_EQ(upstream_->tcp_connections(), 2);
+  EXPECT_EQ(upstream_->udp_queries(), 0);
+}
+
+TEST_F(ServerChannelTest, TcpOnlyKeepsThePerQueryDeadline) {
+  upstream_->set_mode(FakeUpstream::Mode::kDrop);
+  MakeServerChannel(absl::Milliseconds(100), 2, Protocol::kTcp);
+  absl::Time start = clock_->Now();
+  Send(server_.get(), Query("lost.example"), 1);
+  ASSERT_TRUE(RunUntil(1));
+  absl::Duration took = clock_->Now() - start;
+  EXPECT_FALSE(results_[1].status.ok());
+  EXPECT_TRUE(absl::IsDeadlineExceeded(results_[1].status)) << results_[1].status;
+  // At least the first attempt's timeout, at most every attempt's
+  // (TransportOptions::longest(): 100 + 200 ms), with room for a loaded host.
+  EXPECT_GE(took, absl::Milliseconds(100));
+  EXPECT_LT(took, absl::Milliseconds(300 + 700));
+  EXPECT_EQ(upstream_->udp_queries(), 0);
 }
 
 TEST_F(ServerChannelTest, ShutdownCancelsWhatIsInFlight) {
