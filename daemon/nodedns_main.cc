@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "lib/app/app.h"
 #include "lib/app/logging.h"
+#include "lib/app/startup_check.h"
 #include "lib/config/command_line.h"
 #include "lib/config/config.h"
 
@@ -41,11 +42,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cl->check_config_path) {
-    // Exactly what start-up does with the file, short of binding.
+    // What start-up does with the file, short of binding: parse, read the
+    // resolv.conf servers, then the checks start-up would fail.
     nodedns::config::CommandLine check = *cl;
     check.config_path = *cl->check_config_path;
     auto c = nodedns::config::BuildConfig(check);
     if (!c.ok()) return Fail(std::string(c.status().message()));
+    if (auto st = nodedns::app::CheckStartup(check, *c); !st.ok()) return Fail(std::string(st.message()));
+    for (const std::string& w : nodedns::app::HostAddressWarnings(*c)) {
+      std::fprintf(stderr, "nodedns: warning: %s: start-up would fail on this host\n", w.c_str());
+    }
     std::cout << *cl->check_config_path << ": OK\n";
     return 0;
   }

@@ -36,7 +36,29 @@ absl::Status BindOnce(int fd, const sockaddr_un& addr, int mode) {
   return rc == 0 ? absl::OkStatus() : ErrnoStatus(err, std::string("bind ") + addr.sun_path);
 }
 
+// The owner's uid and the group's gid; -1 for "" (keep the process's).
+absl::Status LookUpOwnership(const UnixSocketOptions& o, uid_t* uid, gid_t* gid) {
+  if (!o.owner.empty()) {
+    passwd* pw = getpwnam(o.owner.c_str());
+    if (pw == nullptr) return absl::NotFoundError("control socket owner: no user '" + o.owner + "'");
+    *uid = pw->pw_uid;
+  }
+  if (!o.group.empty()) {
+    group* gr = getgrnam(o.group.c_str());
+    if (gr == nullptr) return absl::NotFoundError("control socket group: no group '" + o.group + "'");
+    *gid = gr->gr_gid;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status CheckUnixSocketOptions(const UnixSocketOptions& o) {
+  if (auto addr = Address(o.path); !addr.ok()) return addr.status();
+  uid_t uid;
+  gid_t gid;
+  return LookUpOwnership(o, &uid, &gid);
+}
 
 absl::StatusOr<int> ConnectUnix(const std::string& path) {
   auto addr = Address(path);
@@ -62,16 +84,7 @@ absl::StatusOr<UnixListener> ListenUnix(const UnixSocketOptions& o) {
   }
   uid_t uid = static_cast<uid_t>(-1);
   gid_t gid = static_cast<gid_t>(-1);
-  if (!o.owner.empty()) {
-    passwd* pw = getpwnam(o.owner.c_str());
-    if (pw == nullptr) return absl::NotFoundError("control socket owner: no user '" + o.owner + "'");
-    uid = pw->pw_uid;
-  }
-  if (!o.group.empty()) {
-    group* gr = getgrnam(o.group.c_str());
-    if (gr == nullptr) return absl::NotFoundError("control socket group: no group '" + o.group + "'");
-    gid = gr->gr_gid;
-  }
+  if (auto st = LookUpOwnership(o, &uid, &gid); !st.ok()) return st;
   // Where to bind: the path itself, or a temporary name renamed over it.
   std::string bind_path = o.replace_live ? o.path + ".new." + std::to_string(getpid()) : o.path;
   auto bind_addr = Address(bind_path);

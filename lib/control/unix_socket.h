@@ -32,6 +32,9 @@ struct UnixListener {
 
 // Creates the parent directory if missing (mode 0755), then the socket.
 absl::StatusOr<UnixListener> ListenUnix(const UnixSocketOptions& options);
+// What ListenUnix checks before it touches anything: the path fits a socket
+// address, the owner and group exist. For --check-config.
+absl::Status CheckUnixSocketOptions(const UnixSocketOptions& options);
 // Removes `path` if it is still the socket `listener` created.
 void RemoveUnixSocket(const std::string& path, const UnixListener& listener);
 // True if `path` is still the socket `listener` created.

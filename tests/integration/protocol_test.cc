@@ -251,6 +251,42 @@ TEST(StartupTest, BadConfigIsRejectedWithFileLineAndNonZeroExit) {
   out = RunCommand(NodednsBinary() + " --check-config " + good + " 2>&1", &code);
   EXPECT_EQ(code, 0) << out;
 
+  // What start-up would refuse on this host, --check-config refuses too
+  // (issue 14): an unknown control socket owner or group, an unknown --user,
+  // a resolv.conf without a usable nameserver.
+  std::string owner = dir.Write("owner.toml", "[control]\nowner = \"no-such-user-nodedns\"\n");
+  out = RunCommand(NodednsBinary() + " --check-config " + owner + " 2>&1", &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("control socket owner: no user 'no-such-user-nodedns'"));
+  std::string group = dir.Write("group.toml", "[control]\ngroup = \"no-such-group-nodedns\"\n");
+  out = RunCommand(NodednsBinary() + " --check-config " + group + " 2>&1", &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("control socket group: no group 'no-such-group-nodedns'"));
+  out = RunCommand(NodednsBinary() + " --check-config " + good + " --user no-such-user-nodedns 2>&1", &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("--user: no user 'no-such-user-nodedns'"));
+  std::string no_ns = dir.Write("resolv.conf", "search example\n");
+  std::string rc = dir.Write("rc.toml", "[[zone]]\nname = \".\"\nservers = [\"resolv.conf\"]\n");
+  out = RunCommand(NodednsBinary() + " --check-config " + rc + " --resolv-conf " + no_ns + " 2>&1", &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("lists no usable nameserver"));
+  // The same files start nowhere: start-up says the same.
+  out = RunCommand(NodednsBinary() + " --config " + owner + " --listen 127.0.0.1:0 --control-socket " + dir.path() +
+                       "/c.sock 2>&1", &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(out, HasSubstr("control socket owner: no user 'no-such-user-nodedns'"));
+  // An address that is not this host's is a warning (the file may be for
+  // another machine), with exit status 0; [interface] setup silences it.
+  std::string foreign = dir.Write("foreign.toml", "[server]\nlisten = [\"192.0.2.77:53\"]\n");
+  out = RunCommand(NodednsBinary() + " --check-config " + foreign + " 2>&1", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("warning: server.listen 192.0.2.77:53"));
+  EXPECT_THAT(out, HasSubstr("start-up would fail on this host"));
+  std::string setup = dir.Write("setup.toml", "[server]\nlisten = [\"192.0.2.77:53\"]\n[interface]\nsetup = true\n");
+  out = RunCommand(NodednsBinary() + " --check-config " + setup + " 2>&1", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_THAT(out, ::testing::Not(HasSubstr("warning")));
+
   // The embedded default config, printed, is a valid --config file and is
   // what runs without one (installed users have no source tree).
   out = RunCommand(NodednsBinary() + " --print-default-config", &code);
