@@ -597,9 +597,20 @@ class Converter:
 
         out.append("[metrics]")
         out += self.metrics_comments
-        for addr, line in self.health:
-            out.append(f"# health {addr} (line {line}): nodedns serves /healthz (and /readyz) on metrics.listen; "
-                       "point the liveness probe there. A separate health address is not available yet (issue 14)")
+        health_listen = None
+        if self.metrics is not None and self.health:
+            addr, line = self.health[0]
+            host, port = split_host_port(addr)
+            host = host or "0.0.0.0"
+            check_ip(host, f"line {line}: health")
+            health_listen = fmt_addr(host, port or 8080)
+            if health_listen == self.metrics:
+                health_listen = None
+            out.append(f"# health {addr} (line {line}) -> " +
+                       ("health.listen: /healthz and /readyz there, /metrics on metrics.listen" if health_listen
+                        else "served with /metrics on metrics.listen"))
+            for addr, line in self.health[1:]:
+                out.append(f"# not mapped: health {addr} (line {line}): nodedns has one health listener")
         if self.metrics is not None:
             out.append(f"listen = {toml_str(self.metrics)}")
         elif self.health:
@@ -612,6 +623,8 @@ class Converter:
             out.append("# neither prometheus nor health in the Corefile: no HTTP listener")
             out.append('listen = ""')
         out.append("")
+        if health_listen:
+            out += ["[health]", f"listen = {toml_str(health_listen)}", ""]
 
         if self.log or self.log_comments:
             out.append("[log]")

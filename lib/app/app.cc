@@ -12,6 +12,7 @@
 
 #include "lib/app/control_socket.h"
 #include "lib/app/handover.h"
+#include "lib/app/http_endpoints.h"
 #include "lib/app/interface.h"
 #include "lib/app/logging.h"
 #include "lib/app/peer_check.h"
@@ -21,7 +22,6 @@
 #include "lib/common/sd_notify.h"
 #include "lib/common/uv_status.h"
 #include "lib/control/control_target.h"
-#include "lib/control/http_endpoint.h"
 #include "lib/control/stats.h"
 #include "lib/control/stream_server.h"
 #include "lib/server/server.h"
@@ -75,7 +75,6 @@ class App::Impl : public control::ControlTarget {
   }
 
  private:
-  absl::Status StartHttp();
   void WriteReady();
   absl::Status StartSignals();
   void StartWatchdog();
@@ -100,8 +99,7 @@ class App::Impl : public control::ControlTarget {
   std::unique_ptr<ControlSocket> control_;
   std::unique_ptr<app::Handover> handover_;
   std::unique_ptr<snapshot::Keeper> keeper_;
-  std::unique_ptr<control::StreamServer> http_;
-  SocketAddress metrics_bound_;
+  std::unique_ptr<HttpEndpoints> http_;
   std::unique_ptr<netif::NodeInterface> netif_;
   uv_signal_t signals_[3];
   int signals_initialized_ = 0;
@@ -151,7 +149,11 @@ absl::Status App::Impl::Init() {
     if (auto st = control_->Listen(/*replace_live=*/false); !st.ok()) return st;
     // Nor may a nodedns with another control socket serve our addresses:
     // beside it we would silently get half its queries and scrapes.
-    if (auto st = RefuseTwins(config_.listen, config_.metrics_listen); !st.ok()) return st;
+    std::vector<SocketAddress> http;
+    for (const auto& a : {config_.metrics_listen, config_.health_listen}) {
+      if (a) http.push_back(*a);
+    }
+    if (auto st = RefuseTwins(config_.listen, http); !st.ok()) return st;
   }
   // The listen addresses must exist before they can be bound.
   if (config_.interface_setup) {
@@ -181,12 +183,11 @@ absl::Status App::Impl::Init() {
       predecessor);
   if (auto st = handover_->Init(); !st.ok()) return st;
 
-  if (auto st = StartHttp(); !st.ok()) return st;
+  http_ = std::make_unique<HttpEndpoints>(&loop_, this);
+  if (auto st = http_->Start(config_.metrics_listen, config_.health_listen); !st.ok()) return st;
   // Bound: the same check again, for a twin that bound in the meantime.
   if (!predecessor) {
-    std::optional<SocketAddress> metrics;
-    if (http_) metrics = metrics_bound_;
-    if (auto st = RefuseTwins(server_->bound_addresses(), metrics); !st.ok()) return st;
+    if (auto st = RefuseTwins(server_->bound_addresses(), http_->addresses()); !st.ok()) return st;
   }
   // Caught from here on (handled once the loop runs): a SIGTERM right after
   // the ready file must stop us gracefully, not by the default action.
@@ -201,25 +202,10 @@ absl::Status App::Impl::Init() {
   return absl::OkStatus();
 }
 
-absl::Status App::Impl::StartHttp() {
-  if (!config_.metrics_listen) return absl::OkStatus();
-  auto fd = server::BindTcpListener(*config_.metrics_listen, &metrics_bound_);
-  if (!fd.ok()) {
-    return absl::Status(fd.status().code(), "metrics endpoint: " + std::string(fd.status().message()) +
-                                                " (set --metrics-listen ADDR:PORT, or \"\" to turn it off)");
-  }
-  http_ = std::make_unique<control::StreamServer>(
-      &loop_, control::HttpEndpointOptions(),
-      [this](std::string_view req, const control::PeerCredentials&, control::StreamServer::Respond r) {
-        r(control::HandleHttpRequest(req, *this));
-      });
-  return http_->Start(*fd, /*tcp=*/true);
-}
-
 void App::Impl::WriteReady() {
   std::vector<std::string> lines;
   for (const auto& a : server_->bound_addresses()) lines.push_back(a.ToString());
-  if (http_) lines.push_back("metrics " + metrics_bound_.ToString());
+  for (const auto& b : http_->bound()) lines.push_back(b.what + " " + b.address.ToString());
   if (control_->active()) lines.push_back("control " + control_->path());
   if (!WriteReadyFile(*cl_.ready_file, lines)) spdlog::error("cannot write ready file {}", *cl_.ready_file);
 }
@@ -242,14 +228,15 @@ int App::Impl::Run() {
   started_at_ = clock_->Now();
   if (handover_->predecessor()) handover_->Complete();
   if (!stopping_) ready_ = true;
-  std::string listening, upstreams;
+  std::string listening, upstreams, http;
+  for (const auto& b : http_->bound()) http += "; " + b.what + " on http://" + b.address.ToString();
   for (const auto& a : server_->bound_addresses()) listening += " " + a.ToString();
   for (const auto& z : config_.zones) {
     upstreams += " " + z.name + "->";
     for (size_t i = 0; i < z.servers.size(); ++i) upstreams += (i ? "," : "") + z.servers[i].ToString();
   }
   spdlog::info("nodedns {} listening on{} (udp+tcp), forwarding{}{}{}", NODEDNS_VERSION, listening, upstreams,
-               http_ ? "; metrics on http://" + metrics_bound_.ToString() : std::string(),
+               http,
                control_->active() ? "; control socket " + control_->path() : std::string());
   // A failed takeover has already closed the timers: nothing to arm.
   if (!stopping_) {

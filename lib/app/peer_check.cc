@@ -36,11 +36,11 @@ std::string Who(const BoundSocket& s) {
 
 }  // namespace
 
-absl::Status RefuseTwins(const std::vector<SocketAddress>& dns, const std::optional<SocketAddress>& metrics) {
+absl::Status RefuseTwins(const std::vector<SocketAddress>& dns, const std::vector<SocketAddress>& http) {
   absl::flat_hash_set<uint64_t> own = OwnSockets();
   for (SocketProtocol proto : {SocketProtocol::kUdp, SocketProtocol::kTcp}) {
     std::vector<SocketAddress> addresses = dns;
-    if (proto == SocketProtocol::kTcp && metrics) addresses.push_back(*metrics);
+    if (proto == SocketProtocol::kTcp) addresses.insert(addresses.end(), http.begin(), http.end());
     addresses.erase(std::remove_if(addresses.begin(), addresses.end(), [](const SocketAddress& a) { return a.port() == 0; }),
                     addresses.end());
     if (addresses.empty()) continue;
@@ -49,9 +49,9 @@ absl::Status RefuseTwins(const std::vector<SocketAddress>& dns, const std::optio
     for (const SocketAddress& a : addresses) {
       std::vector<BoundSocket> others = Foreign(*table, a, own);
       if (others.empty()) continue;
-      bool is_metrics = metrics && a == *metrics && proto == SocketProtocol::kTcp;
+      bool is_http = proto == SocketProtocol::kTcp && std::find(http.begin(), http.end(), a) != http.end();
       return absl::FailedPreconditionError(
-          std::string(is_metrics ? "metrics endpoint " : "") + Name(proto) + " " + a.ToString() +
+          std::string(is_http ? "HTTP endpoint " : "") + Name(proto) + " " + a.ToString() +
           " is already served by " + Who(others.front()) +
           "; refusing to share it (SO_REUSEPORT would split the traffic between the two). Stop the other one, "
           "or start this one with --takeover and the other's --control-socket to take over from it");

@@ -28,9 +28,10 @@
 namespace nodedns::app {
 
 // FailedPrecondition naming the other process if a socket not held by this
-// process listens on one of `dns` (UDP or TCP) or on `metrics` (TCP).
-// Addresses with port 0 are skipped (the kernel picks a free port).
-absl::Status RefuseTwins(const std::vector<SocketAddress>& dns, const std::optional<SocketAddress>& metrics);
+// process listens on one of `dns` (UDP or TCP) or of `http` (TCP: the
+// metrics and health endpoints). Addresses with port 0 are skipped (the
+// kernel picks a free port).
+absl::Status RefuseTwins(const std::vector<SocketAddress>& dns, const std::vector<SocketAddress>& http);
 
 // The executable a successor runs (tests pass their own).
 inline constexpr char kNodednsExecutable[] = "nodedns";

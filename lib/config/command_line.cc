@@ -1,5 +1,7 @@
 #include "lib/config/command_line.h"
 
+#include <tuple>
+
 #include <algorithm>
 #include <charconv>
 #include <string_view>
@@ -30,6 +32,9 @@ A node-local resilient DNS cache.
   --metrics-listen ADDR:PORT
                         HTTP /metrics, /healthz, /readyz (default 127.0.0.1:9253;
                         port 0 picks a free port; "" turns it off)
+  --health-listen ADDR:PORT
+                        /healthz and /readyz on an address of their own (then
+                        not on the metrics address); "" (default): with /metrics
   --snapshot PATH       persistent cache file, loaded at start and written every
                         [snapshot] interval_s and at shutdown
   --setup-interface     create (or adopt) the [interface] dummy interface holding
@@ -87,6 +92,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
         {"--ready-file", &CommandLine::ready_file},
         {"--control-socket", &CommandLine::control_socket},
         {"--metrics-listen", &CommandLine::metrics_listen},
+        {"--health-listen", &CommandLine::health_listen},
         {"--snapshot", &CommandLine::snapshot},
         {"--log-format", &CommandLine::log_format},
         {"--user", &CommandLine::user},
@@ -171,14 +177,16 @@ absl::Status ApplyOverrides(const CommandLine& cl, Config* c) {
     c->log_format = *cl.log_format;
   }
   if (cl.control_socket) c->control_socket = *cl.control_socket;
-  if (cl.metrics_listen) {
-    if (cl.metrics_listen->empty()) {
-      c->metrics_listen.reset();
-    } else {
-      auto a = SocketAddress::Parse(*cl.metrics_listen);
-      if (!a.ok()) return absl::InvalidArgumentError("--metrics-listen: " + std::string(a.status().message()));
-      c->metrics_listen = *a;
+  for (auto [flag, value, dst] : {std::tuple{"--metrics-listen", &cl.metrics_listen, &c->metrics_listen},
+                                  std::tuple{"--health-listen", &cl.health_listen, &c->health_listen}}) {
+    if (!*value) continue;
+    if ((*value)->empty()) {
+      dst->reset();
+      continue;
     }
+    auto a = SocketAddress::Parse(**value);
+    if (!a.ok()) return absl::InvalidArgumentError(std::string(flag) + ": " + std::string(a.status().message()));
+    *dst = *a;
   }
   if (cl.snapshot) c->snapshot_path = *cl.snapshot;
   if (cl.setup_interface) c->interface_setup = true;

@@ -26,6 +26,7 @@ struct CommandLine {
   std::optional<std::string> ready_file;
   std::optional<std::string> control_socket;
   std::optional<std::string> metrics_listen;
+  std::optional<std::string> health_listen;
   std::optional<std::string> snapshot;
   std::optional<std::string> log_format;
   std::optional<std::string> user;

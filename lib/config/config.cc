@@ -145,6 +145,22 @@ Reader::Handler PercentInto(const Reader& r, double* dst, int64_t min, int64_t m
   };
 }
 
+// An "ADDR:PORT" string; "" resets it (off, or: the default place).
+Reader::Handler OptionalAddressInto(const Reader& r, std::optional<SocketAddress>* dst) {
+  return [&r, dst](const toml::node& n, const std::string& key) -> absl::Status {
+    auto v = r.String(n, key);
+    if (!v.ok()) return v.status();
+    if (v->empty()) {
+      dst->reset();
+      return absl::OkStatus();
+    }
+    auto a = r.Address(n, key, -1);
+    if (!a.ok()) return a.status();
+    *dst = *a;
+    return absl::OkStatus();
+  };
+}
+
 // The zones read so far, by name, with their line: duplicates are found in
 // one pass, and reported with both places.
 using ZoneLines = absl::flat_hash_map<std::string, uint32_t>;
@@ -383,20 +399,8 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
           {"owner", StringInto(r, &c->control_socket_owner)},
           {"group", StringInto(r, &c->control_socket_group)},
       })},
-      {"metrics", section("metrics", {
-          {"listen", [&](const toml::node& n, const std::string& key) -> absl::Status {
-             auto v = r.String(n, key);
-             if (!v.ok()) return v.status();
-             if (v->empty()) {
-               c->metrics_listen.reset();
-               return absl::OkStatus();
-             }
-             auto a = r.Address(n, key, -1);
-             if (!a.ok()) return a.status();
-             c->metrics_listen = *a;
-             return absl::OkStatus();
-           }},
-      })},
+      {"metrics", section("metrics", {{"listen", OptionalAddressInto(r, &c->metrics_listen)}})},
+      {"health", section("health", {{"listen", OptionalAddressInto(r, &c->health_listen)}})},
       {"snapshot", section("snapshot", {
           {"path", StringInto(r, &c->snapshot_path)},
           {"interval_s", SecondsInto(r, &c->snapshot_interval, 1, 86400)},

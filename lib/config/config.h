@@ -44,6 +44,9 @@ struct Config : server::ServerOptions {
   std::string control_socket_group;  // group name; "": the process's group
   // [metrics]
   std::optional<SocketAddress> metrics_listen;  // nullopt: no HTTP endpoint
+  // [health] listen: /healthz and /readyz on an address of their own (and
+  // then not on metrics_listen); nullopt: on metrics_listen.
+  std::optional<SocketAddress> health_listen;
   // [snapshot]
   std::string snapshot_path;  // "": no persistent cache
   absl::Duration snapshot_interval = absl::Seconds(60);

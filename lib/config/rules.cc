@@ -73,6 +73,7 @@ std::vector<std::string> KeepRestartOnly(const Config& running, Config* next) {
   keep("control.*", &Config::control_socket, &Config::control_socket_mode, &Config::control_socket_owner,
        &Config::control_socket_group);
   keep("metrics.listen", &Config::metrics_listen);
+  keep("health.listen", &Config::health_listen);
   keep("snapshot.path", &Config::snapshot_path);
   return notes;
 }
@@ -113,6 +114,10 @@ absl::Status Validate(const Config& c) {
   }
   for (const ZoneConfig& z : c.zones) {
     if (z.servers.size() > 32) return absl::InvalidArgumentError("zone '" + z.name + "' has more than 32 servers");
+  }
+  if (c.health_listen && c.metrics_listen && *c.health_listen == *c.metrics_listen && c.health_listen->port() != 0) {
+    return absl::InvalidArgumentError("health.listen is metrics.listen (" + c.metrics_listen->ToString() +
+                                      "): leave health.listen \"\" to serve the probes with /metrics");
   }
   return absl::OkStatus();
 }

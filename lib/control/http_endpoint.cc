@@ -97,7 +97,7 @@ StreamServerOptions HttpEndpointOptions() {
   return o;
 }
 
-std::string HandleHttpRequest(std::string_view head, ControlTarget& target) {
+std::string HandleHttpRequest(std::string_view head, ControlTarget& target, HttpPaths paths) {
   try {
     auto req = ParseHttpRequest(head);
     if (!req.ok()) {
@@ -107,20 +107,23 @@ std::string HandleHttpRequest(std::string_view head, ControlTarget& target) {
     if (req->method != "GET" && !head_only) {
       return HttpResponse(405, "Method Not Allowed", "text/plain", "only GET and HEAD\n");
     }
-    if (req->path == "/metrics") {
+    if (req->path == "/metrics" && paths.metrics) {
       return HttpResponse(200, "OK", "text/plain; version=0.0.4; charset=utf-8", PrometheusText(target.Stats()),
                           head_only);
     }
-    if (req->path == "/healthz") {
+    if (req->path == "/healthz" && paths.probes) {
       HealthStatus h = target.Health();
       if (h.healthy) return HttpResponse(200, "OK", "text/plain", "ok\n", head_only);
       return HttpResponse(503, "Service Unavailable", "text/plain", h.detail + "\n", head_only);
     }
-    if (req->path == "/readyz") {
+    if (req->path == "/readyz" && paths.probes) {
       if (target.Health().ready) return HttpResponse(200, "OK", "text/plain", "ready\n", head_only);
       return HttpResponse(503, "Service Unavailable", "text/plain", "not ready\n", head_only);
     }
-    return HttpResponse(404, "Not Found", "text/plain", "not found: /metrics, /healthz, /readyz\n", head_only);
+    std::string served = paths.metrics && paths.probes ? "/metrics, /healthz, /readyz"
+                         : paths.metrics                ? "/metrics (the probes have an address of their own)"
+                                                        : "/healthz, /readyz (metrics have an address of their own)";
+    return HttpResponse(404, "Not Found", "text/plain", "not found: " + served + "\n", head_only);
   } catch (const std::exception& e) {
     spdlog::error("http: internal error answering a request: {}", e.what());
   } catch (...) {

@@ -38,8 +38,15 @@ std::string HttpResponse(int status, std::string_view reason, std::string_view c
 // connections, the oldest idle one cut for a newcomer.
 StreamServerOptions HttpEndpointOptions();
 
-// The whole response to `head`.
-std::string HandleHttpRequest(std::string_view head, ControlTarget& target);
+// Which paths a listener serves: /metrics, the probes (/healthz, /readyz),
+// or both (one address for all, the default).
+struct HttpPaths {
+  bool metrics = true;
+  bool probes = true;
+};
+
+// The whole response to `head`; a path this listener does not serve is 404.
+std::string HandleHttpRequest(std::string_view head, ControlTarget& target, HttpPaths paths = {});
 
 }  // namespace nodedns::control
 

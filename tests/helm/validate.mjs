@@ -56,11 +56,18 @@ expect(c.securityContext.readOnlyRootFilesystem === true, 'read-only root filesy
 expect(c.securityContext.allowPrivilegeEscalation === false, 'no privilege escalation');
 expect(c.securityContext.capabilities.drop.includes('ALL'), 'drops all capabilities');
 
-// The probes hit the metrics endpoint nodedns opens: --metrics-listen when the
-// DaemonSet passes it (the node's IP from the downward API), else the config's.
-const flag = (c.args || []).map((a) => a.match(/^--metrics-listen=(.+):(\d+)$/)).find((m) => m);
-const listen = flag || toml.match(/\[metrics\]\nlisten = "([^"]+):(\d+)"/);
-expect(listen, 'a metrics listen address (flag or config)');
+// The probes hit the endpoint nodedns opens for them: the health address
+// when it has one ([health] listen, or --health-listen), else the metrics
+// one; a flag when the DaemonSet passes it (the node's IP from the downward
+// API), else the config's.
+const endpoint = (name) => {
+  const flag = (c.args || []).map((a) => a.match(new RegExp(`^--${name}-listen=(.+):(\\d+)$`))).find((m) => m);
+  return flag || toml.match(new RegExp(`\\[${name}\\]\\nlisten = "([^"]+):(\\d+)"`));
+};
+const health = endpoint('health');
+const listen = health || endpoint('metrics');
+expect(listen, 'a metrics or health listen address (flag or config)');
+if (health) console.log(`  probes on the health endpoint ${health[1]}:${health[2]}`);
 const host = listen[1];
 const port = Number(listen[2]);
 expect(port !== 8080, 'the health port is not 8080');
@@ -69,7 +76,7 @@ if (host === '$(NODE_IP)') {
   expect(env && env.valueFrom.fieldRef.fieldPath === 'status.hostIP', 'NODE_IP is the node IP (status.hostIP)');
 }
 for (const probe of ['livenessProbe', 'readinessProbe']) {
-  expect(c[probe].httpGet.port === port, `${probe} uses the metrics port ${port}`);
+  expect(c[probe].httpGet.port === port, `${probe} uses the ${health ? 'health' : 'metrics'} port ${port}`);
   // Without a host the kubelet probes the pod IP: the node IP under hostNetwork.
   const wildcardOrNode = host === '0.0.0.0' || host === '$(NODE_IP)';
   expect(wildcardOrNode ? !c[probe].httpGet.host : c[probe].httpGet.host === host, `${probe} host for ${host}`);
@@ -111,5 +118,5 @@ if (byKind.ServiceMonitor) {
   expect(byKind.Service.spec.ports[0].port === port, 'the metrics Service port');
   expect(byKind.Service.spec.ports[0].targetPort === port, 'the metrics Service target port');
 }
-console.log(`ok: metrics ${host}:${port}, dns ${dnsPort}, interface setup ${setup}, snapshot ${snapshotOn}, strategy ` +
+console.log(`ok: probes ${host}:${port}, dns ${dnsPort}, interface setup ${setup}, snapshot ${snapshotOn}, strategy ` +
             `maxSurge=${ru.maxSurge} maxUnavailable=${ru.maxUnavailable} minReadySeconds=${ds.spec.minReadySeconds}`);

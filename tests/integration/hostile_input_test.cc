@@ -246,7 +246,7 @@ TEST_F(HostileInputTest, ASecondNodednsOnTheSameAddressIsRefused) {
                                             daemon_->metrics_address(), "--control-socket", dir.path() + "/t2.sock"});
   EXPECT_EQ(scraper_twin->Stop(0), 1);
   EXPECT_THAT(scraper_twin->log(),
-              HasSubstr("metrics endpoint tcp " + daemon_->metrics_address() + " is already served by nodedns " + who));
+              HasSubstr("HTTP endpoint tcp " + daemon_->metrics_address() + " is already served by nodedns " + who));
   // The first one serves on, alone.
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(Answers());
   EXPECT_EQ(Control(R"({"command":"stats"})")["counters"]["queries"], 20);

@@ -344,6 +344,37 @@ TEST_F(OperationsTest, MetricsHealthAndReadinessOverHttp) {
   EXPECT_THAT(HttpExchange(daemon_->metrics_address(), std::string(9000, 'G')), HasSubstr("431"));
 }
 
+// [health] listen (issue 14): the probes on an address of their own (as
+// NodeLocal DNSCache's health plugin on the node-local address), metrics on
+// another; each answers only its own paths.
+TEST_F(OperationsTest, HealthProbesOnAnAddressOfTheirOwn) {
+  TempDir dir;
+  std::string cfg = dir.Write("nodedns.toml", "[health]\nlisten = \"127.0.0.1:0\"\n[[zone]]\nname = \".\"\n"
+                                              "servers = [\"" + upstream_->address() + "\"]\n");
+  StartDaemon({"--config", cfg});
+  ASSERT_FALSE(daemon_->health_address().empty()) << "no health line in the ready file";
+  ASSERT_NE(daemon_->health_address(), daemon_->metrics_address());
+  EXPECT_THAT(HttpGet(daemon_->health_address(), "/healthz"), HasSubstr("200 OK"));
+  EXPECT_THAT(HttpGet(daemon_->health_address(), "/readyz"), HasSubstr("200 OK"));
+  std::string no_metrics = HttpGet(daemon_->health_address(), "/metrics");
+  EXPECT_THAT(no_metrics, HasSubstr("404 Not Found"));
+  EXPECT_THAT(no_metrics, HasSubstr("metrics have an address of their own"));
+  EXPECT_THAT(HttpGet(daemon_->metrics_address(), "/metrics"), HasSubstr("nodedns_queries"));
+  EXPECT_THAT(HttpGet(daemon_->metrics_address(), "/healthz"), HasSubstr("404 Not Found"));
+  // Both count as the HTTP endpoint's connections.
+  EXPECT_GE(Ctl({"stats"})["connections"]["http"]["accepted"].get<int>(), 5);
+  // The flag overrides the file; "" puts the probes back with /metrics.
+  EXPECT_EQ(daemon_->Stop(), 0) << daemon_->log();
+  StartDaemon({"--config", cfg, "--health-listen", ""});
+  EXPECT_TRUE(daemon_->health_address().empty());
+  EXPECT_THAT(HttpGet(daemon_->metrics_address(), "/healthz"), HasSubstr("200 OK"));
+  // The same address for both is refused with a clear error.
+  std::string same = dir.Write("same.toml", "[metrics]\nlisten = \"127.0.0.1:9999\"\n[health]\nlisten = \"127.0.0.1:9999\"\n");
+  std::string out;
+  EXPECT_EQ(RunProgram({NodednsBinary(), "--check-config", same}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("health.listen is metrics.listen (127.0.0.1:9999)"));
+}
+
 TEST_F(OperationsTest, SnapshotSurvivesRestartWithDeadlinesIntact) {
   TempDir dir;
   std::string snap = dir.path() + "/cache.snap";

@@ -116,6 +116,7 @@ class NodeLocalDNSCorefileTest(unittest.TestCase):
             "upstream": {"breaker_failures"},
             "zone": {"name", "servers", "max_stale", "last_known_good", "transport"},
             "metrics": {"listen"},
+            "health": {"listen"},
             "log": {"query_log_sample"},
             "interface": {"setup", "addresses", "notrack", "name"},
         }
@@ -156,6 +157,8 @@ class NodeLocalDNSCorefileTest(unittest.TestCase):
     def test_health_and_metrics(self):
         self.assertEqual(self.cfg["metrics"]["listen"], "0.0.0.0:9253")
         self.assertIn("# health 169.254.20.10:8080", self.out)
+        # health on an address of its own, as the Corefile has it.
+        self.assertEqual(self.cfg["health"]["listen"], "169.254.20.10:8080")
         self.assertIn("/healthz", self.out)
 
     def test_unmapped_directives_are_commented(self):

@@ -98,6 +98,8 @@ std::unique_ptr<DaemonProcess> DaemonProcess::Start(const Options& o) {
       while (std::getline(in, line)) {
         if (line.rfind("metrics ", 0) == 0) {
           d->metrics_ = line.substr(8);
+        } else if (line.rfind("health ", 0) == 0) {
+          d->health_ = line.substr(7);
         } else if (line.rfind("control ", 0) == 0) {
           d->control_ = line.substr(8);
         } else if (!line.empty()) {

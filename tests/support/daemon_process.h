@@ -48,6 +48,9 @@ class DaemonProcess {
   const std::vector<std::string>& addresses() const { return addresses_; }
   // "127.0.0.1:PORT" of the HTTP endpoint, "" if off.
   const std::string& metrics_address() const { return metrics_; }
+  // The probes' own address ([health] listen), "" when they are served with
+  // /metrics.
+  const std::string& health_address() const { return health_; }
   // The control socket's path, "" if off.
   const std::string& control_socket() const { return control_; }
   // Runs the real dnsctl against this daemon; returns its exit code and
@@ -66,6 +69,7 @@ class DaemonProcess {
   uint16_t port_ = 0;
   std::vector<std::string> addresses_;
   std::string metrics_;
+  std::string health_;
   std::string control_;
   int exit_code_ = -2;
 };

@@ -67,3 +67,29 @@ limits:
   memory: {{ add 64 (div (mul $mi 9) 4) }}Mi
 {{- end -}}
 {{- end -}}
+
+{{/* The address /healthz and /readyz listen on when health.port is set. */}}
+{{- define "nodedns.healthHost" -}}
+{{- if eq .Values.health.listenAddress "localAddress" -}}
+{{ .Values.localAddress }}
+{{- else -}}
+{{ .Values.health.listenAddress }}
+{{- end -}}
+{{- end }}
+
+{{/* Where kubelet's probes connect: the health port when it has one, else
+the metrics port; a host unless the endpoint is on the node's IP (kubelet's
+default for hostNetwork pods) or on every address. */}}
+{{- define "nodedns.probeTarget" -}}
+{{- if .Values.health.port -}}
+{{- if ne .Values.health.listenAddress "nodeIP" }}
+host: {{ include "nodedns.healthHost" . }}
+{{- end }}
+port: {{ .Values.health.port }}
+{{- else -}}
+{{- if not (has .Values.metrics.listenAddress (list "0.0.0.0" "nodeIP")) }}
+host: {{ .Values.metrics.listenAddress }}
+{{- end }}
+port: {{ .Values.metrics.port }}
+{{- end -}}
+{{- end }}

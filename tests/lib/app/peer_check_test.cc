@@ -74,21 +74,21 @@ TEST(RefuseTwinsTest, NamesTheProcessServingTheAddress) {
   OtherProcess twin(*SocketAddress::Parse("127.0.0.1:0"));
   ASSERT_NE(twin.address().port(), 0);
   std::string who = "(pid " + std::to_string(twin.pid()) + ")";
-  absl::Status dns = RefuseTwins({twin.address()}, std::nullopt);
+  absl::Status dns = RefuseTwins({twin.address()}, {});
   EXPECT_TRUE(absl::IsFailedPrecondition(dns));
   EXPECT_THAT(std::string(dns.message()), HasSubstr("udp " + twin.address().ToString() + " is already served by"));
   EXPECT_THAT(std::string(dns.message()), HasSubstr(who));
   EXPECT_THAT(std::string(dns.message()), HasSubstr("--takeover"));
-  absl::Status metrics = RefuseTwins({}, twin.address());
-  EXPECT_THAT(std::string(metrics.message()), HasSubstr("metrics endpoint tcp " + twin.address().ToString()));
+  absl::Status metrics = RefuseTwins({}, {twin.address()});
+  EXPECT_THAT(std::string(metrics.message()), HasSubstr("HTTP endpoint tcp " + twin.address().ToString()));
   EXPECT_THAT(std::string(metrics.message()), HasSubstr(who));
 
   // Free addresses, our own sockets and port 0 are fine.
-  EXPECT_TRUE(RefuseTwins({*SocketAddress::Parse("127.0.0.1:0")}, std::nullopt).ok());
+  EXPECT_TRUE(RefuseTwins({*SocketAddress::Parse("127.0.0.1:0")}, {}).ok());
   SocketAddress mine = *SocketAddress::Parse("127.0.0.2:0");
   std::vector<int> fds = BindPair(&mine);
   ASSERT_EQ(fds.size(), 2u);
-  EXPECT_TRUE(RefuseTwins({mine}, mine).ok());
+  EXPECT_TRUE(RefuseTwins({mine}, {mine}).ok());
   for (int fd : fds) close(fd);
 }
 

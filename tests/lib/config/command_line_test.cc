@@ -58,7 +58,7 @@ TEST(CommandLineTest, EveryValueFlagInBothSpellings) {
       {"--log-level", &CommandLine::log_level},      {"--ready-file", &CommandLine::ready_file},
       {"--control-socket", &CommandLine::control_socket}, {"--metrics-listen", &CommandLine::metrics_listen},
       {"--snapshot", &CommandLine::snapshot},        {"--log-format", &CommandLine::log_format},
-      {"--user", &CommandLine::user},
+      {"--user", &CommandLine::user},                {"--health-listen", &CommandLine::health_listen},
   };
   for (const Case& c : cases) {
     auto separate = Parse({c.flag, "v1"});
@@ -141,7 +141,7 @@ TEST(CommandLineTest, UnknownAndMissing) {
   EXPECT_EQ(Error({"--Listen", "127.0.0.1:1"}), "unknown flag '--Listen' (see --help)");
   for (const char* flag : {"--listen", "--upstream", "--resolv-conf", "--workers", "--config", "--check-config",
                            "--log-level", "--ready-file", "--control-socket", "--metrics-listen", "--snapshot",
-                           "--log-format", "--user"}) {
+                           "--log-format", "--user", "--health-listen"}) {
     EXPECT_EQ(Error({flag}), "flag " + std::string(flag) + " needs a value") << flag;
   }
   // The error names the first problem: parsing stops there.

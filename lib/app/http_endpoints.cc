@@ -1,0 +1,63 @@
+#include "lib/app/http_endpoints.h"
+
+#include "lib/server/sockets.h"
+
+namespace nodedns::app {
+
+absl::Status HttpEndpoints::Start(const std::optional<SocketAddress>& metrics,
+                                  const std::optional<SocketAddress>& health) {
+  if (metrics) {
+    if (auto st = Listen(*metrics, "metrics", {.metrics = true, .probes = !health}); !st.ok()) {
+      return absl::Status(st.code(), "metrics endpoint: " + std::string(st.message()) +
+                                         " (set --metrics-listen ADDR:PORT, or \"\" to turn it off)");
+    }
+  }
+  if (health) {
+    if (auto st = Listen(*health, "health", {.metrics = false, .probes = true}); !st.ok()) {
+      return absl::Status(st.code(), "health endpoint: " + std::string(st.message()) +
+                                         " (set --health-listen ADDR:PORT, or \"\" to serve it with /metrics)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HttpEndpoints::Listen(const SocketAddress& address, const std::string& what, control::HttpPaths paths) {
+  SocketAddress bound;
+  auto fd = server::BindTcpListener(address, &bound);
+  if (!fd.ok()) return fd.status();
+  auto s = std::make_unique<control::StreamServer>(
+      loop_, control::HttpEndpointOptions(),
+      [this, paths](std::string_view req, const control::PeerCredentials&, control::StreamServer::Respond r) {
+        r(control::HandleHttpRequest(req, *target_, paths));
+      });
+  if (auto st = s->Start(*fd, /*tcp=*/true); !st.ok()) return st;
+  servers_.push_back(std::move(s));
+  bound_.push_back({what, bound});
+  return absl::OkStatus();
+}
+
+void HttpEndpoints::Close() {
+  for (auto& s : servers_) s->Close();
+}
+
+std::vector<SocketAddress> HttpEndpoints::addresses() const {
+  std::vector<SocketAddress> out;
+  for (const Bound& b : bound_) out.push_back(b.address);
+  return out;
+}
+
+control::ConnectionStats HttpEndpoints::stats() const {
+  control::ConnectionStats sum;
+  for (const auto& s : servers_) {
+    const control::ConnectionStats& c = s->stats();
+    sum.accepted += c.accepted;
+    sum.idle_cut += c.idle_cut;
+    sum.refused += c.refused;
+    sum.timed_out += c.timed_out;
+    sum.oversize += c.oversize;
+    sum.internal_errors += c.internal_errors;
+  }
+  return sum;
+}
+
+}  // namespace nodedns::app
