@@ -269,6 +269,7 @@ class Converter:
         self.metrics = None
         self.metrics_comments = []
         self.health = []
+        self.loop_noted = False
         self.upstream = {}
         self.upstream_comments = []
         self.log = {}
@@ -510,8 +511,10 @@ class Converter:
                           "it does not watch the file")
 
     def d_loop(self, d, zones):
-        self.notes.append(f"# not mapped: loop (line {d.line}): nodedns has no loop detection yet (issue 14); it "
-                          "drops its own listen addresses from resolv.conf's servers")
+        if not self.loop_noted:
+            self.loop_noted = True
+            self.notes.append(f"# loop (line {d.line}): built into nodedns, always on: a probe per zone server at "
+                              "start-up and reload; a loop stops start-up or refuses the reload")
 
     def finish(self):
         self.pending_stale = self.pending_stale or {}

@@ -15,6 +15,7 @@
 #include "lib/app/http_endpoints.h"
 #include "lib/app/interface.h"
 #include "lib/app/logging.h"
+#include "lib/app/loop_check.h"
 #include "lib/app/peer_check.h"
 #include "lib/app/process.h"
 #include "lib/common/guarded.h"
@@ -226,6 +227,15 @@ absl::Status App::Impl::StartSignals() {
 int App::Impl::Run() {
   server_->Start();
   started_at_ = clock_->Now();
+  // A successor shares its sockets with its predecessor, which would see
+  // half of the probes come back: the start-up probe is for a fresh start.
+  if (!handover_->predecessor()) {
+    if (auto st = CheckForwardingLoops(config_.zones, nullptr, &server_->loop_probes()); !st.ok()) {
+      spdlog::error("{}", std::string(st.message()));
+      exit_code_ = 1;
+      BeginShutdown(/*immediate=*/true);
+    }
+  }
   if (handover_->predecessor()) handover_->Complete();
   if (!stopping_) ready_ = true;
   std::string listening, upstreams, http;
@@ -432,7 +442,9 @@ absl::StatusOr<json> App::Impl::Reload() {
   }
   config::Config effective = *next;
   std::vector<std::string> notes = config::KeepRestartOnly(config_, &effective);
-  if (absl::Status st = server_->Reload(effective); !st.ok()) {
+  absl::Status st = CheckForwardingLoops(effective.zones, &config_.zones, &server_->loop_probes());
+  if (st.ok()) st = server_->Reload(effective);
+  if (!st.ok()) {
     ++reload_failures_;
     spdlog::error("reload failed, the running configuration stays: {}", std::string(st.message()));
     return st;

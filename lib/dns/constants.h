@@ -48,6 +48,7 @@ enum Type : uint16_t {
   kTypeMG = 8,
   kTypeMR = 9,
   kTypePTR = 12,
+  kTypeHINFO = 13,
   kTypeMINFO = 14,
   kTypeMX = 15,
   kTypeTXT = 16,

@@ -30,6 +30,7 @@
   X(formerr_sent, "Malformed queries answered FORMERR")                                                     \
   X(notimp_sent, "Queries with an opcode other than QUERY, or zone transfers, answered NOTIMP")             \
   X(aaaa_filtered, "AAAA queries answered NODATA locally by a zone with filter_aaaa")                       \
+  X(loop_probes_returned, "Queries for this nodedns's own forwarding-loop probe that came back in, answered SERVFAIL")\
   X(badvers_sent, "Queries with EDNS version above 0, answered BADVERS")                                    \
   X(pending_overflow, "Misses refused (SERVFAIL) because max_pending upstream queries were open")           \
   X(waiters_overflow, "Misses refused (SERVFAIL) because a query had max_waiters clients")                  \

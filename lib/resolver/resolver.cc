@@ -24,9 +24,10 @@ constexpr uint32_t kFilteredAaaaTtl = 60;
 }  // namespace
 
 Resolver::Resolver(const ResolverOptions& options, cache::Cache* cache, upstream::Router* router,
-                   const SteadyClock* clock, TimerQueue* timers, Counters* counters, uint32_t seed)
+                   const SteadyClock* clock, TimerQueue* timers, Counters* counters, uint32_t seed,
+                   LoopProbes* loop_probes)
     : options_(options), cache_(cache), router_(router), clock_(clock), timers_(timers), counters_(counters),
-      rng_(seed), shares_(options.fair_share), reply_buf_(kMaxAnswerSize), entry_buf_(kMaxAnswerSize) {}
+      rng_(seed), loop_probes_(loop_probes), shares_(options.fair_share), reply_buf_(kMaxAnswerSize), entry_buf_(kMaxAnswerSize) {}
 
 Resolver::~Resolver() {
   for (auto& [key, id] : prefetch_scheduled_) timers_->Cancel(id);
@@ -121,9 +122,15 @@ Resolver::Outcome Resolver::HandleQuery(const uint8_t* query, size_t len, const 
       break;
   }
 
+  std::string_view qname(reinterpret_cast<const char*>(query) + dns::kHeaderSize, q.qname_len);
+  if (loop_probes_ != nullptr && loop_probes_->Seen(qname)) {
+    // Our own loop probe came back in: answered here, never forwarded.
+    Bump(counters_->loop_probes_returned);
+    *out_len = Error(query, len, &q, dns::kServFail, dns::kEdeOther, out, cap);
+    return *out_len ? Outcome::kAnswered : Outcome::kDropped;
+  }
   if (q.qtype == dns::kTypeAAAA && router_->filters_aaaa()) {
-    const upstream::Zone* zone =
-        router_->Route(std::string_view(reinterpret_cast<const char*>(query) + dns::kHeaderSize, q.qname_len));
+    const upstream::Zone* zone = router_->Route(qname);
     if (zone != nullptr && zone->filter_aaaa) {
       Bump(counters_->aaaa_filtered);
       *out_len = dns::WriteNoDataAnswer(query, q, zone->wire_length, kFilteredAaaaTtl, options_.max_udp_size, out, cap);

@@ -50,6 +50,7 @@
 #include "lib/dns/cache_image.h"
 #include "lib/dns/query_view.h"
 #include "lib/resolver/client_share.h"
+#include "lib/resolver/loop_probes.h"
 #include "lib/resolver/options.h"
 #include "lib/upstream/router.h"
 #include "lib/upstream/upstream.h"
@@ -84,7 +85,7 @@ class Resolver {
 
   // None of the pointers are owned; all must outlive the Resolver.
   Resolver(const ResolverOptions& options, cache::Cache* cache, upstream::Router* router, const SteadyClock* clock,
-           TimerQueue* timers, Counters* counters, uint32_t seed = 1);
+           TimerQueue* timers, Counters* counters, uint32_t seed = 1, LoopProbes* loop_probes = nullptr);
   ~Resolver();
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
@@ -185,6 +186,7 @@ class Resolver {
   TimerQueue* const timers_;
   Counters* const counters_;
   std::mt19937 rng_;
+  LoopProbes* const loop_probes_;  // nullptr: none
   absl::flat_hash_map<std::string, std::unique_ptr<Pending>> pending_;  // by key
   // Queries sent again by ResendIfLost: still answering their own waiters.
   absl::flat_hash_map<uint64_t, std::unique_ptr<Pending>> superseded_;  // by id

@@ -45,7 +45,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
       (i < options.workers ? udp : tcp).push_back(fd);
       fd = -1;
     }
-    auto w = Worker::Create(i, options, s->cache_.get(), clock, s->tcp_budget_.get(), std::move(udp),
+    auto w = Worker::Create(i, options, s->cache_.get(), clock, s->tcp_budget_.get(), &s->loop_probes_, std::move(udp),
                             std::move(tcp));
     if (!w.ok()) {
       for (BoundAddress& b : *bound) {

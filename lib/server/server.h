@@ -62,6 +62,9 @@ class Server {
   // Every worker's counters and histograms, summed into `out`.
   void AppendMetrics(MetricSet* out) const;
   cache::Cache& cache() { return *cache_; }
+  // The forwarding-loop probes every worker's resolver recognises
+  // (lib/resolver/loop_probes.h); armed by the daemon while it probes.
+  resolver::LoopProbes& loop_probes() { return loop_probes_; }
   // The options in force (after reloads).
   ServerOptions options() const;
 
@@ -94,6 +97,7 @@ class Server {
   std::unique_ptr<cache::Cache> cache_;
   // What every worker's TCP connections hold together (outlives the workers).
   std::unique_ptr<TcpBudget> tcp_budget_;
+  resolver::LoopProbes loop_probes_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<SocketAddress> bound_;
   // Each address's UDP and TCP reuseport groups: a dup of our first socket

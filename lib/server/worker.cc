@@ -93,7 +93,7 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
     g->router.AddZone(*wire, zone.get());
     g->zones.push_back(std::move(zone));
   }
-  g->resolver = std::make_unique<resolver::Resolver>(options.resolver, cache_, &g->router, clock_, &timers_, &resolver_counters_, seeder());
+  g->resolver = std::make_unique<resolver::Resolver>(options.resolver, cache_, &g->router, clock_, &timers_, &resolver_counters_, seeder(), loop_probes_);
   return g;
 }
 
@@ -104,9 +104,11 @@ absl::Duration Worker::MaxStale(std::string_view qname_wire) const {
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(int index, const ServerOptions& options, cache::Cache* cache,
                                                        const SteadyClock* clock, TcpBudget* tcp_budget,
+                                                       resolver::LoopProbes* loop_probes,
                                                        std::vector<int> udp_fds,
                                                        std::vector<int> tcp_fds) {
   std::unique_ptr<Worker> w(new Worker(index, cache, clock));
+  w->loop_probes_ = loop_probes;
   w->AssertOnLoopThread();  // not started: the creating thread holds the role
   auto fail = [&](absl::Status st) {
     for (int fd : udp_fds) close(fd);

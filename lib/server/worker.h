@@ -65,6 +65,7 @@ class Worker {
   // listen address). Closes them on failure.
   static absl::StatusOr<std::unique_ptr<Worker>> Create(int index, const ServerOptions& options, cache::Cache* cache,
                                                         const SteadyClock* clock, TcpBudget* tcp_budget,
+                                                        resolver::LoopProbes* loop_probes,
                                                         std::vector<int> udp_fds, std::vector<int> tcp_fds);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -117,6 +118,7 @@ class Worker {
   ThreadRole loop_role_{"worker loop"};
   const SteadyClock* const clock_;
   cache::Cache* const cache_;
+  resolver::LoopProbes* loop_probes_ = nullptr;  // the server's; not owned
   uv_loop_t loop_;
   uv_timer_t tick_;  // fires for timers_.NextDeadline()
   uv_async_t stop_async_;

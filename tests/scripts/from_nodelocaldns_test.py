@@ -163,7 +163,8 @@ class NodeLocalDNSCorefileTest(unittest.TestCase):
 
     def test_unmapped_directives_are_commented(self):
         self.assertNotIn("not available yet", self.out.split("# health")[0])
-        self.assertIn("# not mapped: loop", self.out)
+        self.assertIn("# loop (line 8): built into nodedns, always on", self.out)
+        self.assertEqual(self.out.count("# loop (line"), 1)
         self.assertIn("# reload", self.out)
         self.assertIn("# errors", self.out)
         self.assertEqual(self.cfg["log"]["query_log_sample"], 1)

@@ -133,8 +133,12 @@ std::vector<uint8_t> FakeUpstream::Respond(const std::vector<uint8_t>& query, bo
     return {};
   }
   std::string qname_text = dns::NameToText(q->questions[0].name);
+  bool loop_probe = Lower(qname_text).rfind("_nodedns-loop-", 0) == 0;
   if (count && q->questions[0].type == dns::kTypeSOA) {
     ++probes_;  // nodedns's zone and breaker probes: not client traffic
+  } else if (count && loop_probe) {
+    ++loop_probes_;  // nodedns's forwarding-loop probe at start-up and reload
+    count = false;
   } else if (count) {
     ++queries_;
     ++(tcp ? tcp_queries_ : udp_queries_);

@@ -59,6 +59,9 @@ class FakeUpstream {
   int queries() const { return queries_; }
   // SOA queries: nodedns's zone and breaker probes.
   int probes() const { return probes_; }
+  // Queries for "_nodedns-loop-*" names: nodedns's forwarding-loop probes
+  // (start-up, reload); neither counted as queries nor logged.
+  int loop_probes() const { return loop_probes_; }
   int udp_queries() const { return udp_queries_; }
   int tcp_queries() const { return tcp_queries_; }
   // TCP connections accepted so far.
@@ -100,7 +103,7 @@ class FakeUpstream {
   std::atomic<int> nxdomain_from_labels_{0};
   std::atomic<uint32_t> a_record_{0xC0000201};  // 192.0.2.1
   std::atomic<bool> log_queries_{true};
-  std::atomic<int> queries_{0}, udp_queries_{0}, tcp_queries_{0}, probes_{0};
+  std::atomic<int> queries_{0}, udp_queries_{0}, tcp_queries_{0}, probes_{0}, loop_probes_{0};
   mutable std::mutex mu_;
   std::map<std::string, int> per_name_;
   std::vector<LoggedQuery> log_;

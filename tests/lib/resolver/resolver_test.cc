@@ -376,6 +376,24 @@ TEST_F(ResolverTest, FilterAaaaAnswersNodataWithASynthesisedSoaAndAsksNobody) {
   EXPECT_EQ(counters_.aaaa_filtered.load(), 2u);
 }
 
+TEST_F(ResolverTest, OurOwnLoopProbeComingBackIsAnsweredHereAndNeverForwarded) {
+  LoopProbes probes;
+  Resolver r(options_, cache_.get(), &router_, &clock_, &timers_, &counters_, 1, &probes);
+  ReplyTarget to;
+  to.sink = &sink_;
+  auto probe = MakeQuery("_NODEDNS-loop-0123456789abcdef.example", dns::kTypeHINFO);
+  size_t n = 0;
+  // Not armed: an ordinary miss.
+  EXPECT_EQ(r.HandleQuery(probe.data(), probe.size(), to, out_, sizeof(out_), &n), Resolver::Outcome::kPending);
+  EXPECT_EQ(transport_.sent.size(), 1u);
+  probes.Arm({*dns::NameFromText("_nodedns-loop-0123456789abcdef.example")});
+  ASSERT_EQ(r.HandleQuery(probe.data(), probe.size(), to, out_, sizeof(out_), &n), Resolver::Outcome::kAnswered);
+  EXPECT_EQ(dns::ParseMessage({out_, n})->rcode(), dns::kServFail);
+  EXPECT_EQ(transport_.sent.size(), 1u) << "a returning probe must not go round again";
+  EXPECT_EQ(counters_.loop_probes_returned.load(), 1u);
+  EXPECT_EQ(probes.hits(*dns::NameFromText("_nodedns-loop-0123456789abcdef.example")), 1);
+}
+
 TEST_F(ResolverTest, EarlyExitsAreCounted) {
   ReplyTarget to;
   to.sink = &sink_;
