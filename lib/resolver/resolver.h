@@ -30,6 +30,8 @@
 // Threading: a Resolver belongs to one worker thread (its loop); it is not
 // thread-safe. The cache it uses is shared and thread-safe.
 
+#include <netinet/in.h>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -60,9 +62,19 @@ namespace nodedns::resolver {
 class ReplySink;
 
 // Where an answer that is not ready at once must be sent later.
+// The local address a UDP query was sent to, known when the listener is
+// bound to a wildcard (0.0.0.0, ::): its answer must leave from that address
+// (IP_PKTINFO, IPV6_PKTINFO), or the client drops it.
+struct PacketInfo {
+  int family = 0;  // 0: unknown (a specific address answers from itself)
+  int ifindex = 0;
+  in6_addr addr{};  // AF_INET: the first 4 octets hold the in_addr
+};
+
 struct ReplyTarget {
   ReplySink* sink = nullptr;
   SocketAddress peer;       // UDP client
+  PacketInfo local;         // UDP, wildcard listeners
   uint64_t connection = 0;  // TCP connection id
   bool tcp = false;
   int64_t received_ns = 0;  // MonotonicNanos() when the query was read (latency histogram)

@@ -1,6 +1,7 @@
 #include "lib/server/udp_listener.h"
 
 #include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,6 +26,69 @@ UdpListener::UdpListener(uv_loop_t* loop, int fd, resolver::Resolver* resolver, 
     out_msgs_[i].msg_hdr.msg_iov = &out_iov_[i];
     out_msgs_[i].msg_hdr.msg_iovlen = 1;
   }
+  // A wildcard socket: ask for each query's destination address.
+  sockaddr_storage bound{};
+  socklen_t len = sizeof(bound);
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &len) == 0) {
+    int one = 1;
+    if (bound.ss_family == AF_INET &&
+        reinterpret_cast<const sockaddr_in*>(&bound)->sin_addr.s_addr == htonl(INADDR_ANY)) {
+      pktinfo_ = setsockopt(fd_, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) == 0;
+    } else if (bound.ss_family == AF_INET6 &&
+               IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_addr)) {
+      pktinfo_ = setsockopt(fd_, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) == 0;
+    }
+  }
+}
+
+resolver::PacketInfo UdpListener::ReceivedInfo(int i) const {
+  resolver::PacketInfo info;
+  const msghdr& h = in_msgs_[i].msg_hdr;
+  for (const cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr;
+       c = CMSG_NXTHDR(const_cast<msghdr*>(&h), const_cast<cmsghdr*>(c))) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo p;
+      std::memcpy(&p, CMSG_DATA(c), sizeof(p));
+      info.family = AF_INET;
+      info.ifindex = p.ipi_ifindex;
+      std::memcpy(&info.addr, &p.ipi_addr, sizeof(p.ipi_addr));
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      in6_pktinfo p;
+      std::memcpy(&p, CMSG_DATA(c), sizeof(p));
+      info.family = AF_INET6;
+      info.ifindex = static_cast<int>(p.ipi6_ifindex);
+      info.addr = p.ipi6_addr;
+    }
+  }
+  return info;
+}
+
+size_t UdpListener::WriteSourceControl(const resolver::PacketInfo& info, uint8_t* buf) {
+  if (info.family == 0) return 0;
+  std::memset(buf, 0, kControlSize);
+  msghdr h{};
+  h.msg_control = buf;
+  h.msg_controllen = kControlSize;
+  cmsghdr* c = CMSG_FIRSTHDR(&h);
+  if (info.family == AF_INET) {
+    in_pktinfo p{};
+    std::memcpy(&p.ipi_spec_dst, &info.addr, sizeof(p.ipi_spec_dst));  // the source to send from
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(p));
+    std::memcpy(CMSG_DATA(c), &p, sizeof(p));
+    return CMSG_SPACE(sizeof(p));
+  }
+  in6_pktinfo p{};
+  p.ipi6_addr = info.addr;
+  // The interface matters only for link-local addresses, which exist per
+  // interface.
+  if (IN6_IS_ADDR_LINKLOCAL(&info.addr)) p.ipi6_ifindex = static_cast<unsigned>(info.ifindex);
+  c->cmsg_level = IPPROTO_IPV6;
+  c->cmsg_type = IPV6_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof(p));
+  std::memcpy(CMSG_DATA(c), &p, sizeof(p));
+  return CMSG_SPACE(sizeof(p));
 }
 
 UdpListener::~UdpListener() = default;
@@ -72,6 +136,10 @@ bool UdpListener::ReadBatches() {
       in_msgs_[i].msg_hdr.msg_name = &peers_[i];
       in_msgs_[i].msg_hdr.msg_namelen = sizeof(peers_[i]);
       in_msgs_[i].msg_hdr.msg_flags = 0;
+      if (pktinfo_) {
+        in_msgs_[i].msg_hdr.msg_control = in_control_[i];
+        in_msgs_[i].msg_hdr.msg_controllen = kControlSize;
+      }
     }
     int n = recvmmsg(fd_, in_msgs_, kBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) return true;  // EAGAIN (drained) or a transient error: wait for the next event
@@ -90,6 +158,7 @@ bool UdpListener::ReadBatches() {
       to.sink = this;
       to.peer = SocketAddress::FromSockaddr(reinterpret_cast<const sockaddr*>(&peers_[i]));
       to.received_ns = received;
+      if (pktinfo_) to.local = ReceivedInfo(i);
       uint8_t* slot = out_.data() + answers * slot_size_;
       size_t len = 0;
       auto outcome = resolver_->HandleQuery(static_cast<const uint8_t*>(in_iov_[i].iov_base), in_msgs_[i].msg_len, to,
@@ -98,6 +167,9 @@ bool UdpListener::ReadBatches() {
       out_iov_[answers] = {slot, len};
       out_msgs_[answers].msg_hdr.msg_name = &peers_[i];
       out_msgs_[answers].msg_hdr.msg_namelen = in_msgs_[i].msg_hdr.msg_namelen;
+      size_t control = pktinfo_ ? WriteSourceControl(to.local, out_control_[answers]) : 0;
+      out_msgs_[answers].msg_hdr.msg_control = control ? out_control_[answers] : nullptr;
+      out_msgs_[answers].msg_hdr.msg_controllen = control;
       ++answers;
     }
     Flush(answers);
@@ -143,9 +215,20 @@ void UdpListener::Flush(int count) {
 
 void UdpListener::SendReply(const resolver::ReplyTarget& to, absl::Span<const uint8_t> answer) {
   if (closed_) return;
+  alignas(cmsghdr) uint8_t control[kControlSize];
+  iovec iov{const_cast<uint8_t*>(answer.data()), answer.size()};
+  msghdr h{};
+  h.msg_name = const_cast<sockaddr*>(to.peer.sockaddr_ptr());
+  h.msg_namelen = to.peer.length();
+  h.msg_iov = &iov;
+  h.msg_iovlen = 1;
+  if (size_t len = WriteSourceControl(to.local, control); len > 0) {
+    h.msg_control = control;
+    h.msg_controllen = len;
+  }
   ssize_t n;
   do {
-    n = sendto(fd_, answer.data(), answer.size(), MSG_DONTWAIT, to.peer.sockaddr_ptr(), to.peer.length());
+    n = sendmsg(fd_, &h, MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     Bump(counters_->udp_send_errors);

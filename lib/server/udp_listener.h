@@ -8,6 +8,9 @@
 // When a read finds a full batch waiting, the receive queue's fill is passed
 // to the resolver (Resolver::NoteReceiveBacklog): the measure of overload for
 // load shedding.
+// A socket bound to a wildcard address (0.0.0.0, ::) learns each query's
+// destination address (IP_PKTINFO / IPV6_RECVPKTINFO) and sends the answer
+// from it, as a client expects (a reply from another address is dropped).
 //
 // Threading: belongs to one worker loop; not thread-safe.
 // Lifetime: Close(), let the loop run the close callback, then destroy.
@@ -56,6 +59,12 @@ class UdpListener final : public resolver::ReplySink {
   void Flush(int count);
   // Tells the resolver how full the socket's receive queue is (SO_MEMINFO).
   void ReportBacklog();
+  // The destination of received message i (wildcard sockets only).
+  resolver::PacketInfo ReceivedInfo(int i) const;
+  // Writes the control message that sends from `info` into `buf`; returns
+  // its length (0: none).
+  static size_t WriteSourceControl(const resolver::PacketInfo& info, uint8_t* buf);
+  static constexpr size_t kControlSize = 64;  // >= CMSG_SPACE(sizeof(in6_pktinfo))
 
   uv_loop_t* const loop_;
   const int fd_;
@@ -66,6 +75,7 @@ class UdpListener final : public resolver::ReplySink {
   uv_poll_t poll_;
   bool polling_ = false;
   bool closed_ = false;
+  bool pktinfo_ = false;  // bound to a wildcard address
   std::vector<uint8_t> in_;   // kBatch x kMaxQuerySize
   std::vector<uint8_t> out_;  // kBatch x slot_size_
   mmsghdr in_msgs_[kBatch];
@@ -73,6 +83,8 @@ class UdpListener final : public resolver::ReplySink {
   sockaddr_storage peers_[kBatch];
   mmsghdr out_msgs_[kBatch];
   iovec out_iov_[kBatch];
+  alignas(cmsghdr) uint8_t in_control_[kBatch][kControlSize];
+  alignas(cmsghdr) uint8_t out_control_[kBatch][kControlSize];
 };
 
 }  // namespace nodedns::server

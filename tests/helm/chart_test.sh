@@ -89,6 +89,13 @@ echo "== metrics and health bind the node's IP by default, not 0.0.0.0"
 grep -q -- '--metrics-listen=$(NODE_IP):9253' "$work/default.yaml" || { echo "default: no --metrics-listen=\$(NODE_IP)"; exit 1; }
 if grep -q '0\.0\.0\.0' "$work/default.yaml"; then echo "default: 0.0.0.0 rendered"; exit 1; fi
 
+echo "== dual-stack: the IPv6 node-local and service addresses are listened on and put on the interface"
+grep -q 'listen = \["169.254.20.10:53", "10.96.0.10:53", "\[fd00::a\]:53", "\[fd00:10:96::a\]:53"\]' \
+  "$work/dual-stack.toml" || { grep listen "$work/dual-stack.toml"; echo "dual-stack: listen"; exit 1; }
+grep -q 'addresses = \["169.254.20.10", "10.96.0.10", "fd00::a", "fd00:10:96::a"\]' "$work/dual-stack.toml" ||
+  { grep addresses "$work/dual-stack.toml"; echo "dual-stack: interface addresses"; exit 1; }
+if grep -q 'fd00' "$work/default.toml"; then echo "default: an IPv6 address rendered"; exit 1; fi
+
 echo "== minReadySeconds: 10 by default, and as set"
 grep -q ' minReadySeconds=10$' "$work/default.out" || { echo "default: no minReadySeconds: 10 on the DaemonSet"; exit 1; }
 for n in 0 45; do
@@ -176,6 +183,7 @@ refuse "metrics" --set metrics.port=notaport
 refuse "listenAddress" --set metrics.listenAddress=everywhere
 refuse "upgrade" --set upgrade.mode=sideways
 refuse "transport" --set clusterDNS.transport=quic
+refuse "localAddressIPv6" --set localAddressIPv6=169.254.20.11
 refuse "upstreamFilterAAAA" --set upstreamFilterAAAA=maybe
 refuse "localAddress" --set localAddress=not-an-ip
 refuse "interfaceSetup" --set interfaceSetup.colour=red

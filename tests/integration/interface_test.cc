@@ -55,11 +55,22 @@ class InterfaceTest : public ::testing::Test {
     o.args.insert(o.args.end(), extra.begin(), extra.end());
     return DaemonProcess::Start(o);
   }
+  // nodedns in the namespace without an interface of its own.
+  std::unique_ptr<DaemonProcess> StartPlain(std::vector<std::string> args) {
+    DaemonProcess::Options o;
+    o.wrapper = {"ip", "netns", "exec", ns_};
+    o.listen_in_args = true;
+    o.args = {"--upstream", "127.0.0.1:1", "--control-socket", dir_.path() + "/control.sock"};
+    o.args.insert(o.args.end(), args.begin(), args.end());
+    return DaemonProcess::Start(o);
+  }
   // dig inside the namespace; its status line.
-  std::string Dig(const std::string& server) {
+  std::string Dig(const std::string& server, const std::string& extra = "") {
     std::string out;
-    RunProgram({"ip", "netns", "exec", ns_, "dig", "+tries=1", "+time=2", "@" + server, "-p", "5353", "x.example"},
-               &out);
+    std::vector<std::string> cmd = {"ip", "netns", "exec", ns_, "dig", "+tries=1", "+time=2", "@" + server, "-p",
+                                    "5353", "x.example"};
+    if (!extra.empty()) cmd.push_back(extra);
+    RunProgram(cmd, &out);
     return out;
   }
   std::string Link() {
@@ -142,6 +153,46 @@ TEST_F(InterfaceTest, AHandoverKeepsTheInterfaceForTheSuccessor) {
   EXPECT_THAT(Dig("169.254.20.10"), HasSubstr("status: SERVFAIL"));
   EXPECT_EQ(second->Stop(), 0) << second->log();
   EXPECT_NE(Ip({"link", "show", "nodedns0"}), 0);
+}
+
+// Dual-stack node-local addresses in one process (node-local-dns#39): an
+// IPv6 address next to 169.254.20.10, both put on nodedns's interface.
+TEST_F(InterfaceTest, IPv4AndIPv6NodeLocalAddressesInOneProcess) {
+  auto d = Start({"--listen", "169.254.20.10:5353", "--listen", "[fd00:10::a]:5353"});
+  ASSERT_NE(d->port(), 0) << d->log();
+  std::string link = Link();
+  EXPECT_THAT(link, HasSubstr("inet 169.254.20.10/32"));
+  EXPECT_THAT(link, HasSubstr("inet6 fd00:10::a/128"));
+  EXPECT_THAT(Dig("169.254.20.10"), HasSubstr("status: SERVFAIL"));  // answered (the upstream is absent)
+  EXPECT_THAT(Dig("fd00:10::a"), HasSubstr("status: SERVFAIL"));
+  EXPECT_THAT(Dig("fd00:10::a", "+tcp"), HasSubstr("status: SERVFAIL"));
+  EXPECT_EQ(d->Stop(), 0) << d->log();
+}
+
+// Wildcard listeners (0.0.0.0 and ::, dual-stack) answer each query from the
+// address it was sent to (IP_PKTINFO, IPV6_RECVPKTINFO): dig drops a reply
+// from any other address ("reply from unexpected source"), so an answer for
+// each of four addresses on one interface shows it.
+TEST_F(InterfaceTest, WildcardListenersAnswerFromTheAddressAsked) {
+  // A bridge: the test kernel may lack the dummy driver (so does nodedns's own
+  // interface code, which falls back to one).
+  ASSERT_EQ(Ip({"link", "add", "wild0", "type", "bridge"}), 0);
+  ASSERT_EQ(Ip({"link", "set", "wild0", "up"}), 0);
+  for (const char* a : {"10.77.0.1/24", "10.77.0.2/24"}) ASSERT_EQ(Ip({"addr", "add", a, "dev", "wild0"}), 0);
+  for (const char* a : {"2001:db8:77::1/64", "2001:db8:77::2/64"}) {
+    ASSERT_EQ(Ip({"addr", "add", a, "dev", "wild0", "nodad"}), 0);
+  }
+  auto d = StartPlain({"--listen", "0.0.0.0:5353", "--listen", "[::]:5353"});
+  ASSERT_NE(d->port(), 0) << d->log();
+  for (const char* server : {"10.77.0.1", "10.77.0.2", "127.0.0.1", "2001:db8:77::1", "2001:db8:77::2", "::1"}) {
+    SCOPED_TRACE(server);
+    std::string out = Dig(server);
+    EXPECT_THAT(out, HasSubstr("status: SERVFAIL"));
+    EXPECT_THAT(out, HasSubstr("SERVER: " + std::string(server) + "#5353"));
+    EXPECT_THAT(out, Not(HasSubstr("unexpected source")));
+    EXPECT_THAT(Dig(server, "+tcp"), HasSubstr("status: SERVFAIL"));
+  }
+  EXPECT_EQ(d->Stop(), 0) << d->log();
 }
 
 }  // namespace

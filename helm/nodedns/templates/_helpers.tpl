@@ -42,6 +42,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "nodedns.listenIPs" -}}
 {{- $ips := list .Values.localAddress -}}
 {{- if .Values.clusterDNS.bindServiceIP -}}{{- $ips = append $ips .Values.clusterDNS.ip -}}{{- end -}}
+{{- if .Values.localAddressIPv6 -}}{{- $ips = append $ips .Values.localAddressIPv6 -}}{{- end -}}
+{{- if and .Values.clusterDNS.bindServiceIP .Values.clusterDNS.ipv6 -}}{{- $ips = append $ips .Values.clusterDNS.ipv6 -}}{{- end -}}
 {{- join "," $ips -}}
 {{- end -}}
 
