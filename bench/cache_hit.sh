@@ -27,9 +27,7 @@ NODEDNS_BIN=${NODEDNS_BIN:-./build-release/daemon/nodedns}
 
 source bench/common.sh
 bench_setup nodedns nodedns_bench_upstream
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-clk_tck=$(getconf CLK_TCK)
 
 # --- upstream -----------------------------------------------------------
 taskset -c "$CLIENT_CPU" ./build-release/bench/nodedns_bench_upstream 86400 >"$work/up.port" 2>"$work/up.log" &

@@ -20,6 +20,9 @@ bench_cleanup() {
   rm -rf "$work"
 }
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # a process's utime + stime, in clock ticks
+clk_tck=$(getconf CLK_TCK)
+
 free_port() {  # a port free for both UDP and TCP on this machine
   local p
   for _ in $(seq 200); do

@@ -23,8 +23,6 @@ NODEDNS_BIN=${NODEDNS_BIN:-./build-release/daemon/nodedns}
 
 source bench/common.sh
 bench_setup nodedns nodedns_bench_upstream
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-clk_tck=$(getconf CLK_TCK)
 
 taskset -c "$CLIENT_CPU" ./build-release/bench/nodedns_bench_upstream 86400 0 quiet >"$work/up.port" 2>"$work/up.log" &
 pids+=($!)

@@ -57,16 +57,8 @@ void ControlSocket::RemoveIfOwned() {
 
 control::ConnectionStats ControlSocket::stats() const {
   control::ConnectionStats s;
-  auto add = [&s](const control::ConnectionStats& from) {
-    s.accepted += from.accepted;
-    s.idle_cut += from.idle_cut;
-    s.refused += from.refused;
-    s.timed_out += from.timed_out;
-    s.oversize += from.oversize;
-    s.internal_errors += from.internal_errors;
-  };
-  if (server_) add(server_->stats());
-  for (const auto& r : retired_) add(r->stats());
+  if (server_) s += server_->stats();
+  for (const auto& r : retired_) s += r->stats();
   return s;
 }
 

@@ -48,15 +48,7 @@ std::vector<SocketAddress> HttpEndpoints::addresses() const {
 
 control::ConnectionStats HttpEndpoints::stats() const {
   control::ConnectionStats sum;
-  for (const auto& s : servers_) {
-    const control::ConnectionStats& c = s->stats();
-    sum.accepted += c.accepted;
-    sum.idle_cut += c.idle_cut;
-    sum.refused += c.refused;
-    sum.timed_out += c.timed_out;
-    sum.oversize += c.oversize;
-    sum.internal_errors += c.internal_errors;
-  }
+  for (const auto& s : servers_) sum += s->stats();
   return sum;
 }
 

@@ -54,6 +54,17 @@ struct ConnectionStats {
   uint64_t timed_out = 0;  // request or answer deadline missed
   uint64_t oversize = 0;
   uint64_t internal_errors = 0;  // the handler threw
+
+  // Sums another listener's counts into these (one endpoint, several sockets).
+  ConnectionStats& operator+=(const ConnectionStats& o) {
+    accepted += o.accepted;
+    idle_cut += o.idle_cut;
+    refused += o.refused;
+    timed_out += o.timed_out;
+    oversize += o.oversize;
+    internal_errors += o.internal_errors;
+    return *this;
+  }
 };
 
 class StreamServer {
