@@ -150,11 +150,10 @@ absl::Status App::Impl::Init() {
     if (auto st = control_->Listen(/*replace_live=*/false); !st.ok()) return st;
     // Nor may a nodedns with another control socket serve our addresses:
     // beside it we would silently get half its queries and scrapes.
-    std::vector<SocketAddress> http;
-    for (const auto& a : {config_.metrics_listen, config_.health_listen}) {
-      if (a) http.push_back(*a);
+    if (auto st = RefuseTwins(config_.listen, HttpEndpoints::Configured(config_.metrics_listen, config_.health_listen));
+        !st.ok()) {
+      return st;
     }
-    if (auto st = RefuseTwins(config_.listen, http); !st.ok()) return st;
   }
   // The listen addresses must exist before they can be bound.
   if (config_.interface_setup) {
@@ -303,13 +302,7 @@ void App::Impl::LogCounters() {
   MetricSet v;
   server_->AppendMetrics(&v);
   server_->cache().AppendMetrics(&v);
-  std::string line;
-  for (const Metric& m : v.metrics()) {
-    if (m.kind != MetricKind::kCounter || m.value == 0) continue;
-    if (!line.empty()) line += " ";
-    line += m.name + "=" + std::to_string(static_cast<uint64_t>(m.value));
-  }
-  spdlog::info("counters: {}", line.empty() ? "(all zero)" : line);
+  spdlog::info("counters: {}", CounterLine(v));
 }
 
 void App::Impl::ArmTimers() {

@@ -46,6 +46,15 @@ std::vector<SocketAddress> HttpEndpoints::addresses() const {
   return out;
 }
 
+std::vector<SocketAddress> HttpEndpoints::Configured(const std::optional<SocketAddress>& metrics,
+                                                     const std::optional<SocketAddress>& health) {
+  std::vector<SocketAddress> out;
+  for (const auto& a : {metrics, health}) {
+    if (a) out.push_back(*a);
+  }
+  return out;
+}
+
 control::ConnectionStats HttpEndpoints::stats() const {
   control::ConnectionStats sum;
   for (const auto& s : servers_) sum += s->stats();

@@ -42,6 +42,9 @@ class HttpEndpoints {
   };
   const std::vector<Bound>& bound() const { return bound_; }
   std::vector<SocketAddress> addresses() const;
+  // The addresses Start() will bind, before it has: those that are set.
+  static std::vector<SocketAddress> Configured(const std::optional<SocketAddress>& metrics,
+                                               const std::optional<SocketAddress>& health);
   // Both listeners' connection counts, summed (stats "http").
   control::ConnectionStats stats() const;
 

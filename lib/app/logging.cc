@@ -50,4 +50,14 @@ void SetupLogging(const std::string& format, const std::string& level) {
   ApplyLogSettings(format, level);
 }
 
+std::string CounterLine(const MetricSet& set) {
+  std::string line;
+  for (const Metric& m : set.metrics()) {
+    if (m.kind != MetricKind::kCounter || m.value == 0) continue;
+    if (!line.empty()) line += " ";
+    line += m.name + "=" + std::to_string(static_cast<uint64_t>(m.value));
+  }
+  return line.empty() ? "(all zero)" : line;
+}
+
 }  // namespace nodedns::app

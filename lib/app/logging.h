@@ -9,10 +9,15 @@
 
 #include <string>
 
+#include "lib/common/metrics.h"
+
 namespace nodedns::app {
 
 void SetupLogging(const std::string& format, const std::string& level);
 void ApplyLogSettings(const std::string& format, const std::string& level);
+// "name=value ..." for the counters of `set` that moved (the exit line);
+// "(all zero)" when none did.
+std::string CounterLine(const MetricSet& set);
 
 }  // namespace nodedns::app
 

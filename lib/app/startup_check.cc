@@ -50,6 +50,7 @@ std::vector<std::string> HostAddressWarnings(const config::Config& c) {
     for (const SocketAddress& a : c.listen) check(a, "server.listen");
   }
   if (c.metrics_listen) check(*c.metrics_listen, "metrics.listen");
+  if (c.health_listen) check(*c.health_listen, "health.listen");
   return out;
 }
 

@@ -21,7 +21,7 @@ namespace nodedns::app {
 absl::Status CheckStartup(const config::CommandLine& cl, const config::Config& c);
 
 // Warnings, one line each: a listen address (unless [interface] setup puts
-// it on the node interface at start-up) or the metrics address that is not
+// it on the node interface at start-up), the metrics or the health address that is not
 // one of this host's (a bind to it with port 0 fails). Start-up would fail
 // here, but a file checked on another machine than the node it is for (a CI
 // job, the chart's test) may well be right.

@@ -27,7 +27,8 @@ Resolver::Resolver(const ResolverOptions& options, cache::Cache* cache, upstream
                    const SteadyClock* clock, TimerQueue* timers, Counters* counters, uint32_t seed,
                    LoopProbes* loop_probes)
     : options_(options), cache_(cache), router_(router), clock_(clock), timers_(timers), counters_(counters),
-      rng_(seed), loop_probes_(loop_probes), shares_(options.fair_share), reply_buf_(kMaxAnswerSize), entry_buf_(kMaxAnswerSize) {}
+      rng_(seed), loop_probes_(loop_probes), shares_(options.fair_share), reply_buf_(kMaxAnswerSize),
+      entry_buf_(kMaxAnswerSize) {}
 
 Resolver::~Resolver() {
   for (auto& [key, id] : prefetch_scheduled_) timers_->Cancel(id);

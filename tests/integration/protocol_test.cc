@@ -282,6 +282,10 @@ TEST(StartupTest, BadConfigIsRejectedWithFileLineAndNonZeroExit) {
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("warning: server.listen 192.0.2.77:53"));
   EXPECT_THAT(out, HasSubstr("start-up would fail on this host"));
+  std::string health = dir.Write("health.toml", "[health]\nlisten = \"192.0.2.78:8080\"\n");
+  out = RunCommand(NodednsBinary() + " --check-config " + health + " 2>&1", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("warning: health.listen 192.0.2.78:8080"));
   std::string setup = dir.Write("setup.toml", "[server]\nlisten = [\"192.0.2.77:53\"]\n[interface]\nsetup = true\n");
   out = RunCommand(NodednsBinary() + " --check-config " + setup + " 2>&1", &code);
   EXPECT_EQ(code, 0) << out;
