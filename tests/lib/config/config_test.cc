@@ -142,6 +142,11 @@ TEST(ConfigTest, SemanticErrorsHaveFileLineAndReason) {
               HasSubstr("configured twice"));
   EXPECT_EQ(std::string(ParseError("[[zone]]\nname = \".\"\nservers = [\"1.1.1.1\"]\ntransport = \"quic\"\n").message()),
             "test.toml:4: 'zone.transport' must be \"prefer_udp\", \"udp\" or \"tcp\"");
+  EXPECT_EQ(std::string(ParseError("[[zone]]\nname = \".\"\nservers = [\"1.1.1.1\"]\nfilter_aaaa = \"yes\"\n").message()),
+            "test.toml:4: 'zone.filter_aaaa' must be true or false");
+  EXPECT_EQ(std::string(ParseError("[health]\nlisten = 5\n").message()), "test.toml:2: 'health.listen' must be a string");
+  EXPECT_THAT(std::string(ParseError("[health]\nlisten = \"1.2.3.4\"\n").message()),
+              HasSubstr("test.toml:2: 'health.listen': missing port"));
   EXPECT_THAT(std::string(ParseError("[cache]\nmin_ttl = 100\nmax_ttl = 10\n").message()),
               HasSubstr("min_ttl exceeds"));
 }
