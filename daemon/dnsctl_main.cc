@@ -169,6 +169,15 @@ void PrintStats(const json& s) {
   } else {
     std::cout << "snapshot    off\n";
   }
+  if (s.contains("supervisor")) {
+    const json& sup = s["supervisor"];
+    std::cout << "supervisor  " << sup["restarts"] << " restarts, " << sup["fail_opens"] << " fail-open withdrawals";
+    if (!sup["last_exit"].get<std::string>().empty()) {
+      std::cout << " (last: nodedns " << sup["last_exit"].get<std::string>() << "; withdrawn in "
+                << Ms(sup["last_withdrawal_seconds"].get<double>()) << ")";
+    }
+    std::cout << "\n";
+  }
 }
 
 void PrintDump(const json& r) {

@@ -9,11 +9,14 @@
 
 #include <cstdio>
 #include <iostream>
+#include <string_view>
 
 #include "absl/synchronization/mutex.h"
 #include "lib/app/app.h"
 #include "lib/app/logging.h"
+#include "lib/app/interface.h"
 #include "lib/app/startup_check.h"
+#include "lib/app/supervisor.h"
 #include "lib/config/command_line.h"
 #include "lib/config/config.h"
 
@@ -59,6 +62,25 @@ int main(int argc, char** argv) {
   if (!config.ok()) return Fail(std::string(config.status().message()));
 
   nodedns::app::SetupLogging(config->log_format, config->log_level);
+  if (cl->withdraw) {
+    auto what = nodedns::app::WithdrawInterface(*config);
+    if (!what.ok()) return Fail("--withdraw: " + std::string(what.status().message()));
+    spdlog::info("--withdraw: {}", *what);
+    return 0;
+  }
+  if (cl->supervise) {
+    nodedns::app::SupervisorOptions o;
+    for (int i = 0; i < argc; ++i) {
+      if (std::string_view(argv[i]) != "--supervise") o.argv.push_back(argv[i]);
+    }
+    // The configuration as it is when the daemon dies (a reload may have
+    // changed the file since), or as it was at start if it no longer parses.
+    o.withdraw = [cl = *cl, started = *config]() {
+      auto now = nodedns::config::BuildConfig(cl);
+      return nodedns::app::WithdrawInterface(now.ok() ? *now : started);
+    };
+    return nodedns::app::Supervise(o);
+  }
   // A client that closes its TCP connection early must not kill us.
   signal(SIGPIPE, SIG_IGN);
   // absl::Mutex's runtime deadlock detection (on in Debian's absl build) costs

@@ -16,6 +16,7 @@
 #include "lib/app/interface.h"
 #include "lib/app/logging.h"
 #include "lib/app/loop_check.h"
+#include "lib/app/supervisor.h"
 #include "lib/app/peer_check.h"
 #include "lib/app/process.h"
 #include "lib/common/guarded.h"
@@ -112,6 +113,7 @@ class App::Impl : public control::ControlTarget {
   absl::Duration watchdog_interval_;
   absl::Time started_at_ = clock_->Now();
   uint64_t reloads_ = 0, reload_failures_ = 0;
+  const std::optional<SupervisorState> supervisor_ = SupervisorStateFromEnvironment();  // --supervise
   absl::Time last_reload_ = absl::InfinitePast();
   MetricSet last_summary_;
   bool ready_ = false;
@@ -164,6 +166,10 @@ absl::Status App::Impl::Init() {
   auto server = server::Server::Create(config_, clock_);
   if (!server.ok()) return server.status();
   server_ = std::move(*server);
+  // Bound: now queries may skip conntrack to reach us.
+  if (netif_) {
+    if (auto st = InstallInterfaceRules(*netif_, config_); !st.ok()) return st;
+  }
 
   // The snapshot first, so the first query already finds the cache warm.
   keeper_ = std::make_unique<snapshot::Keeper>(&loop_, &server_->cache(), config_.snapshot_path);
@@ -403,6 +409,10 @@ control::StatsSnapshot App::Impl::Stats() {
   s.metrics.Counter("reloads", "failures", "Configuration reloads rejected (the running configuration stayed)",
                     static_cast<double>(reload_failures_), "reload_failures_total");
   s.last_reload = last_reload_;
+  if (supervisor_) {
+    supervisor_->AppendMetrics(&s.metrics);
+    s.supervisor_last_exit = supervisor_->last_exit;
+  }
   s.control_connections = control_->stats();
   if (http_) s.http_connections = http_->stats();
   return s;

@@ -1,8 +1,12 @@
 #include "lib/app/interface.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <string>
+
+#include "lib/app/control_socket.h"
+#include "lib/control/unix_socket.h"
 
 namespace nodedns::app {
 
@@ -26,9 +30,33 @@ absl::StatusOr<std::unique_ptr<netif::NodeInterface>> SetUpInterface(const confi
   if (!ni.ok()) return absl::Status(ni.status().code(), "--setup-interface: " + std::string(ni.status().message()));
   std::string addrs;
   for (const SocketAddress& a : o.addresses) addrs += " " + a.HostString();
-  spdlog::info("interface {} ({}) {} with{}{}", o.name, (*ni)->kind(), (*ni)->adopted() ? "adopted" : "created", addrs,
-               o.notrack ? "; NOTRACK rules in nftables table inet nodedns" : "");
+  spdlog::info("interface {} ({}) {} with{}", o.name, (*ni)->kind(), (*ni)->adopted() ? "adopted" : "created", addrs);
   return ni;
+}
+
+absl::Status InstallInterfaceRules(netif::NodeInterface& ni, const config::Config& c) {
+  if (!c.interface_notrack) return absl::OkStatus();
+  if (auto st = ni.InstallRules(); !st.ok()) {
+    return absl::Status(st.code(), "--setup-interface: " + std::string(st.message()));
+  }
+  spdlog::info("interface {}: NOTRACK rules in nftables table inet nodedns", c.interface_name);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> WithdrawInterface(const config::Config& c) {
+  if (!c.interface_setup) return std::string("nothing to withdraw: no [interface] setup");
+  // A nodedns answering on the control socket serves on the interface (a
+  // successor that took over, a predecessor still draining): it is theirs.
+  if (!c.control_socket.empty()) {
+    if (auto fd = control::ConnectUnix(c.control_socket); fd.ok()) {
+      close(*fd);
+      return "interface " + c.interface_name + " left to the nodedns answering on " + c.control_socket;
+    }
+  }
+  bool removed = false;
+  if (auto st = netif::NodeInterface::Remove(InterfaceOptionsFor(c), &removed); !st.ok()) return st;
+  return "interface " + c.interface_name + (removed ? " withdrawn" : " was not there") +
+         (c.interface_notrack ? ", NOTRACK rules removed" : "");
 }
 
 void TearDownInterface(netif::NodeInterface& ni, const config::Config& c, const char* left_to) {

@@ -4,7 +4,7 @@
 // The node-local interface as the configuration describes it ([interface],
 // --setup-interface): which addresses, with which ports for the NOTRACK
 // rules, set up at start and withdrawn at a stop that no successor or
-// predecessor takes over.
+// predecessor takes over, or after a death (fail open).
 
 #include <memory>
 
@@ -19,8 +19,18 @@ namespace nodedns::app {
 // with the same host (the port the NOTRACK rules match).
 netif::InterfaceOptions InterfaceOptionsFor(const config::Config& c);
 
-// Sets the interface up (or adopts it), and logs what it did.
+// Sets the interface up (or adopts it) with its addresses, and logs what it
+// did. Then, once the listeners are bound, InstallInterfaceRules adds the
+// NOTRACK rules (with interface.notrack).
 absl::StatusOr<std::unique_ptr<netif::NodeInterface>> SetUpInterface(const config::Config& c);
+absl::Status InstallInterfaceRules(netif::NodeInterface& ni, const config::Config& c);
+
+// Fail open (the supervisor after its daemon died, --withdraw from systemd's
+// ExecStopPost): removes the NOTRACK rules and the interface, if it is ours,
+// so that queries to the addresses it held take kube-proxy's path again;
+// unless a nodedns answers on the control socket, which then serves on them.
+// Returns what it did, for the log.
+absl::StatusOr<std::string> WithdrawInterface(const config::Config& c);
 
 // At a stop: withdraws the interface and its rules, unless `left_to` names
 // who keeps serving on it ("successor", "predecessor"; nullptr: nobody).

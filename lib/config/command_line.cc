@@ -42,6 +42,13 @@ A node-local resilient DNS cache.
   --takeover            if a nodedns serves on the control socket, take over from
                         it without a gap (zero-gap upgrade); without this flag a
                         second nodedns refuses to start
+  --supervise           run nodedns as a child process; if it dies unexpectedly,
+                        withdraw the [interface] addresses and NOTRACK rules at
+                        once (fail open: queries to a service IP go to the cluster
+                        DNS again), then start it again with backoff
+  --withdraw            do that withdrawal now and exit (systemd ExecStopPost=):
+                        nothing is touched while a nodedns answers on the
+                        control socket
   --user NAME           when started as root: bind, then run as user NAME (and
                         its primary group), with no capabilities left
   --ready-file PATH     once every listener is bound, write the bound addresses
@@ -83,6 +90,8 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
         {"--print-default-config", &CommandLine::print_default_config},
         {"--setup-interface", &CommandLine::setup_interface},
         {"--takeover", &CommandLine::takeover},
+        {"--supervise", &CommandLine::supervise},
+        {"--withdraw", &CommandLine::withdraw},
     };
     // Flags whose value is kept as given (the last occurrence wins).
     static constexpr std::pair<std::string_view, std::optional<std::string> CommandLine::*> kStringFlags[] = {

@@ -33,6 +33,8 @@ struct CommandLine {
   std::string resolv_conf = "/etc/resolv.conf";
   bool setup_interface = false;
   bool takeover = false;  // hand over from a nodedns serving on our control socket
+  bool supervise = false;  // run the daemon as a child, failing open when it dies
+  bool withdraw = false;   // remove interface and rules left by a dead daemon, and exit
   bool help = false;
   bool version = false;
   bool print_default_config = false;

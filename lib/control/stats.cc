@@ -198,6 +198,7 @@ nlohmann::json StatsJson(const StatsSnapshot& s) {
   snapshot["last_error"] = s.snapshot.last_error;
   snapshot["load_error"] = s.snapshot.load_error;
   j["reloads"]["last"] = Iso8601(s, s.last_reload);
+  if (j.contains("supervisor")) j["supervisor"]["last_exit"] = s.supervisor_last_exit;
   j["connections"] = {{"control", ConnectionsJson(s.control_connections)},
                       {"http", ConnectionsJson(s.http_connections)}};
   if (!s.upstreams_error.empty()) j["upstreams_error"] = s.upstreams_error;

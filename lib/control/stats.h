@@ -36,6 +36,9 @@ struct StatsSnapshot {
   std::string upstreams_error;  // set when a worker did not answer in time
   SnapshotStats snapshot;  // its numbers are in `metrics` too; this adds paths, errors, times
   absl::Time last_reload = absl::InfinitePast();
+  // Under --supervise: how the previous daemon ended ("" for none); the
+  // supervisor's counts are in `metrics` (group "supervisor").
+  std::string supervisor_last_exit;
   ConnectionStats control_connections;
   ConnectionStats http_connections;
 };

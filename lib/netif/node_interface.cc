@@ -221,8 +221,13 @@ std::string NotrackScript(const std::vector<SocketAddress>& addresses) {
     std::string fam = a.family() == AF_INET6 ? "ip6" : "ip";
     std::string port = std::to_string(a.port() ? a.port() : 53);
     for (const char* proto : {"udp", "tcp"}) {
-      rules_in += "    " + fam + " daddr " + a.HostString() + " " + proto + " dport " + port + " notrack\n";
+      std::string to = " daddr " + a.HostString() + " " + proto + " dport " + port + " notrack\n";
+      rules_in += "    " + fam + to;
+      // Answers leaving, and queries made on this host (hostNetwork pods,
+      // the node itself), which never pass prerouting: without this rule
+      // kube-proxy's DNAT would send them past us to the service's pods.
       rules_out += "    " + fam + " saddr " + a.HostString() + " " + proto + " sport " + port + " notrack\n";
+      rules_out += "    " + fam + to;
     }
   }
   return "table inet nodedns\ndelete table inet nodedns\ntable inet nodedns {\n"
@@ -263,22 +268,34 @@ absl::StatusOr<std::unique_ptr<NodeInterface>> NodeInterface::Setup(const Interf
   for (const SocketAddress& a : o.addresses) {
     if (auto st = AddAddress(nl, link->index, a); !st.ok()) return st;
   }
-  if (o.notrack) {
-    if (auto st = RunNft(o.nft, NotrackScript(o.addresses)); !st.ok()) return st;
-  }
   return self;
 }
 
-absl::Status NodeInterface::Teardown() {
+absl::Status NodeInterface::InstallRules() {
+  if (!options_.notrack) return absl::OkStatus();
+  return RunNft(options_.nft, NotrackScript(options_.addresses));
+}
+
+absl::Status NodeInterface::Teardown() { return Remove(options_, nullptr); }
+
+absl::Status NodeInterface::Remove(const InterfaceOptions& o, bool* removed) {
+  if (removed) *removed = false;
   absl::Status result = absl::OkStatus();
-  if (options_.notrack) {
-    result = RunNft(options_.nft, "table inet nodedns\ndelete table inet nodedns\n");
+  // The rules first: while they stand, queries to our addresses skip
+  // conntrack and thereby kube-proxy's DNAT; with the address gone first
+  // they would be routed nowhere.
+  if (o.notrack) {
+    result = RunNft(o.nft, "table inet nodedns\ndelete table inet nodedns\n");
   }
   Netlink nl;
   if (auto st = nl.Open(); !st.ok()) return st;
-  auto link = GetLink(nl, options_.name);
+  auto link = GetLink(nl, o.name);
   if (link.ok() && link->alias == kAlias) {
-    if (auto st = DeleteLink(nl, link->index, options_.name); !st.ok()) result = st;
+    if (auto st = DeleteLink(nl, link->index, o.name); !st.ok()) {
+      result = st;
+    } else if (removed) {
+      *removed = true;
+    }
   }
   return result;
 }

@@ -7,6 +7,11 @@
 // rtnetlink; optionally an nftables table (inet nodedns) with raw-table
 // NOTRACK rules for DNS on those addresses, so queries skip conntrack.
 //
+// Setup makes the interface and its addresses; InstallRules, called once the
+// daemon is bound, adds the NOTRACK rules: until then, queries to a service
+// IP held here still take kube-proxy's DNAT to the service's pods rather
+// than reaching an address nobody listens on yet.
+//
 // Ownership and crashes: the interface carries the alias "managed by
 // nodedns". A daemon that finds such an interface (left by a crash, or by
 // the predecessor in a handover) adopts it; an interface of that name
@@ -42,8 +47,14 @@ class NodeInterface {
   static absl::StatusOr<std::unique_ptr<NodeInterface>> Setup(const InterfaceOptions& options);
   ~NodeInterface() = default;
 
+  // The NOTRACK rules (options.notrack), replacing the table as a whole.
+  absl::Status InstallRules();
   // Removes the interface (its addresses go with it) and the nftables table.
   absl::Status Teardown();
+  // The same for a daemon that is gone (the fail-open supervisor, --withdraw):
+  // the table (if o.notrack), then the interface if it carries our alias.
+  // *removed: whether an interface was there to remove.
+  static absl::Status Remove(const InterfaceOptions& o, bool* removed);
   bool adopted() const { return adopted_; }
   const std::string& kind() const { return kind_; }
 

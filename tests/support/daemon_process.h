@@ -53,6 +53,8 @@ class DaemonProcess {
   const std::string& health_address() const { return health_; }
   // The control socket's path, "" if off.
   const std::string& control_socket() const { return control_; }
+  // The --ready-file path (rewritten by a restarted child under --supervise).
+  std::string ready_file() const { return dir_.path() + "/ready"; }
   // Runs the real dnsctl against this daemon; returns its exit code and
   // fills *out with stdout (and stderr after it).
   int Dnsctl(const std::vector<std::string>& args, std::string* out) const;

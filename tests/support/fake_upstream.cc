@@ -30,14 +30,14 @@ struct FakeUpstream::Scheduled {
 
 namespace {
 
-int BindLoopback(int type, uint16_t port) {
+int BindLoopback(int type, uint16_t port, const std::string& host = "127.0.0.1") {
   int fd = socket(AF_INET, type, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  inet_pton(AF_INET, host.c_str(), &a.sin_addr);
   if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
     close(fd);
     return -1;
@@ -66,14 +66,18 @@ dns::Record Soa(const std::string& zone_wire) {
 
 }  // namespace
 
-std::unique_ptr<FakeUpstream> FakeUpstream::Start() {
+std::unique_ptr<FakeUpstream> FakeUpstream::Start() { return StartOn("127.0.0.1", 0); }
+
+std::unique_ptr<FakeUpstream> FakeUpstream::StartOn(const std::string& host, uint16_t port) {
   std::unique_ptr<FakeUpstream> f(new FakeUpstream());
+  f->host_ = host;
   for (int attempt = 0; attempt < 50; ++attempt) {
-    int u = BindLoopback(SOCK_DGRAM, 0);
+    int u = BindLoopback(SOCK_DGRAM, port, host);
+    if (u < 0) continue;
     sockaddr_in a{};
     socklen_t len = sizeof(a);
     getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
-    int t = BindLoopback(SOCK_STREAM, ntohs(a.sin_port));
+    int t = BindLoopback(SOCK_STREAM, ntohs(a.sin_port), host);
     if (t < 0) {
       close(u);
       continue;

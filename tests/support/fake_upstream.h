@@ -38,10 +38,14 @@ class FakeUpstream {
   };
 
   static std::unique_ptr<FakeUpstream> Start();
+  // On an IPv4 address and port of the caller's choosing (a network
+  // namespace's address; port 0 picks one). Sockets belong to the network
+  // namespace of the calling thread.
+  static std::unique_ptr<FakeUpstream> StartOn(const std::string& host, uint16_t port);
   ~FakeUpstream();
 
   uint16_t port() const { return port_; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string address() const { return host_ + ":" + std::to_string(port_); }
 
   void set_mode(Mode m) { mode_ = m; }
   void set_delay_ms(int ms) { delay_ms_ = ms; }
@@ -89,6 +93,7 @@ class FakeUpstream {
 
  private:
   FakeUpstream() = default;
+  std::string host_ = "127.0.0.1";
   void Run();
   // Builds the answer for `mode`; `count` says whether to count the query.
   std::vector<uint8_t> Respond(const std::vector<uint8_t>& query, bool tcp, Mode mode, bool count, bool* drop,

@@ -219,16 +219,19 @@ TEST(NodeInterfaceTest, NotrackRulesComeAndGoWithTheInterface) {
     o.addresses = {*SocketAddress::Parse("169.254.20.10:5353")};
     o.notrack = true;
     o.nft = "/nonexistent/nft";
-    auto missing = NodeInterface::Setup(o);
-    if (missing.ok()) return fail("Setup succeeded without an nft binary");
-    if (!absl::IsNotFound(missing.status()) ||
-        missing.status().message().find("cannot run '/nonexistent/nft'") == std::string::npos) {
-      fail("without nft: " + missing.status().ToString());
+    // The interface comes first; the rules once the daemon is bound.
+    auto early = NodeInterface::Setup(o);
+    if (!early.ok()) return fail("Setup: " + early.status().ToString());
+    absl::Status missing = (*early)->InstallRules();
+    if (!absl::IsNotFound(missing) || missing.message().find("cannot run '/nonexistent/nft'") == std::string::npos) {
+      fail("without nft: " + missing.ToString());
     }
     if (std::system("nft list tables >/dev/null 2>&1") != 0) return;  // no usable nft here
     o.nft = "nft";
     auto ni = NodeInterface::Setup(o);
     if (!ni.ok()) return fail("Setup with notrack: " + ni.status().ToString());
+    if (std::system("nft list table inet nodedns >/dev/null 2>&1") == 0) fail("rules before InstallRules");
+    if (auto st = (*ni)->InstallRules(); !st.ok()) return fail("InstallRules: " + st.ToString());
     FILE* p = popen("nft list table inet nodedns 2>&1", "r");
     std::string rules;
     char buf[512];
@@ -237,6 +240,11 @@ TEST(NodeInterfaceTest, NotrackRulesComeAndGoWithTheInterface) {
     for (const char* want : {"ip daddr 169.254.20.10 udp dport 5353 notrack",
                              "ip saddr 169.254.20.10 tcp sport 5353 notrack"}) {
       if (rules.find(want) == std::string::npos) fail(std::string("rule missing: ") + want + "\n" + rules);
+    }
+    // Queries made on the node itself (hostNetwork pods) skip conntrack too.
+    size_t output = rules.find("chain output");
+    if (output == std::string::npos || rules.find("ip daddr 169.254.20.10 udp dport 5353 notrack", output) == std::string::npos) {
+      fail("no rule for queries sent from this host:\n" + rules);
     }
     if (auto st = (*ni)->Teardown(); !st.ok()) fail("Teardown: " + st.ToString());
     if (std::system("nft list table inet nodedns >/dev/null 2>&1") == 0) fail("table left after Teardown");
