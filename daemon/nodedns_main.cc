@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <string_view>
 
 #include "absl/synchronization/mutex.h"
@@ -73,12 +74,14 @@ int main(int argc, char** argv) {
     for (int i = 0; i < argc; ++i) {
       if (std::string_view(argv[i]) != "--supervise") o.argv.push_back(argv[i]);
     }
-    // The configuration as it is when the daemon dies (a reload may have
-    // changed the file since), or as it was at start if it no longer parses.
-    o.withdraw = [cl = *cl, started = *config]() {
-      auto now = nodedns::config::BuildConfig(cl);
-      return nodedns::app::WithdrawInterface(now.ok() ? *now : started);
+    // The withdrawal uses the configuration the child started with (read
+    // again before each start; the last good one if the file went bad), so
+    // that nothing but removing stands between a death and the rules gone.
+    auto current = std::make_shared<nodedns::config::Config>(*config);
+    o.before_start = [cl = *cl, current] {
+      if (auto now = nodedns::config::BuildConfig(cl); now.ok()) *current = *now;
     };
+    o.withdraw = [current] { return nodedns::app::WithdrawInterface(*current); };
     return nodedns::app::Supervise(o);
   }
   // A client that closes its TCP connection early must not kill us.

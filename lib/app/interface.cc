@@ -5,7 +5,9 @@
 
 #include <string>
 
+#include "absl/strings/str_format.h"
 #include "lib/app/control_socket.h"
+#include "lib/common/clock.h"
 #include "lib/control/unix_socket.h"
 
 namespace nodedns::app {
@@ -53,10 +55,19 @@ absl::StatusOr<std::string> WithdrawInterface(const config::Config& c) {
       return "interface " + c.interface_name + " left to the nodedns answering on " + c.control_socket;
     }
   }
+  // Timed apart: the rules are what clients wait for (without them the
+  // service IP takes kube-proxy's DNAT again); the interface goes after.
+  netif::InterfaceOptions o = InterfaceOptionsFor(c);
+  absl::Time start = SystemSteadyClock::Get()->Now();
+  if (auto st = netif::NodeInterface::RemoveRules(o); !st.ok()) return st;
+  absl::Time rules = SystemSteadyClock::Get()->Now();
   bool removed = false;
-  if (auto st = netif::NodeInterface::Remove(InterfaceOptionsFor(c), &removed); !st.ok()) return st;
-  return "interface " + c.interface_name + (removed ? " withdrawn" : " was not there") +
-         (c.interface_notrack ? ", NOTRACK rules removed" : "");
+  if (auto st = netif::NodeInterface::RemoveLink(o, &removed); !st.ok()) return st;
+  absl::Time link = SystemSteadyClock::Get()->Now();
+  std::string out;
+  if (c.interface_notrack) out = absl::StrFormat("NOTRACK rules removed in %.1f ms, ", absl::ToDoubleMilliseconds(rules - start));
+  return out + "interface " + c.interface_name +
+         (removed ? absl::StrFormat(" withdrawn in %.1f ms", absl::ToDoubleMilliseconds(link - rules)) : " was not there");
 }
 
 void TearDownInterface(netif::NodeInterface& ni, const config::Config& c, const char* left_to) {

@@ -154,6 +154,7 @@ int Supervise(const SupervisorOptions& o) {
   RestartBackoff backoff(o.min_backoff, o.max_backoff, o.healthy_after);
   int stop_signal = 0;
   for (;;) {
+    if (o.before_start) o.before_start();
     setenv(kSupervisorEnv, state.ToEnv().c_str(), 1);
     absl::Time started = MonotonicNow();
     pid_t child = Spawn(o.argv, original);
@@ -192,7 +193,7 @@ int Supervise(const SupervisorOptions& o) {
     ++state.fail_opens;
     absl::Duration wait = backoff.Next(lived);
     if (withdrawn.ok()) {
-      spdlog::warn("supervisor: nodedns (pid {}) {} after {:.1f} s; fail open: {} in {:.1f} ms; restarting in {} ms",
+      spdlog::warn("supervisor: nodedns (pid {}) {} after {:.1f} s; fail open: {} ({:.1f} ms in all); restarting in {} ms",
                    child, state.last_exit, absl::ToDoubleSeconds(lived), *withdrawn,
                    absl::ToDoubleMilliseconds(state.last_withdrawal), absl::ToInt64Milliseconds(wait));
     } else {

@@ -81,6 +81,8 @@ std::string DescribeEnd(int wait_status);
 struct SupervisorOptions {
   // The child's command line (argv[0] first); run as /proc/self/exe.
   std::vector<std::string> argv;
+  // Called before each start of the child (reads the configuration again).
+  std::function<void()> before_start;
   // Withdraws interface and rules; returns what it did, for the log.
   std::function<absl::StatusOr<std::string>()> withdraw;
   absl::Duration min_backoff = absl::Milliseconds(100);

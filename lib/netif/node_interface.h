@@ -55,6 +55,11 @@ class NodeInterface {
   // the table (if o.notrack), then the interface if it carries our alias.
   // *removed: whether an interface was there to remove.
   static absl::Status Remove(const InterfaceOptions& o, bool* removed);
+  // Its two steps, in that order (the fail-open supervisor times each): the
+  // rules (nfnetlink, a fraction of a millisecond), the interface (tens of
+  // milliseconds: the kernel waits for an RCU grace period).
+  static absl::Status RemoveRules(const InterfaceOptions& o);
+  static absl::Status RemoveLink(const InterfaceOptions& o, bool* removed);
   bool adopted() const { return adopted_; }
   const std::string& kind() const { return kind_; }
 

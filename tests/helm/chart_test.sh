@@ -105,6 +105,15 @@ for n in 0 45; do
   echo "minReadySeconds=$n: rendered"
 done
 
+echo "== fail open: --supervise in service-IP mode only, and failOpen=false turns it off"
+if grep -q -- '- --supervise' "$work/default.yaml"; then echo "default: --supervise without bindServiceIP"; exit 1; fi
+"$helm" template nodedns "$chart" --namespace kube-system -f "$src/tests/helm/values/service-ip.yaml" >"$work/sip.yaml"
+grep -q -- '- --supervise' "$work/sip.yaml" || { echo "bindServiceIP: no --supervise"; exit 1; }
+"$helm" template nodedns "$chart" --namespace kube-system -f "$src/tests/helm/values/service-ip.yaml" \
+  --set interfaceSetup.failOpen=false >"$work/sip-nofo.yaml"
+if grep -q -- '- --supervise' "$work/sip-nofo.yaml"; then echo "failOpen=false: --supervise rendered"; exit 1; fi
+echo "rendered as documented"
+
 echo "== uninstall cleanup: nothing of it by default"
 if grep -q -- '-cleanup$' "$work/default.yaml"; then echo "default: cleanup objects rendered"; exit 1; fi
 echo "== uninstall cleanup: cleanup.enabled renders the cleanup DaemonSet instead of nodedns"

@@ -27,6 +27,12 @@ if [ -n "$out" ]; then
   echo "systemd-analyze verify warned:"; echo "$out"; exit 1
 fi
 echo "verify: OK"
+# With the interface drop-in (a drop-in's lines extend the unit's).
+mkdir -p "$work/with-interface"
+cat "$work/nodedns.service" "$src/systemd/interface.conf" > "$work/with-interface/nodedns.service"
+out=$(systemd-analyze verify --man=no "$work/with-interface/nodedns.service" 2>&1) || { echo "$out"; exit 1; }
+[ -z "$out" ] || { echo "systemd-analyze verify warned with interface.conf:"; echo "$out"; exit 1; }
+echo "verify with interface.conf: OK"
 systemd-analyze security --offline=true --threshold=20 "$work/nodedns.service" | tail -1
 
 # --check-config reads the "resolv.conf" servers as start-up does: give it a
@@ -41,4 +47,12 @@ for f in "$prefix/bin/nodedns" "$prefix/bin/dnsctl" "$prefix/lib/systemd/system/
 done
 grep -qx "ExecStart=$prefix/bin/nodedns --config $sysconf/nodedns/nodedns.toml" \
   "$work/root/$prefix/lib/systemd/system/nodedns.service" || { echo "installed unit has the wrong ExecStart"; exit 1; }
+grep -qx "ExecStopPost=+$prefix/bin/nodedns --withdraw --config $sysconf/nodedns/nodedns.toml" \
+  "$work/root/$prefix/lib/systemd/system/nodedns.service" || { echo "installed unit has no fail-open ExecStopPost"; exit 1; }
+# What ExecStopPost runs, with the installed config: nothing to withdraw
+# there (no [interface] setup), exit status 0 (a failing ExecStopPost would
+# mark every stop failed).
+out=$("$build/daemon/nodedns" --withdraw --config "$src/systemd/nodedns.toml" --resolv-conf "$work/resolv.conf" 2>&1) ||
+  { echo "--withdraw failed: $out"; exit 1; }
+echo "$out" | grep -q "nothing to withdraw" || { echo "--withdraw said: $out"; exit 1; }
 echo "install layout: OK"
