@@ -169,6 +169,11 @@ void PrintStats(const json& s) {
   } else {
     std::cout << "snapshot    off\n";
   }
+  if (s.contains("pins") && s["pins"]["keys"].get<int64_t>() > 0) {
+    const json& p = s["pins"];
+    std::cout << "pinned      " << p["keys"] << " keys: " << p["fresh"] << " fresh, " << p["stale"] << " stale, "
+              << p["missing"] << " missing; " << n("pin_refreshes") << " refreshes sent\n";
+  }
   if (s.contains("supervisor")) {
     const json& sup = s["supervisor"];
     std::cout << "supervisor  " << sup["restarts"] << " restarts, " << sup["fail_opens"] << " fail-open withdrawals";
@@ -189,7 +194,8 @@ void PrintDump(const json& r) {
     } else {
       std::cout << "stale for " << e["stale_seconds"] << "s (servable " << e["stale_remaining_seconds"] << "s more)";
     }
-    std::cout << (e["dnssec_ok"].get<bool>() ? " do" : "") << " " << e["bytes"] << " bytes\n";
+    std::cout << (e["dnssec_ok"].get<bool>() ? " do" : "") << (e.value("pinned", false) ? " pinned" : "") << " "
+              << e["bytes"] << " bytes\n";
   }
   std::cout << r["matched"] << " entries" << (r["truncated"].get<bool>() ? " (output truncated, see --limit)" : "")
             << "\n";

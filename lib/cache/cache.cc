@@ -151,7 +151,13 @@ bool Cache::InsertWithDeadlines(std::string_view key, const dns::CacheImage& ima
     MutexLock lock(&s.mu);
     Tier tier = Tier::kProbation;
     auto it = s.index.find(key);
-    if (it != s.index.end()) {
+    if (s.pinned_keys.contains(absl::string_view(key.data(), key.size()))) {
+      tier = Tier::kPinned;
+      if (it != s.index.end()) {
+        e->freq = it->second->freq;
+        s.RemoveLocked(it->second);
+      }
+    } else if (it != s.index.end()) {
       // A refresh: the name keeps its place and popularity (a stale-serving
       // entry is fresh again, so it returns to the main tier).
       Entry* old = it->second;
@@ -183,6 +189,27 @@ bool Cache::InsertWithDeadlines(std::string_view key, const dns::CacheImage& ima
   }
   counters_.inserts.fetch_add(1, std::memory_order_relaxed);
   Count(evicted);
+  return true;
+}
+
+void Cache::SetPinned(const std::vector<std::string>& keys) {
+  std::vector<absl::flat_hash_set<std::string>> per_shard(shards_.size());
+  for (const std::string& k : keys) per_shard[ShardIndex(k)].insert(k);
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    MutexLock lock(&shards_[i]->mu);
+    shards_[i]->SetPinnedLocked(std::move(per_shard[i]));
+  }
+}
+
+bool Cache::Peek(std::string_view key, absl::Time* inserted_at, absl::Time* expires_at,
+                 absl::Time* stale_until) const {
+  const Shard& s = *shards_[ShardIndex(key)];
+  MutexLock lock(&s.mu);
+  auto it = s.index.find(key);
+  if (it == s.index.end()) return false;
+  *inserted_at = absl::FromUnixMillis(it->second->inserted_ms);
+  *expires_at = absl::FromUnixMillis(it->second->expires_ms);
+  *stale_until = absl::FromUnixMillis(it->second->stale_until_ms);
   return true;
 }
 

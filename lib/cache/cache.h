@@ -24,6 +24,9 @@
 //   4. stale-serving entries: expired, answered stale since, and not
 //      refreshed (the zone is failing or down). Only when nothing else is
 //      left in the shard, longest-kept first.
+// Pinned entries (SetPinned: the keys of the zones' `pin` names) are never
+// evicted to make room; they leave only when past their stale window, by a
+// flush, or when unpinned (they then join the main tier).
 // Within 2 and 3 the tail asked for less often goes first, and on a tie the
 // negative answer (NXDOMAIN, NODATA, SERVFAIL) before the positive one: a
 // negative answer never pushes out a positive one as popular as itself.
@@ -78,7 +81,7 @@ struct CacheOptions {
 enum class LookupStatus : uint8_t { kMiss, kFresh, kStale };
 
 // Where an entry is in the eviction order (see the top of this file).
-enum class Tier : uint8_t { kProbation, kMain, kStaleServing };
+enum class Tier : uint8_t { kProbation, kMain, kStaleServing, kPinned };
 
 // What a hit returns besides the image bytes. Lives in the caller's scratch
 // space (it is about 1 KiB), so a lookup allocates nothing.
@@ -140,6 +143,15 @@ class Cache {
   // Records that a refresh of `key` sent at `sent_at` failed (RFC 8767 failure
   // recheck; the window counts from the send, see the resolver).
   void MarkRefreshFailed(std::string_view key, absl::Time sent_at);
+
+  // The keys whose entries are pinned (replacing the previous set): entries
+  // present move to or from the pinned tier, and later inserts of these keys
+  // are pinned. Pinned entries count toward the limits (keep the set small:
+  // the config allows 1,000 names).
+  void SetPinned(const std::vector<std::string>& keys);
+  // The deadlines of `key`'s entry without counting an access (the pin
+  // refresher looks without making the entry look popular). False if none.
+  bool Peek(std::string_view key, absl::Time* inserted_at, absl::Time* expires_at, absl::Time* stale_until) const;
 
   bool Erase(std::string_view key);
   // Removes every entry for `qname` (lowercased uncompressed wire name), all

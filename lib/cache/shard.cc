@@ -100,10 +100,26 @@ EntryList& Shard::ListOf(const Entry* e) {
       return probation[e->side()];
     case Tier::kMain:
       return main[e->side()];
+    case Tier::kPinned:
+      return pinned;
     case Tier::kStaleServing:
       break;
   }
   return kept;
+}
+
+void Shard::SetPinnedLocked(absl::flat_hash_set<std::string> keys) {
+  pinned_keys = std::move(keys);
+  // Unpinned: evictable again, as a name that was asked for (main tier).
+  for (Entry* e = pinned.head; e;) {
+    Entry* next = e->next;
+    if (!pinned_keys.contains(absl::string_view(e->key().data(), e->key().size()))) MoveLocked(e, Tier::kMain);
+    e = next;
+  }
+  for (const std::string& k : pinned_keys) {
+    auto it = index.find(k);
+    if (it != index.end() && it->second->tier != Tier::kPinned) MoveLocked(it->second, Tier::kPinned);
+  }
 }
 
 void Shard::LinkLocked(Entry* e, Tier tier) {
@@ -144,9 +160,11 @@ EntryList* PickTail(EntryList* lists) {
 }  // namespace
 
 bool Shard::EvictOneLocked(int64_t now_ms, EvictCounts* counts) {
-  // 1. Entries past their stale window go first, wherever a tail shows one.
+  // 1. Entries past their stale window go first, wherever a tail shows one
+  // (pinned ones included: they can no longer be served). Pinned entries
+  // are not touched otherwise.
   for (EntryList* l : {&kept, &probation[kNegativeSide], &probation[kPositiveSide], &main[kNegativeSide],
-                       &main[kPositiveSide]}) {
+                       &main[kPositiveSide], &pinned}) {
     if (l->tail && l->tail->Dead(now_ms)) {
       RemoveLocked(l->tail);
       ++counts->expired;

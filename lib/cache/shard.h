@@ -14,7 +14,10 @@
 #include <string_view>
 #include <vector>
 
+#include <string>
+
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "lib/common/mutex.h"
 #include "lib/cache/cache.h"
 #include "lib/dns/cache_image.h"
@@ -134,6 +137,8 @@ struct Shard {
   EntryList probation[2] ABSL_GUARDED_BY(mu);  // by Side
   EntryList main[2] ABSL_GUARDED_BY(mu);       // by Side
   EntryList kept ABSL_GUARDED_BY(mu);          // stale-serving, evicted last
+  EntryList pinned ABSL_GUARDED_BY(mu);        // never evicted (only removed dead)
+  absl::flat_hash_set<std::string> pinned_keys ABSL_GUARDED_BY(mu);  // this shard's share of Cache::SetPinned
   Ghost ghost ABSL_GUARDED_BY(mu);
   const size_t fair_entries;  // max_entries / shards, rounded up
   const size_t fair_bytes;    // max_bytes / shards: the largest entry accepted
@@ -145,10 +150,12 @@ struct Shard {
   void RemoveLocked(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Frees one entry's room by the precedence rules. False if the shard is empty.
   bool EvictOneLocked(int64_t now_ms, EvictCounts* counts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  // Calls fn for every entry: stale-serving, main, then probation.
+  // Replaces pinned_keys; moves the entries present to or from the pinned tier.
+  void SetPinnedLocked(absl::flat_hash_set<std::string> keys) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Calls fn for every entry: pinned, stale-serving, main, then probation.
   template <typename Fn>
   void ForEachLocked(Fn fn) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    for (const EntryList* l : {&kept, &main[0], &main[1], &probation[0], &probation[1]}) {
+    for (const EntryList* l : {&pinned, &kept, &main[0], &main[1], &probation[0], &probation[1]}) {
       for (Entry* e = l->head; e;) {
         Entry* next = e->next;  // fn may remove e
         fn(e);
@@ -160,7 +167,7 @@ struct Shard {
   template <typename Pred>
   size_t RemoveIfLocked(Pred pred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     size_t n = 0;
-    for (EntryList* l : {&kept, &main[0], &main[1], &probation[0], &probation[1]}) {
+    for (EntryList* l : {&pinned, &kept, &main[0], &main[1], &probation[0], &probation[1]}) {
       for (Entry* e = l->head; e;) {
         Entry* next = e->next;
         if (pred(e)) {

@@ -202,6 +202,22 @@ absl::Status ParseZone(const Reader& r, const toml::node& node, Config* c, ZoneL
       {"max_stale", SecondsInto(r, &z.max_stale, 0, 7 * 86400)},
       {"last_known_good", BoolInto(r, &z.last_known_good)},
       {"filter_aaaa", BoolInto(r, &z.filter_aaaa)},
+      {"pin", [&](const toml::node& n, const std::string& key) -> absl::Status {
+         const auto* arr = n.as_array();
+         if (arr == nullptr) return r.Error(n.source(), "'" + key + "' must be an array of names");
+         z.pin.clear();
+         for (const toml::node& e : *arr) {
+           auto v = r.String(e, key + "[]");
+           if (!v.ok()) return v.status();
+           auto wire = dns::NameFromText(*v);
+           if (!wire.ok()) return r.Error(e.source(), std::string(wire.status().message()));
+           if (z.pin.size() >= kMaxPinnedNames) {
+             return r.Error(e.source(), "more than " + std::to_string(kMaxPinnedNames) + " pinned names");
+           }
+           z.pin.push_back(dns::NameToText(dns::Lowercase(*wire)));
+         }
+         return absl::OkStatus();
+       }},
       {"transport", [&](const toml::node& n, const std::string& key) -> absl::Status {
          auto v = r.String(n, key);
          if (!v.ok()) return v.status();
@@ -275,6 +291,7 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
           {"minimal_responses", BoolInto(r, &c->resolver.image.minimal_responses)},
           {"prefetch", BoolInto(r, &c->resolver.prefetch)},
           {"prefetch_threshold_percent", PercentInto(r, &c->resolver.prefetch_threshold, 1, 50)},
+          {"pin_refresh_min_s", SecondsInto(r, &c->resolver.pin_refresh_min, 1, 86400)},
       })},
       {"serve_stale", section("serve_stale", {
           {"client_timeout_ms", MillisInto(r, &c->upstream.client_timeout, 0, 10'000)},

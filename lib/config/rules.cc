@@ -98,6 +98,21 @@ absl::Status Validate(const Config& c) {
     }
     if (!names.insert(z.name).second) return absl::InvalidArgumentError("zone '" + z.name + "' is configured twice");
   }
+  // Pinned names: under their zone, each once, kMaxPinnedNames in all.
+  size_t pins = 0;
+  absl::flat_hash_set<std::string_view> pinned;
+  for (const ZoneConfig& z : c.zones) {
+    for (const std::string& p : z.pin) {
+      bool under = z.name == "." || p == z.name ||
+                   (p.size() > z.name.size() && p.compare(p.size() - z.name.size(), z.name.size(), z.name) == 0 &&
+                    p[p.size() - z.name.size() - 1] == '.');
+      if (!under) return absl::InvalidArgumentError("zone '" + z.name + "': pinned name '" + p + "' is not under it");
+      if (!pinned.insert(p).second) return absl::InvalidArgumentError("pinned name '" + p + "' is listed twice");
+      if (++pins > kMaxPinnedNames) {
+        return absl::InvalidArgumentError("more than " + std::to_string(kMaxPinnedNames) + " pinned names");
+      }
+    }
+  }
   if (c.cache.max_entries < c.cache.shards) {
     return absl::InvalidArgumentError("cache.max_entries must be at least cache.shards");
   }

@@ -20,6 +20,7 @@ inline constexpr size_t kMaxConfigBytes = 1 << 20;  // 1 MiB: a config with the 
 inline constexpr int kMaxConfigNesting = 32;      // arrays and inline tables inside each other
 inline constexpr int kMaxDotsPerLine = 64;        // dotted keys and headers (and floats) on one line
 inline constexpr size_t kMaxZones = 256;          // [[zone]] tables: each costs memory on every worker
+inline constexpr size_t kMaxPinnedNames = 1000;   // pin names over all zones: their entries are never evicted
 
 // "SOURCE:LINE: reason" if `text` is larger or deeper than the limits above,
 // contains a NUL byte, or holds no setting at all (empty, or comments only:

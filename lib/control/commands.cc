@@ -223,6 +223,7 @@ json Dump(const DumpRequest& r, cache::Cache& cache, absl::Time now) {
               {"kind", kKinds[static_cast<int>(e.kind)]},
               {"state", fresh ? "fresh" : "stale"},
               {"age_seconds", absl::ToInt64Seconds(now - e.inserted_at)},
+              {"pinned", e.tier == cache::Tier::kPinned},
               {"bytes", e.image_len}};
     if (fresh) {
       j["ttl_remaining_seconds"] = absl::ToInt64Seconds(e.expires_at - now);

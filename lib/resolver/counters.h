@@ -48,6 +48,7 @@
   X(refreshes, "Refreshes of expired entries sent upstream")                                                \
   X(refresh_failures, "Refreshes that failed (the entry is kept; recheck after the failure window)")        \
   X(prefetches, "Refreshes of popular entries sent before they expired")                                    \
+  X(pin_refreshes, "Queries for pinned names sent by the pin refresher (at start-up, then before expiry)")   \
   X(servfail_cached, "Answers from a briefly cached SERVFAIL (RFC 2308 7)")                                 \
   X(servfail_unreachable, "Misses answered SERVFAIL at once because no server of the zone was usable")      \
   X(last_known_good_kept, "Negative answers not stored over a positive entry while the zone was unhealthy") \

@@ -64,6 +64,9 @@ struct ResolverOptions {
   absl::Duration servfail_ttl = absl::Seconds(5);         // RFC 2308 section 7
   bool prefetch = true;
   double prefetch_threshold = 0.1;  // refresh when asked for in the last 10 % of the TTL
+  // Pinned names are refreshed before expiry, but no more often than this
+  // ([cache] pin_refresh_min_s; pins.h).
+  absl::Duration pin_refresh_min = absl::Seconds(30);
   FairShareOptions fair_share;
   ShedOptions shed;
 

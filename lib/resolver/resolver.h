@@ -111,6 +111,11 @@ class Resolver {
 
   size_t pending() const { return pending_.size() + superseded_.size(); }
 
+  // A background query for a pinned name's cache key (pins.h), unless one is
+  // already in flight for it, the zone is down or answers it itself
+  // (filter_aaaa). True when a query is (now) in flight for it.
+  bool RefreshPinned(std::string_view key);
+
   // The listener's measure of load: a UDP socket's receive queue held
   // `queued` of its `capacity` bytes when it was read. At or above the
   // [shed] backlog share the worker counts as overloaded for `hold`.

@@ -101,6 +101,18 @@ void Resolver::MaybePrefetch(const dns::CacheKey& key, absl::Time now) {
   });
 }
 
+bool Resolver::RefreshPinned(std::string_view key) {
+  absl::string_view k(key.data(), key.size());
+  if (pending_.contains(k)) return true;
+  const upstream::Zone* zone = router_->Route(dns::CacheKeyQname(key));
+  if (zone == nullptr || zone->upstream->health() == Health::kDown) return false;
+  if (zone->filter_aaaa && dns::CacheKeyQtype(key) == dns::kTypeAAAA) return false;
+  Pending* p = nullptr;
+  if (StartUpstream(key, zone, Priority::kRefresh, upstream::kNoFlow, &p) != SendResult::kSent) return false;
+  Bump(counters_->pin_refreshes);
+  return true;
+}
+
 void Resolver::OnStaleTimer(const std::string& key, uint64_t id) {
   Pending* fired = FindPending(key, id);
   if (fired == nullptr) return;

@@ -32,6 +32,10 @@ struct ZoneOptions {
   // AAAA queries are answered NODATA here, with a synthesised SOA, and never
   // asked upstream (IPv4-only clusters; dnsmasq's filter-AAAA).
   bool filter_aaaa = false;
+  // Pinned names under the zone (presentation form, lowercased, ending in
+  // "."): resolved at start-up, refreshed before expiry, never evicted
+  // (lib/resolver/pins.h).
+  std::vector<std::string> pin;
 
   bool operator==(const ZoneOptions&) const = default;
 };

@@ -1,5 +1,7 @@
 #include "lib/server/server.h"
 
+#include "lib/server/pins.h"
+
 #include <spdlog/spdlog.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -20,6 +22,7 @@ namespace nodedns::server {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, const SteadyClock* clock) {
   std::unique_ptr<Server> s(new Server());
+  s->clock_ = clock;
   {
     MutexLock lock(&s->options_mu_);
     s->options_ = options;
@@ -28,6 +31,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& opti
   auto cache = cache::Cache::Create(co);
   if (!cache.ok()) return cache.status();
   s->cache_ = std::move(*cache);
+  // Pinned before anything is inserted (the snapshot loads after this).
+  {
+    MutexLock lock(&s->options_mu_);
+    s->pins_ = PinnedKeysFor(options);
+    s->cache_->SetPinned(CacheKeysOf(s->pins_));
+  }
   s->tcp_budget_ = std::make_unique<TcpBudget>(options.tcp.memory_budget);
   auto bound = BindListeners(options.listen, options.workers, options.tcp_workers);
   if (!bound.ok()) return bound.status();
@@ -104,6 +113,8 @@ void Server::Stop() {
 
 void Server::AppendMetrics(MetricSet* out) const {
   for (const auto& w : workers_) w->AppendMetrics(out);
+  MutexLock lock(&options_mu_);
+  AppendPinMetrics(pins_, *cache_, clock_->Now(), out);
 }
 
 ServerOptions Server::options() const {
@@ -223,6 +234,8 @@ absl::Status Server::Reload(const ServerOptions& next) {
   }
   MutexLock lock(&options_mu_);
   options_ = next;
+  pins_ = PinnedKeysFor(next);
+  cache_->SetPinned(CacheKeysOf(pins_));
   return absl::OkStatus();
 }
 

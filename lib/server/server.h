@@ -19,6 +19,7 @@
 #include "lib/cache/cache.h"
 #include "lib/common/clock.h"
 #include "lib/common/metrics.h"
+#include "lib/resolver/pins.h"
 #include "lib/server/options.h"
 #include "lib/server/worker.h"
 #include "lib/upstream/summary.h"
@@ -94,6 +95,7 @@ class Server {
   template <typename T>
   std::optional<std::vector<T>> CollectFromWorkers(std::function<T(Worker&)> fn, absl::Duration timeout);
 
+  const SteadyClock* clock_ = nullptr;
   std::unique_ptr<cache::Cache> cache_;
   // What every worker's TCP connections hold together (outlives the workers).
   std::unique_ptr<TcpBudget> tcp_budget_;
@@ -110,6 +112,7 @@ class Server {
   bool stopped_ = false;
   mutable Mutex options_mu_;
   ServerOptions options_ ABSL_GUARDED_BY(options_mu_);
+  std::vector<resolver::PinnedKey> pins_ ABSL_GUARDED_BY(options_mu_);  // of options_
 };
 
 }  // namespace nodedns::server

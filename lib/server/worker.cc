@@ -1,5 +1,7 @@
 #include "lib/server/worker.h"
 
+#include "lib/server/pins.h"
+
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -24,6 +26,7 @@ struct Worker::Generation {
   std::vector<std::unique_ptr<upstream::Zone>> zones;
   upstream::Router router;
   std::unique_ptr<resolver::Resolver> resolver;
+  std::unique_ptr<resolver::PinRefresher> pins;  // the first worker's only
   absl::Duration longest_query;  // the longest an upstream query can take
   absl::Time drain_deadline = absl::InfiniteFuture();
   bool shut_down = false;
@@ -31,6 +34,7 @@ struct Worker::Generation {
   void Shutdown() {
     if (shut_down) return;
     shut_down = true;
+    pins.reset();
     for (auto& p : pools) p->CancelQueued();
     for (auto& t : transports) t->Shutdown();
   }
@@ -94,6 +98,15 @@ absl::StatusOr<std::unique_ptr<Worker::Generation>> Worker::BuildGeneration(cons
     g->zones.push_back(std::move(zone));
   }
   g->resolver = std::make_unique<resolver::Resolver>(options.resolver, cache_, &g->router, clock_, &timers_, &resolver_counters_, seeder(), loop_probes_);
+  // One pin refresher per node, on the first worker.
+  if (index_ == 0) {
+    auto pins = PinnedKeysFor(options);
+    if (!pins.empty()) {
+      g->pins = std::make_unique<resolver::PinRefresher>(std::move(pins), g->resolver.get(), cache_, clock_, &timers_,
+                                                         options.resolver.pin_refresh_min, seeder());
+      g->pins->Start();
+    }
+  }
   return g;
 }
 
@@ -269,6 +282,7 @@ absl::Status Worker::Reconfigure(const ServerOptions& options) {
   for (auto& u : udp_) u->set_resolver((*g)->resolver.get());
   for (auto& t : tcp_) t->set_resolver((*g)->resolver.get());
   query_log_.set_sample(options.query_log_sample);
+  current_->pins.reset();  // the new generation's refresher takes over
   current_->drain_deadline = clock_->Now() + current_->longest_query + absl::Milliseconds(500);
   retired_.push_back(std::move(current_));
   current_ = std::move(*g);

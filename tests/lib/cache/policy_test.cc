@@ -339,5 +339,60 @@ TEST_F(PolicyTest, ConcurrentInsertsLookupsAndErasesKeepTheBounds) {
   EXPECT_EQ(c->Summaries().size(), 256u);
 }
 
+TEST_F(PolicyTest, PinnedEntriesSurviveEvictionPressureAndLeaveOnlyDead) {
+  auto c = Make(20, 4);
+  std::vector<std::string> pins = {Key("pin0.example"), Key("pin1.example"), Key("pin2.example")};
+  c->SetPinned(pins);
+  for (int i = 0; i < 3; ++i) {
+    std::string n = "pin" + std::to_string(i) + ".example";
+    ASSERT_TRUE(c->Insert(Key(n), Image(n, 60), clock_.Now(), absl::Hours(1)));
+    EXPECT_EQ(TierOf(*c, n), Tier::kPinned);
+  }
+  // Thousands of names asked for again and again, and stale-serving ones:
+  // every other entry goes, the pinned ones stay.
+  for (int i = 0; i < 5000; ++i) {
+    c->Insert(Key(Name("flood", i)), Image(Name("flood", i), 600), clock_.Now());
+    Ask(*c, Name("flood", i));
+    Ask(*c, Name("flood", i));
+  }
+  EXPECT_LE(c->entries(), 20u);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(Has(*c, "pin" + std::to_string(i) + ".example")) << i;
+  // Expired and served stale (an outage): still kept, still pinned.
+  clock_.Advance(absl::Seconds(120));
+  EXPECT_EQ(Ask(*c, "pin0.example"), LookupStatus::kStale);
+  for (int i = 0; i < 100; ++i) c->Insert(Key(Name("more", i)), Image(Name("more", i), 600), clock_.Now());
+  EXPECT_EQ(TierOf(*c, "pin0.example"), Tier::kPinned);
+  // A refresh keeps the tier.
+  ASSERT_TRUE(c->Insert(Key("pin0.example"), Image("pin0.example", 60), clock_.Now(), absl::Hours(1)));
+  EXPECT_EQ(TierOf(*c, "pin0.example"), Tier::kPinned);
+  // Past the stale window an entry cannot be served: pinned or not, it goes.
+  clock_.Advance(absl::Hours(2));
+  for (int i = 0; i < 100; ++i) c->Insert(Key(Name("late", i)), Image(Name("late", i), 600), clock_.Now());
+  EXPECT_FALSE(Has(*c, "pin1.example"));
+}
+
+TEST_F(PolicyTest, SetPinnedMovesEntriesPresentBothWays) {
+  auto c = Make(10);
+  for (int i = 0; i < 10; ++i) c->Insert(Key(Name("a", i)), Image(Name("a", i), 600), clock_.Now());
+  c->SetPinned({Key(Name("a", 3))});
+  EXPECT_EQ(TierOf(*c, Name("a", 3)), Tier::kPinned);
+  for (int i = 0; i < 50; ++i) c->Insert(Key(Name("b", i)), Image(Name("b", i), 600), clock_.Now());
+  EXPECT_TRUE(Has(*c, Name("a", 3)));
+  EXPECT_EQ(c->entries(), 10u);
+  // Unpinned, it is an ordinary entry of the main tier again, and can go.
+  c->SetPinned({});
+  EXPECT_EQ(TierOf(*c, Name("a", 3)), Tier::kMain);
+  for (int i = 0; i < 50; ++i) {
+    c->Insert(Key(Name("c", i)), Image(Name("c", i), 600), clock_.Now());
+    Ask(*c, Name("c", i));  // promoted on its way out of probation: the main tier fills
+  }
+  EXPECT_FALSE(Has(*c, Name("a", 3)));
+  // Peek sees deadlines without counting an access.
+  absl::Time ins, exp, until;
+  ASSERT_TRUE(c->Peek(Key(Name("c", 49)), &ins, &exp, &until));
+  EXPECT_EQ(exp - ins, absl::Seconds(600));
+  EXPECT_FALSE(c->Peek(Key("absent.example"), &ins, &exp, &until));
+}
+
 }  // namespace
 }  // namespace nodedns::cache
