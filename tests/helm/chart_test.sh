@@ -105,6 +105,13 @@ for n in 0 45; do
   echo "minReadySeconds=$n: rendered"
 done
 
+echo "== pinned names reach the config of their zones"
+grep -q 'pin = \["kubernetes.default.svc.cluster.local", "registry.kube-system.svc.cluster.local"\]' "$work/pins.toml" &&
+  grep -q 'pin = \["vault.corp.example"\]' "$work/pins.toml" &&
+  grep -q 'pin = \["registry.example.com", "metadata.google.internal"\]' "$work/pins.toml" &&
+  grep -q 'pin_refresh_min_s = 60' "$work/pins.toml" || { echo "pins.yaml: pins not rendered"; cat "$work/pins.toml"; exit 1; }
+echo "rendered"
+
 echo "== fail open: --supervise in service-IP mode only, and failOpen=false turns it off"
 if grep -q -- '- --supervise' "$work/default.yaml"; then echo "default: --supervise without bindServiceIP"; exit 1; fi
 "$helm" template nodedns "$chart" --namespace kube-system -f "$src/tests/helm/values/service-ip.yaml" >"$work/sip.yaml"

@@ -151,6 +151,29 @@ TEST(ConfigTest, SemanticErrorsHaveFileLineAndReason) {
               HasSubstr("min_ttl exceeds"));
 }
 
+TEST(ConfigTest, PinnedNames) {
+  auto z = [](const std::string& pin) {
+    return "[[zone]]\nname = \"cluster.local\"\nservers = [\"1.1.1.1\"]\npin = " + pin + "\n";
+  };
+  auto ok = ParseConfig(z("[\"Kubernetes.Default.svc.cluster.local\", \"cluster.local\"]"), "test.toml");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->zones.back().pin,
+            (std::vector<std::string>{"kubernetes.default.svc.cluster.local.", "cluster.local."}));
+  EXPECT_EQ(std::string(ParseError(z("\"one.cluster.local\"")).message()),
+            "test.toml:4: 'zone.pin' must be an array of names");
+  EXPECT_EQ(std::string(ParseError(z("[5]")).message()), "test.toml:4: 'zone.pin[]' must be a string");
+  EXPECT_THAT(std::string(ParseError(z("[\"a..cluster.local\"]")).message()), HasSubstr("test.toml:4:"));
+  EXPECT_THAT(std::string(ParseError(z("[\"registry.example\"]")).message()),
+              HasSubstr("pinned name 'registry.example.' is not under it"));
+  EXPECT_THAT(std::string(ParseError(z("[\"xcluster.local\"]")).message()), HasSubstr("is not under it"));
+  EXPECT_THAT(std::string(ParseError(z("[\"a.cluster.local\", \"A.cluster.local\"]")).message()),
+              HasSubstr("listed twice"));
+  std::string many = "[";
+  for (int i = 0; i < 1001; ++i) many += (i ? ", \"n" : "\"n") + std::to_string(i) + ".cluster.local\"";
+  EXPECT_THAT(std::string(ParseError(z(many + "]")).message()), HasSubstr("more than 1000 pinned names"));
+  EXPECT_EQ(std::string(ParseError("[cache]\npin_refresh_min_s = 0\n").message()).find("test.toml:2:"), 0u);
+}
+
 TEST(ConfigTest, LoadFileErrors) {
   testing::TempDir dir;
   EXPECT_TRUE(absl::IsNotFound(LoadConfigFile(dir.path() + "/missing.toml").status()));
