@@ -174,6 +174,18 @@ void PrintStats(const json& s) {
     std::cout << "pinned      " << p["keys"] << " keys: " << p["fresh"] << " fresh, " << p["stale"] << " stale, "
               << p["missing"] << " missing; " << n("pin_refreshes") << " refreshes sent\n";
   }
+  for (const json& m : s.value("mirrors", json::array())) {
+    std::cout << "mirror      " << m["zone"].get<std::string>() << ": ";
+    if (m["serial"].is_null()) {
+      std::cout << "not transferred yet";
+    } else {
+      std::cout << "serial " << m["serial"] << ", " << m["records"] << " records (" << m["entries"]
+                << " entries), transferred " << Duration(m["last_transfer_age_seconds"].get<double>()) << " ago";
+    }
+    std::cout << "; " << m["transfers"] << " transfers, " << m["failures"] << " failures";
+    if (!m["last_error"].get<std::string>().empty()) std::cout << " (last: " << m["last_error"].get<std::string>() << ")";
+    std::cout << "\n";
+  }
   if (s.contains("supervisor")) {
     const json& sup = s["supervisor"];
     std::cout << "supervisor  " << sup["restarts"] << " restarts, " << sup["fail_opens"] << " fail-open withdrawals";

@@ -13,11 +13,13 @@ build=(cmake ninja-build g++ pkg-config libc-ares-dev libuv1-dev libabsl-dev lib
 # nodejs and npm are installed only when no npm is on PATH (a NodeSource
 # nodejs, which bundles npm, conflicts with Debian's npm package).
 test=(libgtest-dev libgmock-dev clang libclang-rt-14-dev bind9-dnsutils knot-dnsutils prometheus systemd util-linux
-      iproute2 nftables faketime)
+      iproute2 nftables faketime nsd)
 # The fleet benchmark (bench/fleet/) also runs dnsmasq (--use-stale-cache, 2.89+),
 # sums counters with jq and draws its PNG with gnuplot (no X). bench/minimal_responses.sh runs a
 # Python fake upstream (python3-dnslib); bench/genreport.sh an authoritative Knot and builds ISC's
 # genreport (OpenSSL).
+# The zone mirror's tests transfer zones from an nsd they start (nsd; its
+# Debian service is not used).
 # scripts/run.sh: the README's first steps query the daemon with dig and curl.
 run=(bind9-dnsutils curl)
 bench=(dnsperf unbound procps util-linux iproute2 gawk dnsmasq-base jq gnuplot-nox python3-dnslib knot libssl-dev)
@@ -47,7 +49,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 echo "deps.sh: installing ${missing[*]}"
 $SUDO apt-get update -qq
-# unbound's and prometheus's packages start services where an init system
+# unbound's, nsd's and prometheus's packages start services where an init system
 # runs; we only need their binaries. A policy-rc.d that refuses every start
 # stops that during this install (removed afterwards if we created it).
 policy=/usr/sbin/policy-rc.d

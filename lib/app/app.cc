@@ -413,6 +413,7 @@ control::StatsSnapshot App::Impl::Stats() {
     supervisor_->AppendMetrics(&s.metrics);
     s.supervisor_last_exit = supervisor_->last_exit;
   }
+  s.mirrors = server_->Mirrors();
   s.control_connections = control_->stats();
   if (http_) s.http_connections = http_->stats();
   return s;

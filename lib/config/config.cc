@@ -202,6 +202,7 @@ absl::Status ParseZone(const Reader& r, const toml::node& node, Config* c, ZoneL
       {"max_stale", SecondsInto(r, &z.max_stale, 0, 7 * 86400)},
       {"last_known_good", BoolInto(r, &z.last_known_good)},
       {"filter_aaaa", BoolInto(r, &z.filter_aaaa)},
+      {"mirror", BoolInto(r, &z.mirror)},
       {"pin", [&](const toml::node& n, const std::string& key) -> absl::Status {
          const auto* arr = n.as_array();
          if (arr == nullptr) return r.Error(n.source(), "'" + key + "' must be an array of names");
@@ -292,6 +293,14 @@ absl::Status Apply(const toml::table& root, const Reader& r, Config* c) {
           {"prefetch", BoolInto(r, &c->resolver.prefetch)},
           {"prefetch_threshold_percent", PercentInto(r, &c->resolver.prefetch_threshold, 1, 50)},
           {"pin_refresh_min_s", SecondsInto(r, &c->resolver.pin_refresh_min, 1, 86400)},
+      })},
+      {"mirror", section("mirror", {
+          {"check_interval_s", SecondsInto(r, &c->mirror.check_interval, 1, 86400)},
+          {"min_transfer_interval_s", SecondsInto(r, &c->mirror.min_transfer_interval, 0, 7 * 86400)},
+          {"query_timeout_ms", MillisInto(r, &c->mirror.query_timeout, 100, 30'000)},
+          {"transfer_timeout_s", SecondsInto(r, &c->mirror.limits.timeout, 1, 3600)},
+          {"max_records", IntInto(r, &c->mirror.limits.max_records, 1, 10'000'000)},
+          {"max_bytes", IntInto(r, &c->mirror.limits.max_bytes, 65536, int64_t{1} << 30)},
       })},
       {"serve_stale", section("serve_stale", {
           {"client_timeout_ms", MillisInto(r, &c->upstream.client_timeout, 0, 10'000)},

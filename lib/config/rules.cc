@@ -98,6 +98,11 @@ absl::Status Validate(const Config& c) {
     }
     if (!names.insert(z.name).second) return absl::InvalidArgumentError("zone '" + z.name + "' is configured twice");
   }
+  for (const ZoneConfig& z : c.zones) {
+    if (z.mirror && z.name == ".") {
+      return absl::InvalidArgumentError("zone '.': mirror = true needs a zone to transfer, not the root");
+    }
+  }
   // Pinned names: under their zone, each once, kMaxPinnedNames in all.
   size_t pins = 0;
   absl::flat_hash_set<std::string_view> pinned;

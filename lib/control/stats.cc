@@ -199,6 +199,20 @@ nlohmann::json StatsJson(const StatsSnapshot& s) {
   snapshot["load_error"] = s.snapshot.load_error;
   j["reloads"]["last"] = Iso8601(s, s.last_reload);
   if (j.contains("supervisor")) j["supervisor"]["last_exit"] = s.supervisor_last_exit;
+  j["mirrors"] = nlohmann::json::array();
+  for (const mirror::MirrorStatus& m : s.mirrors) {
+    j["mirrors"].push_back({{"zone", m.zone},
+                            {"serial", m.have_serial ? nlohmann::json(m.serial) : nlohmann::json(nullptr)},
+                            {"records", m.records},
+                            {"entries", m.entries},
+                            {"last_transfer", Iso8601(s, m.last_transfer)},
+                            {"last_transfer_age_seconds",
+                             m.last_transfer == absl::InfinitePast() ? -1.0 : Seconds(s.now - m.last_transfer)},
+                            {"last_error", m.last_error},
+                            {"checks", m.checks},
+                            {"transfers", m.transfers},
+                            {"failures", m.failures}});
+  }
   j["connections"] = {{"control", ConnectionsJson(s.control_connections)},
                       {"http", ConnectionsJson(s.http_connections)}};
   if (!s.upstreams_error.empty()) j["upstreams_error"] = s.upstreams_error;
@@ -256,6 +270,27 @@ std::string PrometheusText(const StatsSnapshot& s) {
            [](const upstream::UpstreamSummary& u) {
              return u.zone_health == "down" ? 2.0 : u.zone_health == "degraded" ? 1.0 : 0.0;
            });
+
+  auto per_mirror = [&](const std::string& name, const char* type, const std::string& help, auto value) {
+    if (s.mirrors.empty()) return;
+    w.Family(name, type, help);
+    for (const mirror::MirrorStatus& m : s.mirrors) {
+      w.Sample(name, "zone=\"" + LabelValue(m.zone) + "\"", value(m));
+    }
+  };
+  per_mirror("nodedns_mirror_serial", "gauge", "SOA serial of the zone's last transfer (0 before the first)",
+             [](const mirror::MirrorStatus& m) { return static_cast<double>(m.serial); });
+  per_mirror("nodedns_mirror_records", "gauge", "Records in the zone's last transfer",
+             [](const mirror::MirrorStatus& m) { return static_cast<double>(m.records); });
+  per_mirror("nodedns_mirror_last_transfer_age_seconds", "gauge",
+             "Seconds since the zone's last transfer began (-1 before the first)", [&](const mirror::MirrorStatus& m) {
+               return m.last_transfer == absl::InfinitePast() ? -1.0 : Seconds(s.now - m.last_transfer);
+             });
+  per_mirror("nodedns_mirror_transfers_total", "counter", "Transfers of the zone completed and stored",
+             [](const mirror::MirrorStatus& m) { return static_cast<double>(m.transfers); });
+  per_mirror("nodedns_mirror_failures_total", "counter",
+             "SOA checks and transfers of the zone that failed (nothing cached was changed)",
+             [](const mirror::MirrorStatus& m) { return static_cast<double>(m.failures); });
 
   w.Family("nodedns_endpoint_connections_total", "counter",
            "Connections to the control socket and the HTTP endpoint, by outcome (idle_cut: closed to make room)");

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "lib/common/metrics.h"
 #include "lib/control/stream_server.h"
+#include "lib/mirror/status.h"
 #include "lib/snapshot/stats.h"
 #include "lib/upstream/summary.h"
 
@@ -39,6 +40,7 @@ struct StatsSnapshot {
   // Under --supervise: how the previous daemon ended ("" for none); the
   // supervisor's counts are in `metrics` (group "supervisor").
   std::string supervisor_last_exit;
+  std::vector<mirror::MirrorStatus> mirrors;  // per zone with mirror = true
   ConnectionStats control_connections;
   ConnectionStats http_connections;
 };

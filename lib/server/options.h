@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "lib/cache/cache.h"
 #include "lib/common/socket_address.h"
+#include "lib/mirror/options.h"
 #include "lib/resolver/options.h"
 #include "lib/server/tcp_options.h"
 #include "lib/upstream/options.h"
@@ -36,6 +37,9 @@ struct ZoneOptions {
   // "."): resolved at start-up, refreshed before expiry, never evicted
   // (lib/resolver/pins.h).
   std::vector<std::string> pin;
+  // Transfer the zone by AXFR and keep its records in the cache
+  // (lib/mirror/mirror.h; [mirror] sets how).
+  bool mirror = false;
 
   bool operator==(const ZoneOptions&) const = default;
 };
@@ -50,6 +54,8 @@ struct ServerOptions {
   // [server] tcp_idle_timeout_ms, max_tcp_connections, max_tcp_pipeline,
   // tcp_frame_timeout_ms, max_tcp_write_queue, tcp_memory_budget.
   TcpOptions tcp;
+  // [mirror]: SOA checks and transfers of the zones with mirror = true.
+  mirror::MirrorOptions mirror;
   // [cache] size
   cache::CacheOptions cache;
   // The components' own options, with their defaults

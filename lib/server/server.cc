@@ -3,6 +3,8 @@
 #include "lib/server/pins.h"
 
 #include <spdlog/spdlog.h>
+
+#include <random>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <sys/socket.h>
@@ -100,13 +102,54 @@ absl::Status Server::DetachSteering() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The mirror for `o`'s zones with mirror = true; nullptr when none.
+std::unique_ptr<mirror::Mirror> MakeMirror(const ServerOptions& o, cache::Cache* cache, const SteadyClock* clock) {
+  std::vector<mirror::MirroredZone> zones;
+  for (const ZoneOptions& z : o.zones) {
+    if (z.mirror) zones.push_back({z.name, z.servers, z.max_stale});
+  }
+  if (zones.empty()) return nullptr;
+  auto m = std::make_unique<mirror::Mirror>(std::move(zones), o.mirror, o.resolver.image, cache, clock,
+                                            std::random_device{}());
+  m->Start();
+  return m;
+}
+
+bool SameMirroring(const ServerOptions& a, const ServerOptions& b) {
+  if (!(a.mirror == b.mirror) || !(a.resolver.image == b.resolver.image)) return false;
+  auto mirrored = [](const ServerOptions& o) {
+    std::vector<ZoneOptions> out;
+    for (const ZoneOptions& z : o.zones) {
+      if (z.mirror) out.push_back(z);
+    }
+    return out;
+  };
+  return mirrored(a) == mirrored(b);
+}
+
+}  // namespace
+
 void Server::Start() {
   for (auto& w : workers_) w->Start();
+  // After the snapshot has loaded (the daemon loads it before Start).
+  MutexLock lock(&options_mu_);
+  mirror_ = MakeMirror(options_, cache_.get(), clock_);
+}
+
+std::vector<mirror::MirrorStatus> Server::Mirrors() const {
+  MutexLock lock(&options_mu_);
+  return mirror_ ? mirror_->Status() : std::vector<mirror::MirrorStatus>{};
 }
 
 void Server::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  {
+    MutexLock lock(&options_mu_);
+    mirror_.reset();  // joins its thread (a transfer in progress gives up within 100 ms)
+  }
   for (auto& w : workers_) w->RequestStop();
   for (auto& w : workers_) w->Join();
 }
@@ -233,6 +276,10 @@ absl::Status Server::Reload(const ServerOptions& next) {
     if (!st.ok()) return absl::Status(st.code(), "reload: " + std::string(st.message()));
   }
   MutexLock lock(&options_mu_);
+  if (!SameMirroring(options_, next) && !stopped_) {
+    mirror_.reset();
+    mirror_ = MakeMirror(next, cache_.get(), clock_);
+  }
   options_ = next;
   pins_ = PinnedKeysFor(next);
   cache_->SetPinned(CacheKeysOf(pins_));

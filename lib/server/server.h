@@ -19,6 +19,7 @@
 #include "lib/cache/cache.h"
 #include "lib/common/clock.h"
 #include "lib/common/metrics.h"
+#include "lib/mirror/mirror.h"
 #include "lib/resolver/pins.h"
 #include "lib/server/options.h"
 #include "lib/server/worker.h"
@@ -63,6 +64,8 @@ class Server {
   // Every worker's counters and histograms, summed into `out`.
   void AppendMetrics(MetricSet* out) const;
   cache::Cache& cache() { return *cache_; }
+  // The zone mirror's state per mirrored zone (lib/mirror/mirror.h).
+  std::vector<mirror::MirrorStatus> Mirrors() const;
   // The forwarding-loop probes every worker's resolver recognises
   // (lib/resolver/loop_probes.h); armed by the daemon while it probes.
   resolver::LoopProbes& loop_probes() { return loop_probes_; }
@@ -113,6 +116,9 @@ class Server {
   mutable Mutex options_mu_;
   ServerOptions options_ ABSL_GUARDED_BY(options_mu_);
   std::vector<resolver::PinnedKey> pins_ ABSL_GUARDED_BY(options_mu_);  // of options_
+  // The zones with mirror = true, transferred on the mirror's own thread
+  // from Start() to Stop(); rebuilt by a reload that changes them.
+  std::unique_ptr<mirror::Mirror> mirror_ ABSL_GUARDED_BY(options_mu_);
 };
 
 }  // namespace nodedns::server

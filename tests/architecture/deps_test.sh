@@ -57,6 +57,10 @@ if grep -rnE '#include "lib/(server|resolver|upstream)/' "$src/lib/config" |
 fi
 # The data plane takes its own options, not the daemon's configuration.
 forbid server app control snapshot netif config
+forbid mirror server resolver app control upstream snapshot config netif
+if grep -rn '#include "lib/mirror/' "$src/lib/control" | grep -v 'lib/mirror/status\.h"'; then
+  echo "FAIL: lib/control includes more of lib/mirror than status.h"; fail=1
+fi
 
 [ "$fail" = 0 ] && echo "architecture: dnsctl links only what it uses; include arrows point one way"
 exit "$fail"

@@ -106,10 +106,11 @@ for n in 0 45; do
 done
 
 echo "== pinned names reach the config of their zones"
-grep -q 'pin = \["kubernetes.default.svc.cluster.local", "registry.kube-system.svc.cluster.local"\]' "$work/pins.toml" &&
-  grep -q 'pin = \["vault.corp.example"\]' "$work/pins.toml" &&
-  grep -q 'pin = \["registry.example.com", "metadata.google.internal"\]' "$work/pins.toml" &&
-  grep -q 'pin_refresh_min_s = 60' "$work/pins.toml" || { echo "pins.yaml: pins not rendered"; cat "$work/pins.toml"; exit 1; }
+grep -q 'pin = \["kubernetes.default.svc.cluster.local", "registry.kube-system.svc.cluster.local"\]' "$work/pins-mirror.toml" &&
+  grep -q 'pin = \["vault.corp.example"\]' "$work/pins-mirror.toml" &&
+  grep -q 'pin = \["registry.example.com", "metadata.google.internal"\]' "$work/pins-mirror.toml" &&
+  grep -q 'pin_refresh_min_s = 60' "$work/pins-mirror.toml" && grep -q 'min_transfer_interval_s = 1800' "$work/pins-mirror.toml" &&
+  grep -q 'mirror = true' "$work/pins-mirror.toml" || { echo "pins-mirror.yaml: pins or mirror not rendered"; cat "$work/pins-mirror.toml"; exit 1; }
 echo "rendered"
 
 echo "== fail open: --supervise in service-IP mode only, and failOpen=false turns it off"

@@ -1,0 +1,191 @@
+// The zone mirror's wire side (lib/mirror/axfr.h) against in-process fake
+// servers: the SOA serial, whole transfers, and every way a transfer is
+// refused (cut, wrong start, zone changed, caps, rcode, timeout), and the
+// cache side (Install): one entry per name and type, fresher entries kept.
+
+#include "lib/mirror/axfr.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lib/cache/cache.h"
+#include "lib/dns/constants.h"
+#include "lib/dns/name.h"
+#include "lib/dns/query_view.h"
+#include "lib/mirror/mirror.h"
+#include "tests/support/fake_clock.h"
+
+namespace nodedns::mirror {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string W(const std::string& text) { return *dns::NameFromText(text); }
+
+dns::Record Soa(uint32_t serial) {
+  std::string rdata = W("ns.zone.test") + W("admin.zone.test");
+  for (uint32_t v : {serial, 3600u, 600u, 86400u, 5u}) {
+    for (int s = 24; s >= 0; s -= 8) rdata.push_back(static_cast<char>((v >> s) & 0xff));
+  }
+  return {W("zone.test"), dns::kTypeSOA, dns::kClassIN, 5, rdata};
+}
+
+dns::Record A(const std::string& name, uint8_t last, uint32_t ttl = 5) {
+  return {W(name), dns::kTypeA, dns::kClassIN, ttl, std::string("\x0a\x60\x00", 3) + static_cast<char>(last)};
+}
+
+// One AXFR answer message with `records`, answering query `id`.
+std::vector<uint8_t> Message(uint16_t id, std::vector<dns::Record> records, uint16_t rcode = 0) {
+  dns::Message m;
+  m.id = id;
+  m.flags = dns::kFlagQR | dns::kFlagAA;
+  m.set_rcode(rcode);
+  m.questions.push_back({W("zone.test"), dns::kTypeAXFR, dns::kClassIN});
+  m.answers = std::move(records);
+  return *dns::WriteMessage(m);
+}
+
+// A TCP server on 127.0.0.1 that reads one framed query and writes what
+// `respond` makes of its ID (framed), then closes.
+class FakeXfr {
+ public:
+  explicit FakeXfr(std::function<std::vector<std::vector<uint8_t>>(uint16_t)> respond) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    listen(fd_, 4);
+    socklen_t len = sizeof(a);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    address_ = *SocketAddress::Parse("127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
+    thread_ = std::thread([this, respond] {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      uint8_t buf[512];
+      ssize_t n = recv(c, buf, sizeof(buf), 0);
+      uint16_t id = n >= 4 ? static_cast<uint16_t>((buf[2] << 8) | buf[3]) : 0;
+      for (const auto& m : respond(id)) {
+        uint8_t len[2] = {static_cast<uint8_t>(m.size() >> 8), static_cast<uint8_t>(m.size())};
+        (void)!send(c, len, 2, MSG_NOSIGNAL);
+        (void)!send(c, m.data(), m.size(), MSG_NOSIGNAL);
+      }
+      if (hold_ms_) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms_));
+      close(c);
+    });
+  }
+  ~FakeXfr() {
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+  }
+  const SocketAddress& address() const { return address_; }
+  int hold_ms_ = 0;
+
+ private:
+  int fd_;
+  SocketAddress address_;
+  std::thread thread_;
+};
+
+TEST(AxfrTest, SoaSerialReadsUncompressedRdataOnly) {
+  EXPECT_EQ(SoaSerial(Soa(2024121101).rdata), 2024121101u);
+  EXPECT_FALSE(SoaSerial(Soa(1).rdata.substr(0, 10)).has_value());
+  EXPECT_FALSE(SoaSerial(std::string("\xc0\x0c", 2) + std::string(22, '\0')).has_value());  // a pointer
+  EXPECT_FALSE(SoaSerial("").has_value());
+}
+
+TEST(AxfrTest, AWholeTransferAcrossMessages) {
+  FakeXfr server([](uint16_t id) {
+    return std::vector<std::vector<uint8_t>>{Message(id, {Soa(7), A("a.zone.test", 1), A("b.zone.test", 2)}),
+                                             Message(id, {A("b.zone.test", 3), Soa(7)})};
+  });
+  auto zone = Transfer(server.address(), W("zone.test"), TransferLimits{});
+  ASSERT_TRUE(zone.ok()) << zone.status();
+  EXPECT_EQ(zone->serial, 7u);
+  EXPECT_EQ(zone->records.size(), 3u);
+}
+
+TEST(AxfrTest, EveryIncompleteOrWrongTransferIsAnError) {
+  struct Case {
+    const char* what;
+    std::function<std::vector<std::vector<uint8_t>>(uint16_t)> respond;
+    TransferLimits limits;
+    const char* error;
+  };
+  TransferLimits small;
+  small.max_records = 2;
+  TransferLimits few_bytes;
+  few_bytes.max_bytes = 100;
+  TransferLimits quick;
+  quick.timeout = absl::Milliseconds(300);
+  std::vector<Case> cases = {
+      {"cut before the closing SOA", [](uint16_t id) { return std::vector<std::vector<uint8_t>>{Message(id, {Soa(7), A("a.zone.test", 1)})}; },
+       {}, "closed the connection mid-transfer"},
+      {"not starting with the SOA", [](uint16_t id) { return std::vector<std::vector<uint8_t>>{Message(id, {A("a.zone.test", 1), Soa(7)})}; },
+       {}, "does not start with the zone's SOA"},
+      {"changed during it", [](uint16_t id) { return std::vector<std::vector<uint8_t>>{Message(id, {Soa(7), A("a.zone.test", 1), Soa(8)})}; },
+       {}, "the zone changed during it"},
+      {"over the record cap", [](uint16_t id) {
+         return std::vector<std::vector<uint8_t>>{Message(id, {Soa(7), A("a.zone.test", 1), A("b.zone.test", 2), A("c.zone.test", 3), Soa(7)})};
+       }, small, "over the cap of 2 records"},
+      {"over the byte cap", [](uint16_t id) {
+         return std::vector<std::vector<uint8_t>>{Message(id, {Soa(7), A("a.zone.test", 1), A("b.zone.test", 2), Soa(7)})};
+       }, few_bytes, "over the cap of 100 bytes"},
+      {"refused", [](uint16_t id) { return std::vector<std::vector<uint8_t>>{Message(id, {}, dns::kRefused)}; },
+       {}, "refused by the server"},
+      {"someone else's ID", [](uint16_t id) { return std::vector<std::vector<uint8_t>>{Message(id + 1, {Soa(7), Soa(7)})}; },
+       {}, "not an answer to our query"},
+      {"garbage", [](uint16_t) { return std::vector<std::vector<uint8_t>>{{1, 2, 3}}; }, {}, "does not parse"},
+      {"silent", [](uint16_t) { return std::vector<std::vector<uint8_t>>{}; }, quick, "timed out"},
+  };
+  for (const Case& c : cases) {
+    FakeXfr server(c.respond);
+    if (std::string(c.what) == "silent") server.hold_ms_ = 600;
+    auto zone = Transfer(server.address(), W("zone.test"), c.limits);
+    ASSERT_FALSE(zone.ok()) << c.what;
+    EXPECT_THAT(std::string(zone.status().message()), HasSubstr(c.error)) << c.what;
+  }
+}
+
+TEST(AxfrTest, InstallStoresOneEntryPerNameAndTypeAndKeepsFresherOnes) {
+  FakeClock clock;
+  auto cache = *cache::Cache::Create(cache::CacheOptions{});
+  Zone zone;
+  zone.serial = 7;
+  zone.records = {A("a.zone.test", 1, 30), A("A.Zone.Test", 2, 30), A("b.zone.test", 3, 30),
+                  {W("_http._tcp.a.zone.test"), dns::kTypeSRV, dns::kClassIN, 30,
+                   std::string("\0\0\0\0\0\x50", 6) + W("a.zone.test")}};
+  auto key = [](const std::string& name, uint16_t type) {
+    std::string wire = dns::Lowercase(W(name));
+    dns::CacheKey k;
+    dns::MakeCacheKey(reinterpret_cast<const uint8_t*>(wire.data()), wire.size(), type, dns::kClassIN, false, false, &k);
+    return std::string(k.view());
+  };
+  // b was asked directly after the transfer began: its entry stays.
+  absl::Time since = clock.Now();
+  clock.Advance(absl::Seconds(1));
+  dns::Message direct;
+  direct.flags = dns::kFlagQR;
+  direct.questions.push_back({W("b.zone.test"), dns::kTypeA, dns::kClassIN});
+  direct.answers.push_back(A("b.zone.test", 99, 300));
+  ASSERT_TRUE(cache->Insert(key("b.zone.test", dns::kTypeA), *dns::BuildCacheImage(direct, {}), clock.Now()));
+  EXPECT_EQ(Install(zone, {}, cache.get(), clock.Now(), absl::Hours(1), since), 2u);  // a/A (both records), the SRV
+  absl::Time ins, exp, until;
+  ASSERT_TRUE(cache->Peek(key("a.zone.test", dns::kTypeA), &ins, &exp, &until));
+  EXPECT_EQ(exp - ins, absl::Seconds(30));
+  EXPECT_EQ(until - exp, absl::Hours(1));
+  ASSERT_TRUE(cache->Peek(key("b.zone.test", dns::kTypeA), &ins, &exp, &until));
+  EXPECT_EQ(exp - ins, absl::Seconds(300)) << "the direct answer was replaced";
+  EXPECT_TRUE(cache->Peek(key("_http._tcp.a.zone.test", dns::kTypeSRV), &ins, &exp, &until));
+  EXPECT_FALSE(cache->Peek(key("c.zone.test", dns::kTypeA), &ins, &exp, &until));  // nothing synthesised
+}
+
+}  // namespace
+}  // namespace nodedns::mirror
