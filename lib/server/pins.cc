@@ -28,7 +28,7 @@ void AppendPinMetrics(const std::vector<resolver::PinnedKey>& pins, const cache:
   size_t fresh = 0, stale = 0, missing = 0;
   for (const resolver::PinnedKey& p : pins) {
     absl::Time inserted, expires, stale_until;
-    if (!cache.Peek(p.key, &inserted, &expires, &stale_until) || now >= stale_until && now >= expires) {
+    if (!cache.Peek(p.key, &inserted, &expires, &stale_until) || (now >= stale_until && now >= expires)) {
       ++missing;
     } else if (now < expires) {
       ++fresh;
