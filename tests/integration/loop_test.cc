@@ -21,32 +21,12 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// A loopback port free for both UDP and TCP now (released again: the
-// daemon binds it a moment later).
-uint16_t FreePort() {
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    int u = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    bind(u, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
-    int t = socket(AF_INET, SOCK_STREAM, 0);
-    bool ok = bind(t, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-    close(u);
-    close(t);
-    if (ok) return ntohs(a.sin_port);
-  }
-  return 0;
-}
-
 std::string ZoneTo(const std::string& server) {
   return "[[zone]]\nname = \".\"\nservers = [\"" + server + "\"]\n";
 }
 
 TEST(LoopTest, AZoneWhoseServerForwardsBackIsRefusedAtStartUp) {
-  uint16_t a_port = FreePort();
+  uint16_t a_port = FreeLoopbackPort();
   ASSERT_NE(a_port, 0);
   std::string a_address = "127.0.0.1:" + std::to_string(a_port);
   TempDir dir;

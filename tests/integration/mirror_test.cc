@@ -35,25 +35,6 @@ namespace {
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-// A loopback port free for UDP and TCP right now.
-uint16_t FreePort() {
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    int u = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(u, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    socklen_t len = sizeof(a);
-    getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
-    int t = socket(AF_INET, SOCK_STREAM, 0);
-    int ok = bind(t, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    close(t);
-    close(u);
-    if (ok == 0) return ntohs(a.sin_port);
-  }
-  return 0;
-}
-
 // nsd in the foreground (-d), its files in `dir`.
 class Nsd {
  public:
@@ -199,7 +180,7 @@ class MirrorTest : public ::testing::Test {
     if (RunProgram({"sh", "-c", "command -v nsd"}, &out) != 0) {
       GTEST_SKIP() << "nsd not installed (Debian package nsd; scripts/deps.sh test installs it)";
     }
-    nsd_port_ = FreePort();
+    nsd_port_ = FreeLoopbackPort();
     nsd_ = std::make_unique<Nsd>(dir_.path(), nsd_port_);
     nsd_->WriteZone(1, 50);
     ASSERT_TRUE(nsd_->Start()) << "nsd did not answer";
@@ -284,7 +265,7 @@ TEST_F(MirrorTest, TransfersOnlyWhenTheSerialChangesAndAnswersNamesNeverAskedThr
 
 TEST_F(MirrorTest, ACutTransferAndAZoneOverTheCapChangeNothingCached) {
   // Through a proxy that passes the first transfer whole.
-  uint16_t proxy_port = FreePort();
+  uint16_t proxy_port = FreeLoopbackPort();
   CuttingProxy proxy(proxy_port, nsd_port_);
   StartDaemon(proxy_port);
   ASSERT_TRUE(StatsShow("\"serial\": 1")) << daemon_->log();

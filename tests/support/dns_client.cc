@@ -67,6 +67,24 @@ bool ReadFull(int fd, uint8_t* out, size_t n, std::chrono::steady_clock::time_po
 
 }  // namespace
 
+uint16_t FreeLoopbackPort() {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    bind(u, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok = bind(t, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    close(u);
+    close(t);
+    if (ok) return ntohs(a.sin_port);
+  }
+  return 0;
+}
+
 int ConnectLoopback(int type, uint16_t port) { return Connect("127.0.0.1", port, type); }
 
 std::optional<std::vector<uint8_t>> UdpExchange(const std::string& host, uint16_t port,

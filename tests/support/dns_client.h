@@ -27,6 +27,9 @@ std::vector<uint8_t> MakeQuery(const std::string& name, uint16_t type, const Que
 // A socket of `type` (SOCK_DGRAM, SOCK_STREAM) connected to 127.0.0.1:port,
 // or -1.
 int ConnectLoopback(int type, uint16_t port);
+// A 127.0.0.1 port free for both UDP and TCP now (released again: the
+// caller's server binds it a moment later); 0 if none was found.
+uint16_t FreeLoopbackPort();
 
 // Sends one datagram to host:port and waits for one answer.
 std::optional<std::vector<uint8_t>> UdpExchange(const std::string& host, uint16_t port,
