@@ -183,6 +183,7 @@ void PrintStats(const json& s) {
                 << " entries), transferred " << Duration(m["last_transfer_age_seconds"].get<double>()) << " ago";
     }
     std::cout << "; " << m["transfers"] << " transfers, " << m["failures"] << " failures";
+    if (m.value("deferred", 0) > 0) std::cout << ", " << m["deferred"] << " deferred (zone not healthy)";
     if (!m["last_error"].get<std::string>().empty()) std::cout << " (last: " << m["last_error"].get<std::string>() << ")";
     std::cout << "\n";
   }

@@ -211,7 +211,8 @@ nlohmann::json StatsJson(const StatsSnapshot& s) {
                             {"last_error", m.last_error},
                             {"checks", m.checks},
                             {"transfers", m.transfers},
-                            {"failures", m.failures}});
+                            {"failures", m.failures},
+                            {"deferred", m.deferred}});
   }
   j["connections"] = {{"control", ConnectionsJson(s.control_connections)},
                       {"http", ConnectionsJson(s.http_connections)}};
@@ -288,6 +289,9 @@ std::string PrometheusText(const StatsSnapshot& s) {
              });
   per_mirror("nodedns_mirror_transfers_total", "counter", "Transfers of the zone completed and stored",
              [](const mirror::MirrorStatus& m) { return static_cast<double>(m.transfers); });
+  per_mirror("nodedns_mirror_deferred_total", "counter",
+             "Transfers of the zone put off because the zone was not healthy for the data plane",
+             [](const mirror::MirrorStatus& m) { return static_cast<double>(m.deferred); });
   per_mirror("nodedns_mirror_failures_total", "counter",
              "SOA checks and transfers of the zone that failed (nothing cached was changed)",
              [](const mirror::MirrorStatus& m) { return static_cast<double>(m.failures); });

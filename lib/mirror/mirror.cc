@@ -40,8 +40,14 @@ size_t Install(const Zone& zone, const dns::ImagePolicy& policy, cache::Cache* c
 }
 
 Mirror::Mirror(std::vector<MirroredZone> zones, const MirrorOptions& options, const dns::ImagePolicy& image,
-               cache::Cache* cache, const SteadyClock* clock, uint64_t seed)
-    : zones_(std::move(zones)), options_(options), image_(image), cache_(cache), clock_(clock), rng_(seed) {
+               cache::Cache* cache, const SteadyClock* clock, uint64_t seed, MayTransfer may_transfer)
+    : zones_(std::move(zones)),
+      options_(options),
+      image_(image),
+      may_transfer_(std::move(may_transfer)),
+      cache_(cache),
+      clock_(clock),
+      rng_(seed) {
   absl::MutexLock lock(&mu_);
   for (const MirroredZone& z : zones_) {
     MirrorStatus st;
@@ -132,6 +138,12 @@ void Mirror::CheckZone(size_t i) {
     return;  // unchanged: nothing to transfer
   }
   if (now - before.last_transfer < options_.min_transfer_interval) return;  // changed, but too soon
+  if (may_transfer_ && !may_transfer_(z.name)) {
+    absl::MutexLock lock(&mu_);
+    ++status_[i].deferred;
+    status_[i].last_error = "transfer deferred: the zone is not healthy";
+    return;
+  }
   absl::Time started = clock_->Now();
   auto zone = Transfer(*from, zone_wire, options_.limits, &cancel_);
   if (!zone.ok()) return fail(absl::Status(zone.status().code(), "transfer from " + from->ToString() + ": " +

@@ -13,7 +13,8 @@
 // Each zone's SOA serial is checked every check_interval (jittered per node
 // and per check, so that thousands of nodes spread out); the zone is
 // transferred again only when the serial changed, not more often than
-// min_transfer_interval, within the caps on records, bytes and time. A failed
+// min_transfer_interval, only while the zone is healthy for the data plane
+// (MayTransfer), within the caps on records, bytes and time. A failed
 // or partial transfer changes nothing that is cached. A record from the mirror
 // never replaces an entry stored after its transfer began (a fresher answer
 // to a direct query).
@@ -24,6 +25,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -55,9 +57,15 @@ size_t Install(const Zone& zone, const dns::ImagePolicy& policy, cache::Cache* c
 
 class Mirror {
  public:
-  // `image`: the TTL clamps answers get (resolver options).
+  // Asked before each transfer with the zone's name: false defers it to the
+  // next check (the zone is not healthy: its servers are failing or
+  // recovering, and a whole zone is the last thing to ask of them then).
+  using MayTransfer = std::function<bool(const std::string& zone)>;
+
+  // `image`: the TTL clamps answers get (resolver options). `may_transfer`:
+  // nullptr for always.
   Mirror(std::vector<MirroredZone> zones, const MirrorOptions& options, const dns::ImagePolicy& image,
-         cache::Cache* cache, const SteadyClock* clock, uint64_t seed);
+         cache::Cache* cache, const SteadyClock* clock, uint64_t seed, MayTransfer may_transfer = nullptr);
   ~Mirror();
   Mirror(const Mirror&) = delete;
   Mirror& operator=(const Mirror&) = delete;
@@ -77,6 +85,7 @@ class Mirror {
   const std::vector<MirroredZone> zones_;
   const MirrorOptions options_;
   const dns::ImagePolicy image_;
+  const MayTransfer may_transfer_;
   cache::Cache* const cache_;
   const SteadyClock* const clock_;
   std::mt19937_64 rng_;  // the thread's (and CheckZone's caller's)

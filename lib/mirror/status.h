@@ -21,6 +21,7 @@ struct MirrorStatus {
   absl::Time last_check = absl::InfinitePast();
   std::string last_error;  // of the last check or transfer; "" after a good one
   uint64_t checks = 0, transfers = 0, failures = 0;
+  uint64_t deferred = 0;  // transfers put off: the zone was not healthy
 };
 
 }  // namespace nodedns::mirror

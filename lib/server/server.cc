@@ -105,14 +105,15 @@ absl::Status Server::DetachSteering() {
 namespace {
 
 // The mirror for `o`'s zones with mirror = true; nullptr when none.
-std::unique_ptr<mirror::Mirror> MakeMirror(const ServerOptions& o, cache::Cache* cache, const SteadyClock* clock) {
+std::unique_ptr<mirror::Mirror> MakeMirror(const ServerOptions& o, cache::Cache* cache, const SteadyClock* clock,
+                                           mirror::Mirror::MayTransfer may_transfer) {
   std::vector<mirror::MirroredZone> zones;
   for (const ZoneOptions& z : o.zones) {
     if (z.mirror) zones.push_back({z.name, z.servers, z.max_stale});
   }
   if (zones.empty()) return nullptr;
   auto m = std::make_unique<mirror::Mirror>(std::move(zones), o.mirror, o.resolver.image, cache, clock,
-                                            std::random_device{}());
+                                            std::random_device{}(), std::move(may_transfer));
   m->Start();
   return m;
 }
@@ -135,7 +136,18 @@ void Server::Start() {
   for (auto& w : workers_) w->Start();
   // After the snapshot has loaded (the daemon loads it before Start).
   MutexLock lock(&options_mu_);
-  mirror_ = MakeMirror(options_, cache_.get(), clock_);
+  mirror_ = MakeMirror(options_, cache_.get(), clock_, [this](const std::string& zone) { return ZoneHealthy(zone); });
+}
+
+bool Server::ZoneHealthy(const std::string& zone) {
+  // Every worker's view, as `dnsctl stats` shows it; no answer in time
+  // counts as not healthy.
+  auto ups = Upstreams(absl::Seconds(1));
+  if (!ups.ok()) return false;
+  for (const UpstreamSummary& u : *ups) {
+    if (u.zone == zone && u.zone_health != "healthy") return false;
+  }
+  return true;
 }
 
 std::vector<mirror::MirrorStatus> Server::Mirrors() const {
@@ -278,7 +290,7 @@ absl::Status Server::Reload(const ServerOptions& next) {
   MutexLock lock(&options_mu_);
   if (!SameMirroring(options_, next) && !stopped_) {
     mirror_.reset();
-    mirror_ = MakeMirror(next, cache_.get(), clock_);
+    mirror_ = MakeMirror(next, cache_.get(), clock_, [this](const std::string& zone) { return ZoneHealthy(zone); });
   }
   options_ = next;
   pins_ = PinnedKeysFor(next);

@@ -95,6 +95,8 @@ class Server {
   // Runs fn on every worker's loop and returns the results in worker order;
   // nullopt if not all finished within `timeout` (a late worker then writes
   // into state it shares, never into this frame).
+  // The mirror's gate before a transfer: every worker finds `zone` healthy.
+  bool ZoneHealthy(const std::string& zone);
   template <typename T>
   std::optional<std::vector<T>> CollectFromWorkers(std::function<T(Worker&)> fn, absl::Duration timeout);
 

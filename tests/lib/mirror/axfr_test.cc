@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -91,6 +92,47 @@ class FakeXfr {
  private:
   int fd_;
   SocketAddress address_;
+  std::thread thread_;
+};
+
+// Answers SOA queries over UDP on `port` with Soa(serial).
+class FakeSoa {
+ public:
+  FakeSoa(uint16_t port, uint32_t serial) {
+    fd_ = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    timeval tv{0, 100000};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    thread_ = std::thread([this, serial] {
+      while (!stop_) {
+        uint8_t buf[512];
+        sockaddr_in from{};
+        socklen_t len = sizeof(from);
+        ssize_t n = recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
+        if (n <= 0) continue;
+        auto q = dns::ParseMessage({buf, static_cast<size_t>(n)});
+        if (!q.ok()) continue;
+        dns::Message r = *q;
+        r.flags |= dns::kFlagQR | dns::kFlagAA;
+        r.answers.push_back(Soa(serial));
+        auto wire = dns::WriteMessage(r);
+        sendto(fd_, wire->data(), wire->size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+      }
+    });
+  }
+  ~FakeSoa() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+
+ private:
+  int fd_;
+  std::atomic<bool> stop_{false};
   std::thread thread_;
 };
 
@@ -185,6 +227,45 @@ TEST(AxfrTest, InstallStoresOneEntryPerNameAndTypeAndKeepsFresherOnes) {
   EXPECT_EQ(exp - ins, absl::Seconds(300)) << "the direct answer was replaced";
   EXPECT_TRUE(cache->Peek(key("_http._tcp.a.zone.test", dns::kTypeSRV), &ins, &exp, &until));
   EXPECT_FALSE(cache->Peek(key("c.zone.test", dns::kTypeA), &ins, &exp, &until));  // nothing synthesised
+}
+
+TEST(MirrorTest, TransfersWaitForAHealthyZoneAndOnlyForANewSerial) {
+  FakeXfr server([](uint16_t id) {
+    return std::vector<std::vector<uint8_t>>{Message(id, {Soa(7), A("a.zone.test", 1), A("b.zone.test", 2), Soa(7)})};
+  });
+  FakeSoa soa(server.address().port(), 7);
+  FakeClock clock;
+  auto cache = *cache::Cache::Create(cache::CacheOptions{});
+  bool healthy = false;
+  std::vector<std::string> asked;
+  Mirror mirror({{"zone.test.", {server.address()}, absl::Hours(1)}}, MirrorOptions{}, {}, cache.get(), &clock, 1,
+                [&](const std::string& zone) {
+                  asked.push_back(zone);
+                  return healthy;
+                });
+  // The serial is new, but the zone is not healthy: put off.
+  mirror.CheckZone(0);
+  MirrorStatus st = mirror.Status()[0];
+  EXPECT_EQ(asked, std::vector<std::string>{"zone.test."});
+  EXPECT_EQ(st.deferred, 1u);
+  EXPECT_EQ(st.transfers, 0u);
+  EXPECT_FALSE(st.have_serial);
+  EXPECT_THAT(st.last_error, HasSubstr("deferred"));
+  // Healthy: transferred and stored.
+  healthy = true;
+  mirror.CheckZone(0);
+  st = mirror.Status()[0];
+  EXPECT_EQ(st.transfers, 1u);
+  EXPECT_EQ(st.serial, 7u);
+  EXPECT_EQ(st.entries, 2u);
+  EXPECT_EQ(st.last_error, "");
+  // The same serial again: checked, nothing transferred (the fake server
+  // would not accept a second connection anyway).
+  mirror.CheckZone(0);
+  st = mirror.Status()[0];
+  EXPECT_EQ(st.checks, 3u);
+  EXPECT_EQ(st.transfers, 1u);
+  EXPECT_EQ(st.failures, 0u);
 }
 
 }  // namespace
