@@ -179,6 +179,17 @@ int Supervise(const SupervisorOptions& o) {
     absl::Duration lived = MonotonicNow() - started;
     if (stop_signal) {
       spdlog::info("supervisor: nodedns {} after signal {}; stopping", DescribeEnd(status), stop_signal);
+      // Killed before it could remove what it owns (a stop while it was
+      // starting, before its handlers; a crash while draining): nobody
+      // serves on the addresses now.
+      if (ClassifyEnd(status) == ChildEnd::kUnexpected) {
+        auto withdrawn = o.withdraw();
+        if (withdrawn.ok()) {
+          spdlog::warn("supervisor: fail open: {}", *withdrawn);
+        } else {
+          spdlog::error("supervisor: fail open failed: {}", std::string(withdrawn.status().message()));
+        }
+      }
       return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
     if (ClassifyEnd(status) == ChildEnd::kDecided) {

@@ -125,7 +125,8 @@ void Cache::MarkRefreshFailed(std::string_view key, absl::Time now) {
 }
 
 bool Cache::InsertWithDeadlines(std::string_view key, const dns::CacheImage& image, absl::Time inserted_at,
-                                absl::Time expires_at, absl::Time now, absl::Duration max_stale) {
+                                absl::Time expires_at, absl::Time now, absl::Duration max_stale,
+                                absl::Time unless_stored_since) {
   if (!image.cacheable || key.empty() || key.size() > 0xFFFF || image.wire.size() > 0xFFFF ||
       image.ttl_offsets.size() > dns::kMaxImageRecords) {
     return false;
@@ -151,6 +152,11 @@ bool Cache::InsertWithDeadlines(std::string_view key, const dns::CacheImage& ima
     MutexLock lock(&s.mu);
     Tier tier = Tier::kProbation;
     auto it = s.index.find(key);
+    if (unless_stored_since != absl::InfiniteFuture() && it != s.index.end() &&
+        it->second->inserted_ms >= ToMs(unless_stored_since)) {
+      Entry::Delete(e);
+      return false;
+    }
     if (s.pinned_keys.contains(absl::string_view(key.data(), key.size()))) {
       tier = Tier::kPinned;
       if (it != s.index.end()) {

@@ -137,9 +137,13 @@ class Cache {
   // ignored. Returns true if stored. May evict (see the top of this file).
   bool Insert(std::string_view key, const dns::CacheImage& image, absl::Time now,
               absl::Duration max_stale = absl::ZeroDuration());
-  // Stores an entry with explicit deadlines (snapshot load).
+  // Stores an entry with explicit deadlines (snapshot load). An entry
+  // already there and stored at or after `unless_stored_since` is kept
+  // instead (checked under the shard's lock: the zone mirror never
+  // overwrites a fresher answer).
   bool InsertWithDeadlines(std::string_view key, const dns::CacheImage& image, absl::Time inserted_at,
-                           absl::Time expires_at, absl::Time now, absl::Duration max_stale);
+                           absl::Time expires_at, absl::Time now, absl::Duration max_stale,
+                           absl::Time unless_stored_since = absl::InfiniteFuture());
   // Records that a refresh of `key` sent at `sent_at` failed (RFC 8767 failure
   // recheck; the window counts from the send, see the resolver).
   void MarkRefreshFailed(std::string_view key, absl::Time sent_at);

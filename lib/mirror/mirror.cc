@@ -11,30 +11,61 @@
 
 namespace nodedns::mirror {
 
+namespace {
+
+// `name` (lowercased wire) is `zone` or under it.
+bool AtOrUnder(const std::string& name, const std::string& zone) {
+  if (zone.size() == 1) return true;  // the root
+  if (name.size() < zone.size() || name.compare(name.size() - zone.size(), zone.size(), zone) != 0) return false;
+  if (name.size() == zone.size()) return true;
+  // On a label boundary: walk the labels of `name` to the suffix's start.
+  size_t pos = 0;
+  while (pos < name.size() - zone.size()) pos += 1 + static_cast<uint8_t>(name[pos]);
+  return pos == name.size() - zone.size();
+}
+
+}  // namespace
+
 size_t Install(const Zone& zone, const dns::ImagePolicy& policy, cache::Cache* cache, absl::Time now,
-               absl::Duration max_stale, absl::Time since) {
-  // RRsets by (lowercased name, type), in a stable order.
+               absl::Duration max_stale, absl::Time since, const std::atomic<bool>* cancel) {
+  std::string apex = dns::Lowercase(zone.soa.name);
+  // Delegations inside the zone: what is at or below a cut is the child
+  // zone's, not ours (referral data and glue, not answers).
+  std::vector<std::string> cuts;
+  for (const dns::Record& r : zone.records) {
+    std::string owner = dns::Lowercase(r.name);
+    if (r.type == dns::kTypeNS && owner != apex && AtOrUnder(owner, apex)) cuts.push_back(owner);
+  }
+  // RRsets by (lowercased name, type), in a stable order; only names in the
+  // zone (a server may send anything: the mirror takes no authority).
   std::map<std::pair<std::string, uint16_t>, std::vector<const dns::Record*>> sets;
   for (const dns::Record& r : zone.records) {
     if (r.klass != dns::kClassIN || r.type == dns::kTypeSOA || r.type == dns::kTypeRRSIG) continue;
-    sets[{dns::Lowercase(r.name), r.type}].push_back(&r);
+    std::string owner = dns::Lowercase(r.name);
+    if (!AtOrUnder(owner, apex)) continue;
+    bool delegated = false;
+    for (const std::string& cut : cuts) delegated = delegated || AtOrUnder(owner, cut);
+    if (delegated) continue;
+    sets[{owner, r.type}].push_back(&r);
   }
   size_t stored = 0;
   for (const auto& [name_type, records] : sets) {
+    if (cancel && cancel->load(std::memory_order_relaxed)) break;
     const auto& [name, type] = name_type;
     dns::CacheKey key;
     dns::MakeCacheKey(reinterpret_cast<const uint8_t*>(name.data()), name.size(), type, dns::kClassIN,
                       /*dnssec_ok=*/false, /*checking_disabled=*/false, &key);
-    std::string_view k = key.view();
-    absl::Time inserted, expires, stale_until;
-    if (cache->Peek(k, &inserted, &expires, &stale_until) && inserted >= since) continue;  // fresher, asked directly
     dns::Message m;
     m.flags = dns::kFlagQR | dns::kFlagRD | dns::kFlagRA;
     m.questions.push_back({name, type, dns::kClassIN});
     for (const dns::Record* r : records) m.answers.push_back(*r);
     auto image = dns::BuildCacheImage(m, policy);
     if (!image.ok() || !image->cacheable) continue;  // e.g. more records than an entry holds
-    if (cache->Insert(k, *image, now, max_stale)) ++stored;
+    // Not over an entry stored since the transfer began (a fresher answer
+    // to a direct query): checked under the shard's lock.
+    if (cache->InsertWithDeadlines(key.view(), *image, now, now + absl::Seconds(image->ttl), now, max_stale, since)) {
+      ++stored;
+    }
   }
   return stored;
 }
@@ -70,6 +101,15 @@ void Mirror::Stop() {
   }
   cancel_ = true;
   if (thread_.joinable()) thread_.join();
+}
+
+void Mirror::Adopt(const std::vector<MirrorStatus>& previous) {
+  absl::MutexLock lock(&mu_);
+  for (MirrorStatus& s : status_) {
+    for (const MirrorStatus& p : previous) {
+      if (p.zone == s.zone) s = p;
+    }
+  }
 }
 
 std::vector<MirrorStatus> Mirror::Status() const {
@@ -137,18 +177,24 @@ void Mirror::CheckZone(size_t i) {
     status_[i].last_error.clear();
     return;  // unchanged: nothing to transfer
   }
-  if (now - before.last_transfer < options_.min_transfer_interval) return;  // changed, but too soon
-  if (may_transfer_ && !may_transfer_(z.name)) {
+  // Changed, but the last attempt (good or failed: a zone over the cap must
+  // not be fetched at every check) was too recent.
+  if (now - before.last_attempt < options_.min_transfer_interval) return;
+  if (cancel_ || (may_transfer_ && !may_transfer_(z.name))) {
     absl::MutexLock lock(&mu_);
     ++status_[i].deferred;
     status_[i].last_error = "transfer deferred: the zone is not healthy";
     return;
   }
   absl::Time started = clock_->Now();
+  {
+    absl::MutexLock lock(&mu_);
+    status_[i].last_attempt = started;
+  }
   auto zone = Transfer(*from, zone_wire, options_.limits, &cancel_);
   if (!zone.ok()) return fail(absl::Status(zone.status().code(), "transfer from " + from->ToString() + ": " +
                                                                       std::string(zone.status().message())));
-  size_t entries = Install(*zone, image_, cache_, clock_->Now(), z.max_stale, started);
+  size_t entries = Install(*zone, image_, cache_, clock_->Now(), z.max_stale, started, &cancel_);
   absl::MutexLock lock(&mu_);
   MirrorStatus& s = status_[i];
   s.have_serial = true;

@@ -13,7 +13,7 @@
 // Each zone's SOA serial is checked every check_interval (jittered per node
 // and per check, so that thousands of nodes spread out); the zone is
 // transferred again only when the serial changed, not more often than
-// min_transfer_interval, only while the zone is healthy for the data plane
+// min_transfer_interval (a failed attempt included), only while the zone is healthy for the data plane
 // (MayTransfer), within the caps on records, bytes and time. A failed
 // or partial transfer changes nothing that is cached. A record from the mirror
 // never replaces an entry stored after its transfer began (a fresher answer
@@ -51,9 +51,11 @@ struct MirroredZone {
 
 // Stores a transferred zone in `cache`: one entry per (name, type), keyed as
 // stub resolvers ask (no DO, no CD), skipping keys whose entry was stored at
-// or after `since`. Returns the entries stored.
+// or after `since`, names outside the zone and names at or below a
+// delegation in it. Stops early when *cancel turns true. Returns the
+// entries stored.
 size_t Install(const Zone& zone, const dns::ImagePolicy& policy, cache::Cache* cache, absl::Time now,
-               absl::Duration max_stale, absl::Time since);
+               absl::Duration max_stale, absl::Time since, const std::atomic<bool>* cancel = nullptr);
 
 class Mirror {
  public:
@@ -72,6 +74,10 @@ class Mirror {
 
   // The thread: each zone's first check comes after a random share of the
   // interval (a fleet restarted together does not transfer together).
+  // Before Start: carries over what a previous mirror (before a reload)
+  // knew of the same zones (serial, times, counts), so that a reload does not
+  // cost a transfer.
+  void Adopt(const std::vector<MirrorStatus>& previous);
   void Start();
   void Stop();
   // One check of zone `i`: the serial, then a transfer if it changed (what

@@ -19,6 +19,7 @@ struct MirrorStatus {
   size_t entries = 0;  // cache entries it made
   absl::Time last_transfer = absl::InfinitePast();  // steady clock
   absl::Time last_check = absl::InfinitePast();
+  absl::Time last_attempt = absl::InfinitePast();  // of a transfer, good or not
   std::string last_error;  // of the last check or transfer; "" after a good one
   uint64_t checks = 0, transfers = 0, failures = 0;
   uint64_t deferred = 0;  // transfers put off: the zone was not healthy

@@ -223,16 +223,22 @@ absl::Status DeleteNftTable(const std::string& name) {
   } else {
     char buf[8192];
     for (bool done = false; !done;) {
-      ssize_t n = recv(fd, buf, sizeof(buf), 0);
-      if (n < 0) {
+      ssize_t got = recv(fd, buf, sizeof(buf), 0);
+      if (got < 0) {
         result = ErrnoStatus(errno, "nfnetlink: delete table inet " + name);
         break;
       }
-      for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(n)); h = NLMSG_NEXT(h, n)) {
-        if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq != 2) continue;
+      // The deletion's acknowledgement (seq 2), or an error about the batch
+      // itself (EPERM without CAP_NET_ADMIN, a kernel without nf_tables):
+      // either ends the wait.
+      unsigned n = static_cast<unsigned>(got);
+      for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type != NLMSG_ERROR) continue;
         int err = -reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error;
+        if (h->nlmsg_seq != 2 && err == 0) continue;
         result = err == 0 ? absl::OkStatus() : ErrnoStatus(err, "nfnetlink: delete table inet " + name);
         done = true;
+        break;
       }
     }
   }

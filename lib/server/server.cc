@@ -106,7 +106,8 @@ namespace {
 
 // The mirror for `o`'s zones with mirror = true; nullptr when none.
 std::unique_ptr<mirror::Mirror> MakeMirror(const ServerOptions& o, cache::Cache* cache, const SteadyClock* clock,
-                                           mirror::Mirror::MayTransfer may_transfer) {
+                                           mirror::Mirror::MayTransfer may_transfer,
+                                           const std::vector<mirror::MirrorStatus>& previous = {}) {
   std::vector<mirror::MirroredZone> zones;
   for (const ZoneOptions& z : o.zones) {
     if (z.mirror) zones.push_back({z.name, z.servers, z.max_stale});
@@ -114,6 +115,7 @@ std::unique_ptr<mirror::Mirror> MakeMirror(const ServerOptions& o, cache::Cache*
   if (zones.empty()) return nullptr;
   auto m = std::make_unique<mirror::Mirror>(std::move(zones), o.mirror, o.resolver.image, cache, clock,
                                             std::random_device{}(), std::move(may_transfer));
+  m->Adopt(previous);
   m->Start();
   return m;
 }
@@ -158,10 +160,15 @@ std::vector<mirror::MirrorStatus> Server::Mirrors() const {
 void Server::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  // Joined outside the lock (/metrics and dnsctl wait on it): a transfer in
+  // progress gives up within 100 ms, a check waits at most for the workers'
+  // answer on the zone's health.
+  std::unique_ptr<mirror::Mirror> mirror;
   {
     MutexLock lock(&options_mu_);
-    mirror_.reset();  // joins its thread (a transfer in progress gives up within 100 ms)
+    mirror = std::move(mirror_);
   }
+  mirror.reset();
   for (auto& w : workers_) w->RequestStop();
   for (auto& w : workers_) w->Join();
 }
@@ -287,11 +294,22 @@ absl::Status Server::Reload(const ServerOptions& next) {
   for (const absl::Status& st : *errors) {
     if (!st.ok()) return absl::Status(st.code(), "reload: " + std::string(st.message()));
   }
-  MutexLock lock(&options_mu_);
-  if (!SameMirroring(options_, next) && !stopped_) {
-    mirror_.reset();
-    mirror_ = MakeMirror(next, cache_.get(), clock_, [this](const std::string& zone) { return ZoneHealthy(zone); });
+  std::unique_ptr<mirror::Mirror> old_mirror;
+  {
+    MutexLock lock(&options_mu_);
+    if (!SameMirroring(options_, next)) old_mirror = std::move(mirror_);
   }
+  if (old_mirror) {
+    // Stopped outside the lock, then its state carried over to the new one.
+    old_mirror->Stop();
+    auto mirror = stopped_ ? nullptr
+                           : MakeMirror(next, cache_.get(), clock_,
+                                        [this](const std::string& zone) { return ZoneHealthy(zone); },
+                                        old_mirror->Status());
+    MutexLock lock(&options_mu_);
+    mirror_ = std::move(mirror);
+  }
+  MutexLock lock(&options_mu_);
   options_ = next;
   pins_ = PinnedKeysFor(next);
   cache_->SetPinned(CacheKeysOf(pins_));

@@ -9,7 +9,10 @@
 
 #include "lib/dns/constants.h"
 #include "lib/dns/name.h"
+#include "lib/cache/cache.h"
+#include "lib/dns/query_view.h"
 #include "lib/mirror/axfr.h"
+#include "lib/mirror/mirror.h"
 
 namespace {
 void Check(bool ok) {
@@ -38,5 +41,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(z.bytes <= limits.max_bytes);
   Check(nodedns::mirror::SoaSerial(z.soa.rdata) == z.serial);
   for (const auto& r : z.records) Check(!(r.type == nodedns::dns::kTypeSOA && nodedns::dns::Lowercase(r.name) == zone));
+  // What Install stores of it: only names in the zone, never more entries
+  // than records.
+  static auto* cache = nodedns::cache::Cache::Create(nodedns::cache::CacheOptions{}).value().release();
+  cache->Clear();
+  size_t stored = nodedns::mirror::Install(z, {}, cache, absl::UnixEpoch(), absl::Hours(1), absl::InfinitePast());
+  Check(stored <= z.records.size());
+  cache->ForEach([&](const nodedns::cache::EntryView& e) {
+    std::string_view q = nodedns::dns::CacheKeyQname(e.key);
+    Check(q.size() >= zone.size() && nodedns::dns::Lowercase(q).compare(q.size() - zone.size(), zone.size(), zone) == 0);
+  });
   return 0;
 }

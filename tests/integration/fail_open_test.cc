@@ -279,6 +279,29 @@ TEST_F(FailOpenTest, KilledDaemonCostsTheClientsNoLookup) {
   EXPECT_THAT(d->log(), HasSubstr("supervisor: nodedns exited with status 0 after signal 15; stopping"));
 }
 
+TEST_F(FailOpenTest, AStopWhoseChildDiesUncleanStillWithdraws) {
+  // The supervisor is told to stop, and its child dies without its own
+  // teardown (killed while starting, before its handlers; a crash while
+  // draining). Made deterministic: the supervisor is paused, the child
+  // SIGKILLed, then SIGTERM (delivered before SIGCHLD) and SIGCONT.
+  auto d = StartNodedns({"--supervise"});
+  ASSERT_NE(d->port(), 0) << d->log();
+  pid_t child = ChildOf(d->pid());
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(kill(d->pid(), SIGSTOP), 0);
+  ASSERT_EQ(kill(child, SIGKILL), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the child is gone
+  kill(d->pid(), SIGTERM);
+  kill(d->pid(), SIGCONT);
+  d->Stop(0);
+  EXPECT_THAT(d->log(), HasSubstr("killed by signal 9 (Killed) after signal 15; stopping"));
+  EXPECT_THAT(d->log(), HasSubstr("supervisor: fail open: NOTRACK rules removed in"));
+  std::string out;
+  EXPECT_NE(RunProgram({"ip", "-n", node_, "link", "show", "nodedns0"}, &out), 0) << "interface left behind";
+  RunProgram({"ip", "netns", "exec", node_, "nft", "list", "tables"}, &out);
+  EXPECT_THAT(out, Not(HasSubstr("nodedns")));
+}
+
 TEST_F(FailOpenTest, ZeroGapTakeoverDoesNotFailOpen) {
   auto old = StartNodedns({"--supervise"});
   ASSERT_NE(old->port(), 0) << old->log();

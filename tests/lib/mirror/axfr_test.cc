@@ -201,9 +201,15 @@ TEST(AxfrTest, InstallStoresOneEntryPerNameAndTypeAndKeepsFresherOnes) {
   auto cache = *cache::Cache::Create(cache::CacheOptions{});
   Zone zone;
   zone.serial = 7;
+  zone.soa = Soa(7);
   zone.records = {A("a.zone.test", 1, 30), A("A.Zone.Test", 2, 30), A("b.zone.test", 3, 30),
                   {W("_http._tcp.a.zone.test"), dns::kTypeSRV, dns::kClassIN, 30,
-                   std::string("\0\0\0\0\0\x50", 6) + W("a.zone.test")}};
+                   std::string("\0\0\0\0\0\x50", 6) + W("a.zone.test")},
+                  // Not ours to answer: a name outside the zone, one that only
+                  // ends like it, and a delegation with its glue.
+                  A("registry.example", 66, 30), A("xzone.test", 67, 30),
+                  {W("sub.zone.test"), dns::kTypeNS, dns::kClassIN, 30, W("ns.sub.zone.test")},
+                  A("ns.sub.zone.test", 68, 30), A("deep.ns.sub.zone.test", 69, 30)};
   auto key = [](const std::string& name, uint16_t type) {
     std::string wire = dns::Lowercase(W(name));
     dns::CacheKey k;
@@ -227,6 +233,10 @@ TEST(AxfrTest, InstallStoresOneEntryPerNameAndTypeAndKeepsFresherOnes) {
   EXPECT_EQ(exp - ins, absl::Seconds(300)) << "the direct answer was replaced";
   EXPECT_TRUE(cache->Peek(key("_http._tcp.a.zone.test", dns::kTypeSRV), &ins, &exp, &until));
   EXPECT_FALSE(cache->Peek(key("c.zone.test", dns::kTypeA), &ins, &exp, &until));  // nothing synthesised
+  for (const char* outside : {"registry.example", "xzone.test", "ns.sub.zone.test", "deep.ns.sub.zone.test"}) {
+    EXPECT_FALSE(cache->Peek(key(outside, dns::kTypeA), &ins, &exp, &until)) << outside;
+  }
+  EXPECT_FALSE(cache->Peek(key("sub.zone.test", dns::kTypeNS), &ins, &exp, &until));
 }
 
 TEST(MirrorTest, TransfersWaitForAHealthyZoneAndOnlyForANewSerial) {
@@ -266,6 +276,54 @@ TEST(MirrorTest, TransfersWaitForAHealthyZoneAndOnlyForANewSerial) {
   EXPECT_EQ(st.checks, 3u);
   EXPECT_EQ(st.transfers, 1u);
   EXPECT_EQ(st.failures, 0u);
+}
+
+TEST(MirrorTest, AFailedTransferWaitsTheMinimumIntervalLikeAGoodOne) {
+  // A server that cuts every transfer after the SOA.
+  FakeXfr server([](uint16_t id) { return std::vector<std::vector<uint8_t>>{Message(id, {Soa(9), A("a.zone.test", 1)})}; });
+  FakeSoa soa(server.address().port(), 9);
+  FakeClock clock;
+  auto cache = *cache::Cache::Create(cache::CacheOptions{});
+  MirrorOptions o;
+  o.limits.timeout = absl::Milliseconds(300);
+  Mirror mirror({{"zone.test.", {server.address()}, absl::Hours(1)}}, o, {}, cache.get(), &clock, 1);
+  mirror.CheckZone(0);
+  EXPECT_EQ(mirror.Status()[0].failures, 1u);
+  EXPECT_THAT(mirror.Status()[0].last_error, HasSubstr("mid-transfer"));
+  // The serial still differs from what is stored, but the last attempt was
+  // now: no new one before min_transfer_interval (300 s).
+  clock.Advance(absl::Seconds(299));
+  mirror.CheckZone(0);
+  EXPECT_EQ(mirror.Status()[0].checks, 2u);
+  EXPECT_EQ(mirror.Status()[0].failures, 1u) << "a failed zone was fetched again before the interval";
+  clock.Advance(absl::Seconds(2));
+  mirror.CheckZone(0);  // tried again (this fake accepts no second connection: timed out)
+  EXPECT_EQ(mirror.Status()[0].failures, 2u);
+  EXPECT_EQ(mirror.Status()[0].transfers, 0u);
+}
+
+TEST(MirrorTest, AReloadCarriesTheStateOverAndCostsNoTransfer) {
+  FakeClock clock;
+  auto cache = *cache::Cache::Create(cache::CacheOptions{});
+  // A port nothing listens on for TCP: any transfer attempt would fail.
+  FakeXfr idle([](uint16_t) { return std::vector<std::vector<uint8_t>>{}; });
+  FakeSoa serial7(idle.address().port(), 7);
+  MirrorStatus before;
+  before.zone = "zone.test.";
+  before.have_serial = true;
+  before.serial = 7;
+  before.transfers = 3;
+  before.last_transfer = before.last_attempt = clock.Now();
+  MirrorOptions o;
+  o.limits.timeout = absl::Milliseconds(300);
+  Mirror mirror({{"zone.test.", {idle.address()}, absl::Hours(1)}}, o, {}, cache.get(), &clock, 1);
+  mirror.Adopt({before});
+  mirror.CheckZone(0);
+  MirrorStatus st = mirror.Status()[0];
+  EXPECT_EQ(st.serial, 7u);
+  EXPECT_EQ(st.transfers, 3u);
+  EXPECT_EQ(st.failures, 0u) << "the reload cost a transfer attempt";
+  EXPECT_EQ(st.checks, 1u);
 }
 
 }  // namespace
