@@ -1,19 +1,16 @@
 #include "lib/server/server.h"
 
-#include "lib/server/pins.h"
-
 #include <spdlog/spdlog.h>
-
-#include <random>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <map>
+#include <random>
 
+#include "lib/server/pins.h"
 #include "lib/server/sockets.h"
 
 #ifndef SO_DETACH_REUSEPORT_BPF
@@ -104,22 +101,6 @@ absl::Status Server::DetachSteering() {
 
 namespace {
 
-// The mirror for `o`'s zones with mirror = true; nullptr when none.
-std::unique_ptr<mirror::Mirror> MakeMirror(const ServerOptions& o, cache::Cache* cache, const SteadyClock* clock,
-                                           mirror::Mirror::MayTransfer may_transfer,
-                                           const std::vector<mirror::MirrorStatus>& previous = {}) {
-  std::vector<mirror::MirroredZone> zones;
-  for (const ZoneOptions& z : o.zones) {
-    if (z.mirror) zones.push_back({z.name, z.servers, z.max_stale});
-  }
-  if (zones.empty()) return nullptr;
-  auto m = std::make_unique<mirror::Mirror>(std::move(zones), o.mirror, o.resolver.image, cache, clock,
-                                            std::random_device{}(), std::move(may_transfer));
-  m->Adopt(previous);
-  m->Start();
-  return m;
-}
-
 bool SameMirroring(const ServerOptions& a, const ServerOptions& b) {
   if (!(a.mirror == b.mirror) || !(a.resolver.image == b.resolver.image)) return false;
   auto mirrored = [](const ServerOptions& o) {
@@ -134,11 +115,26 @@ bool SameMirroring(const ServerOptions& a, const ServerOptions& b) {
 
 }  // namespace
 
+std::unique_ptr<mirror::Mirror> Server::MakeMirror(const ServerOptions& o,
+                                                   const std::vector<mirror::MirrorStatus>& previous) {
+  std::vector<mirror::MirroredZone> zones;
+  for (const ZoneOptions& z : o.zones) {
+    if (z.mirror) zones.push_back({z.name, z.servers, z.max_stale});
+  }
+  if (zones.empty()) return nullptr;
+  auto m = std::make_unique<mirror::Mirror>(std::move(zones), o.mirror, o.resolver.image, cache_.get(), clock_,
+                                            std::random_device{}(),
+                                            [this](const std::string& zone) { return ZoneHealthy(zone); });
+  m->Adopt(previous);
+  m->Start();
+  return m;
+}
+
 void Server::Start() {
   for (auto& w : workers_) w->Start();
   // After the snapshot has loaded (the daemon loads it before Start).
   MutexLock lock(&options_mu_);
-  mirror_ = MakeMirror(options_, cache_.get(), clock_, [this](const std::string& zone) { return ZoneHealthy(zone); });
+  mirror_ = MakeMirror(options_, {});
 }
 
 bool Server::ZoneHealthy(const std::string& zone) {
@@ -302,10 +298,7 @@ absl::Status Server::Reload(const ServerOptions& next) {
   if (old_mirror) {
     // Stopped outside the lock, then its state carried over to the new one.
     old_mirror->Stop();
-    auto mirror = stopped_ ? nullptr
-                           : MakeMirror(next, cache_.get(), clock_,
-                                        [this](const std::string& zone) { return ZoneHealthy(zone); },
-                                        old_mirror->Status());
+    auto mirror = stopped_ ? nullptr : MakeMirror(next, old_mirror->Status());
     MutexLock lock(&options_mu_);
     mirror_ = std::move(mirror);
   }
