@@ -18,6 +18,7 @@
   X(upstream_refused_cap, "Queries refused at once by the upstream limits (qps ceiling, queue full)")                     \
   X(upstream_queued, "Queries that waited in the queue for room under the concurrency limit")                             \
   X(upstream_paced, "Queries started while the concurrency limit was below one (one in flight, paced)")                   \
+  X(upstream_retry_answered, "Answers to a retry: the attempt before it got no answer (a loss, as the limiter sees it)")  \
   X(upstream_queue_timeouts, "Queued queries that found no room within the queue timeout")                                \
   X(upstream_presumed_lost, "Queries no longer counted against the limit: a later one was answered first")                \
   X(upstream_failovers, "Queries resent to another server of the zone after a failure")                                   \

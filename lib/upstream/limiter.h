@@ -15,7 +15,8 @@
 //    nodedns's own loop delays its answers by a few),
 //    the upstream is queueing: the limit is multiplied by
 //    max(0.5, threshold / current RTT), at most once per current RTT.
-//  - Drops (AIMD): a timeout or network error multiplies the limit by
+//  - Drops (AIMD): a timeout or network error, or an answer that came only
+//    to a retry (the attempt before was lost; OnLoss), multiplies the limit by
 //    `backoff`, at most once per `drop_interval`, down to `floor`, which may
 //    be below one query in flight: then the pool keeps at most one in flight
 //    and starts the next one current RTT / limit after the last (pacing, as
@@ -115,6 +116,14 @@ class ConcurrencyLimiter {
     if (now - last_decrease_ < options_.drop_interval) return;
     Decrease(limit_ * options_.backoff, now);
   }
+  // An answer came to a retry, and the attempt before it, sent at `sent`,
+  // got none: a loss the retry hid, as TCP's fast retransmit sees one. The
+  // same backoff as a drop, except for attempts sent before the last
+  // recovery: those were lost to the outage, not to congestion now.
+  void OnLoss(absl::Time sent, absl::Time now) {
+    if (sent < recovered_at_) return;
+    OnDrop(now);
+  }
   // Reload: what the same zone's limiter in the previous generation learnt
   // (clamped to this one's options).
   void AdoptState(const ConcurrencyLimiter& other) {
@@ -125,6 +134,7 @@ class ConcurrencyLimiter {
     min_[1] = other.min_[1];
     window_start_ = other.window_start_;
     last_decrease_ = other.last_decrease_;
+    recovered_at_ = other.recovered_at_;
     decreases_ = other.decreases_;
   }
   // The zone answers again after an outage: start small and slow-start.
@@ -133,6 +143,7 @@ class ConcurrencyLimiter {
     ssthresh_ = std::max(options_.initial_limit, options_.min_limit);
     current_ = absl::ZeroDuration();  // the outage's samples say nothing now
     last_decrease_ = now;
+    recovered_at_ = now;
   }
 
  private:
@@ -172,6 +183,7 @@ class ConcurrencyLimiter {
   absl::Duration min_[2] = {absl::InfiniteDuration(), absl::InfiniteDuration()};
   absl::Time window_start_ = absl::InfinitePast();
   absl::Time last_decrease_ = absl::InfinitePast();
+  absl::Time recovered_at_ = absl::InfinitePast();
   uint64_t decreases_ = 0;
 };
 

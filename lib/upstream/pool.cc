@@ -281,11 +281,26 @@ void UpstreamPool::OnResult(const std::shared_ptr<Request>& req, size_t index, c
     OnGood(s, now);
     // From the kernel's receive time where the transport knows it: our own
     // loop's delays under load are not the upstream's latency.
-    absl::Time arrived = servers_[index]->transport->last_received();
-    absl::Duration rtt = (arrived != absl::InfinitePast() && arrived <= now ? arrived : now) - req->sent_at;
-    s.srtt = s.srtt == absl::ZeroDuration() ? rtt : (s.srtt * 7 + rtt) / 8;
+    AnswerTiming timing = s.transport->last_answer();
+    absl::Time arrived = timing.received != absl::InfinitePast() && timing.received <= now ? timing.received : now;
+    // What the client waited, and the round trip of the attempt answered.
+    absl::Duration rtt = arrived - req->sent_at;
+    absl::Duration attempt_rtt =
+        timing.sent >= req->sent_at && timing.sent <= arrived ? arrived - timing.sent : rtt;
+    s.srtt = s.srtt == absl::ZeroDuration() ? attempt_rtt : (s.srtt * 7 + attempt_rtt) / 8;
     // Slow answers are congestion evidence too: the limiter sees every one.
-    limiter_.OnSample(rtt, req->inflight_at_send, now);
+    // The round trip of the attempt answered is a sample like any other
+    // (unambiguous: Karn's algorithm), and says what the latency is now.
+    limiter_.OnSample(attempt_rtt, req->inflight_at_send, now);
+    if (timing.earlier_attempts > 0) {
+      // Only the retry was answered: the first attempt was lost. A server
+      // that drops under load shows it this way first, since the retry
+      // mostly saves the query; as latency alone it would cut the limit no
+      // lower than limit_min. After the sample, so that a prompt retry
+      // answer does not undo the loss.
+      Bump(counters_->upstream_retry_answered);
+      limiter_.OnLoss(req->sent_at, now);
+    }
     if (rtt > req->client_timeout) {
       // Good but later than a client would wait: RFC 8767's client response
       // timer was missed, so the zone is degraded (stale goes out at once).

@@ -42,16 +42,16 @@ void ServerChannel::Send(absl::Span<const uint8_t> query, Callback done) {
   auto wire = std::make_shared<std::vector<uint8_t>>(query.begin(), query.end());
   udp_->Send(query, [this, alive, wire, done = std::move(done)](const absl::Status& st,
                                                                 absl::Span<const uint8_t> answer,
-                                                                absl::Time received) mutable {
+                                                                const AnswerTiming& timing) mutable {
     if (alive.expired()) return done(absl::CancelledError("upstream channel closed"), {});
     if (st.ok() && answer.size() >= dns::kHeaderSize && (answer[2] & (dns::kFlagTC >> 8)) && !shut_down_ &&
         protocol_ == Protocol::kPreferUdp) {
       // Truncated: the whole answer over TCP (c-ares keeps the connection).
       return tcp_->Send(*wire, std::move(done));
     }
-    last_received_ = received;
+    last_answer_ = timing;
     done(st, answer);
-    if (!alive.expired()) last_received_ = absl::InfinitePast();
+    if (!alive.expired()) last_answer_ = AnswerTiming{};
   });
 }
 

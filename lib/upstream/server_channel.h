@@ -47,7 +47,7 @@ class ServerChannel final : public Transport {
   ServerChannel& operator=(const ServerChannel&) = delete;
 
   void Send(absl::Span<const uint8_t> query, Callback done) override;
-  absl::Time last_received() const override { return last_received_; }
+  AnswerTiming last_answer() const override { return last_answer_; }
   void Shutdown();
 
   const UdpChannel& udp() const { return *udp_; }
@@ -58,7 +58,7 @@ class ServerChannel final : public Transport {
   std::unique_ptr<TcpChannel> tcp_;
   Protocol protocol_ = Protocol::kPreferUdp;
   Counters* counters_ = nullptr;
-  absl::Time last_received_ = absl::InfinitePast();
+  AnswerTiming last_answer_;
   bool shut_down_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

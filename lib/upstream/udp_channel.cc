@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "lib/common/errno_status.h"
 #include "lib/dns/constants.h"
 #include "lib/dns/name.h"
@@ -30,9 +31,14 @@ struct UdpChannel::Port {
 struct UdpChannel::Query {
   uint64_t id = 0;
   Port* port = nullptr;
-  std::vector<uint8_t> wire;  // as sent: our ID, the name in random case
+  std::vector<uint8_t> wire;  // as sent: the last attempt's ID, the name in random case
   size_t question_end = 0;
   int attempt = 0;
+  struct Sent {
+    uint16_t id;
+    absl::Time at;
+  };
+  absl::InlinedVector<Sent, 3> sent;  // one per attempt, each its own ID
   TimerQueue::Id timer = 0;
   Done done;
 };
@@ -91,7 +97,11 @@ void UdpChannel::Fail(Done done, absl::Status status) {
   // (Not `this`: the channel may be gone by then; the clock is not.)
   auto shared = std::make_shared<Done>(std::move(done));
   const SteadyClock* clock = clock_;
-  timers_->Add(clock->Now(), [shared, status, clock] { (*shared)(status, {}, clock->Now()); });
+  timers_->Add(clock->Now(), [shared, status, clock] {
+    AnswerTiming timing;
+    timing.received = clock->Now();
+    (*shared)(status, {}, timing);
+  });
 }
 
 UdpChannel::Port* UdpChannel::PortForQuery(absl::Status* error) {
@@ -156,10 +166,6 @@ void UdpChannel::Send(absl::Span<const uint8_t> query, Done done) {
   q->done = std::move(done);
   q->wire.assign(query.begin(), query.end());
   q->question_end = question_end;
-  uint16_t id = RandomId();
-  while (port->by_id.contains(id)) id = RandomId();
-  q->wire[0] = static_cast<uint8_t>(id >> 8);
-  q->wire[1] = static_cast<uint8_t>(id);
   if (randomize_case_) {
     uint64_t bits = RandomBits();
     for (size_t i = dns::kHeaderSize; i + 4 < question_end; ++i) {
@@ -171,12 +177,19 @@ void UdpChannel::Send(absl::Span<const uint8_t> query, Done done) {
     }
   }
   ++port->uses;
-  port->by_id.emplace(id, q);
   queries_.emplace(q->id, q);
   Attempt(q);
 }
 
 void UdpChannel::Attempt(Query* q) {
+  // A new ID for every attempt (the earlier ones stay accepted): an answer
+  // says which attempt it answers.
+  uint16_t dns_id = RandomId();
+  while (q->port->by_id.contains(dns_id)) dns_id = RandomId();
+  q->wire[0] = static_cast<uint8_t>(dns_id >> 8);
+  q->wire[1] = static_cast<uint8_t>(dns_id);
+  q->port->by_id.emplace(dns_id, q);
+  q->sent.push_back({dns_id, clock_->Now()});
   // Sending is best effort, as for c-ares: a failed send is a lost datagram,
   // and the attempt times out.
   (void)send(q->port->fd, q->wire.data(), q->wire.size(), MSG_NOSIGNAL);
@@ -189,8 +202,10 @@ void UdpChannel::Attempt(Query* q) {
     Query* query = it->second;
     query->timer = 0;
     if (query->attempt < options_.attempts) return Attempt(query);
+    AnswerTiming timing;
+    timing.received = clock_->Now();
     Finish(query, absl::DeadlineExceededError("upstream " + options_.server.ToString() + " did not answer"), {},
-           clock_->Now());
+           timing);
   });
 }
 
@@ -218,9 +233,13 @@ void UdpChannel::Read(Port* p) {
       absl::Status st =
           absl::UnavailableError(ErrnoStatus(errno, "upstream " + options_.server.ToString()).message());
       std::vector<Query*> all;
-      for (auto& [id, q] : p->by_id) all.push_back(q);
+      for (auto& [id, q] : p->by_id) {
+        if (std::find(all.begin(), all.end(), q) == all.end()) all.push_back(q);
+      }
       std::sort(all.begin(), all.end(), [](const Query* a, const Query* b) { return a->id < b->id; });
-      for (Query* q : all) Finish(q, st, {}, clock_->Now());
+      AnswerTiming timing;
+      timing.received = clock_->Now();
+      for (Query* q : all) Finish(q, st, {}, timing);
       return;
     }
     absl::Span<const uint8_t> answer(buf, static_cast<size_t>(n));
@@ -229,14 +248,23 @@ void UdpChannel::Read(Port* p) {
       Bump(counters_->upstream_ignored);  // another ID, or not even a header
       continue;
     }
-    if (Accept(it->second, answer)) Finish(it->second, absl::OkStatus(), answer, Received(msg, clock_->Now()));
+    Query* q = it->second;
+    if (!Accept(q, answer)) continue;
+    AnswerTiming timing;
+    timing.received = Received(msg, clock_->Now());
+    for (size_t k = 0; k < q->sent.size(); ++k) {
+      if (q->sent[k].id != it->first) continue;
+      timing.sent = q->sent[k].at;
+      timing.earlier_attempts = static_cast<int>(k);
+    }
+    Finish(q, absl::OkStatus(), answer, timing);
   }
   MaybeClose(p);
 }
 
 bool UdpChannel::Accept(Query* q, absl::Span<const uint8_t> a) {
   const std::vector<uint8_t>& w = q->wire;
-  bool ok = a.size() >= q->question_end && a[0] == w[0] && a[1] == w[1] && (a[2] & 0x80) &&
+  bool ok = a.size() >= q->question_end && (a[2] & 0x80) &&
             ((a[2] >> 3) & 0x0f) == 0 && dns::Read16(a.data() + 4) == 1;
   bool exact = ok && std::memcmp(a.data() + dns::kHeaderSize, w.data() + dns::kHeaderSize,
                                  q->question_end - dns::kHeaderSize) == 0;
@@ -261,15 +289,16 @@ bool UdpChannel::Accept(Query* q, absl::Span<const uint8_t> a) {
   return false;
 }
 
-void UdpChannel::Finish(Query* q, const absl::Status& status, absl::Span<const uint8_t> answer, absl::Time received) {
+void UdpChannel::Finish(Query* q, const absl::Status& status, absl::Span<const uint8_t> answer,
+                        const AnswerTiming& timing) {
   queries_.erase(q->id);
   if (q->timer) timers_->Cancel(q->timer);
   Port* p = q->port;
-  p->by_id.erase(dns::Read16(q->wire.data()));
+  for (const Query::Sent& s : q->sent) p->by_id.erase(s.id);
   Done done = std::move(q->done);
   delete q;
   MaybeClose(p);  // used up and idle: closed (its fd stays valid until the close callback)
-  done(status, answer, received);
+  done(status, answer, timing);
 }
 
 void UdpChannel::Shutdown() {
@@ -284,7 +313,9 @@ void UdpChannel::Shutdown() {
   }
   if (current_ != nullptr && std::find(ports.begin(), ports.end(), current_) == ports.end()) ports.push_back(current_);
   current_ = nullptr;
-  for (Query* q : all) Finish(q, absl::CancelledError("upstream channel shut down"), {}, clock_->Now());
+  AnswerTiming timing;
+  timing.received = clock_->Now();
+  for (Query* q : all) Finish(q, absl::CancelledError("upstream channel shut down"), {}, timing);
   for (Port* p : ports) MaybeClose(p);
 }
 

@@ -16,7 +16,13 @@
 //    query, a short packet) is counted and ignored: the query keeps waiting
 //    for the real answer, and a forged packet can neither end it nor poison it;
 //  - attempts as c-ares makes them: resent on the same socket after
-//    `timeout`, then after twice that, and so on;
+//    `timeout`, then after twice that, and so on, each with an ID of its own
+//    (the name's case stays): an answer to any of them is taken, and the
+//    caller learns which one it answered (AnswerTiming), so a retry that
+//    saves a query still shows the loss to the concurrency limiter, and the
+//    round trip is measured from the attempt it answers. (Each retry adds
+//    one accepted ID: one bit less against a forger for that query, against
+//    16 of the ID, about 15 of the port and one per letter.)
 //  - the kernel's receive timestamp (SO_TIMESTAMPNS) goes with each answer, so
 //    a busy event loop does not look like a slow upstream to the limiter.
 //
@@ -38,6 +44,7 @@
 #include "lib/upstream/counters.h"
 #include "lib/common/socket_address.h"
 #include "lib/common/timer_queue.h"
+#include "lib/upstream/upstream.h"
 
 namespace nodedns::upstream {
 
@@ -54,10 +61,11 @@ class UdpChannel {
  public:
   // With the answer (OK) or an error: DeadlineExceeded after every attempt,
   // Unavailable (the server refused: ICMP port unreachable), ResourceExhausted
-  // (no socket: out of descriptors), Cancelled (Shutdown). `received` is when
-  // the kernel received the answer, on the steady clock. Never called from
-  // inside Send().
-  using Done = absl::AnyInvocable<void(const absl::Status&, absl::Span<const uint8_t> answer, absl::Time received)>;
+  // (no socket: out of descriptors), Cancelled (Shutdown). `timing` says
+  // which attempt the answer answers and when the kernel received it, on the
+  // steady clock. Never called from inside Send().
+  using Done =
+      absl::AnyInvocable<void(const absl::Status&, absl::Span<const uint8_t> answer, const AnswerTiming& timing)>;
 
   UdpChannel(uv_loop_t* loop, TimerQueue* timers, const SteadyClock* clock, Counters* counters,
              const UdpChannelOptions& options);
@@ -83,9 +91,10 @@ class UdpChannel {
   void MaybeClose(Port* p);
   // True if `answer` answers `q` (ID, QR, question with its exact case).
   // Counts and notes a case-only mismatch.
+  // The ID was matched by the lookup.
   bool Accept(Query* q, absl::Span<const uint8_t> answer);
   void Attempt(Query* q);
-  void Finish(Query* q, const absl::Status& status, absl::Span<const uint8_t> answer, absl::Time received);
+  void Finish(Query* q, const absl::Status& status, absl::Span<const uint8_t> answer, const AnswerTiming& timing);
   void Fail(Done done, absl::Status status);  // asynchronously
   uint16_t RandomId();
   uint64_t RandomBits();

@@ -29,16 +29,32 @@ using Callback = absl::AnyInvocable<void(const absl::Status&, absl::Span<const u
 // ResourceExhausted or Cancelled: a failure of nodedns's own making.
 inline bool IsLocalFailure(const absl::Status& s) { return absl::IsResourceExhausted(s) || absl::IsCancelled(s); }
 
+// What a transport knows of the answer it delivers; InfinitePast where it
+// does not know.
+struct AnswerTiming {
+  // When the attempt this answer answers was sent (steady clock). Every
+  // attempt carries an ID of its own, so a retry's answer is told from a late
+  // answer to the first attempt: round trips measured from it are not
+  // ambiguous (Karn's algorithm), and a loss is seen even when the retry
+  // saves the query.
+  absl::Time sent = absl::InfinitePast();
+  // When the answer arrived: the kernel's receive time, on the steady clock.
+  // Round trips measured with it leave out our own event loop's delays, which
+  // are not the upstream's latency.
+  absl::Time received = absl::InfinitePast();
+  // Attempts sent before the answered one and unanswered when it came: lost
+  // (a server that drops under load), unless their answers are still on the
+  // way.
+  int earlier_attempts = 0;
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
   // Sends a complete DNS query; the ID may be replaced.
   virtual void Send(absl::Span<const uint8_t> query, Callback done) = 0;
-  // Only during a Send callback: when the answer being delivered arrived
-  // (the kernel's receive time, on the steady clock), or InfinitePast when
-  // not known. Round trips measured with it leave out our own event loop's
-  // delays, which are not the upstream's latency.
-  virtual absl::Time last_received() const { return absl::InfinitePast(); }
+  // Only during a Send callback: the timing of the answer being delivered.
+  virtual AnswerTiming last_answer() const { return {}; }
 };
 
 // RFC 8767 as nodedns applies it: healthy -> refresh and wait up to the client

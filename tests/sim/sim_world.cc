@@ -245,6 +245,9 @@ void World::UpstreamSend(SimTransport* t, absl::Span<const uint8_t> query, upstr
   absl::Time deadline = now + timeout * ((1 << config_.transport.attempts) - 1);
   absl::Time deliver = absl::InfiniteFuture();
   Mode mode = Mode::kBlackhole;
+  // Which attempt the answer answers, as UdpChannel reports it (each attempt
+  // has its own ID).
+  upstream::AnswerTiming timing;
   for (int k = 0; k < config_.transport.attempts; ++k) {
     absl::Time attempt = now + timeout * ((1 << k) - 1);
     absl::Duration latency;
@@ -254,6 +257,9 @@ void World::UpstreamSend(SimTransport* t, absl::Span<const uint8_t> query, upstr
     if (at < deliver && at <= deadline) {
       deliver = at;
       mode = m;
+      timing.sent = attempt;
+      timing.received = at;
+      timing.earlier_attempts = k;
     }
   }
   dns::Message r = *q;
@@ -273,7 +279,8 @@ void World::UpstreamSend(SimTransport* t, absl::Span<const uint8_t> query, upstr
                                          q->questions[0].type, ": ", deliver == absl::InfiniteFuture() ? "times out" : ModeName(mode),
                                          " at ", Fmt(when - start_)));
   }
-  TimerQueue::Id timer = timers_.Add(when, [this, t, id, r, mode, name, timed_out = deliver == absl::InfiniteFuture()]() mutable {
+  TimerQueue::Id timer = timers_.Add(when, [this, t, id, r, mode, name, timing,
+                                            timed_out = deliver == absl::InfiniteFuture()]() mutable {
     auto it = t->pending_.find(id);
     if (it == t->pending_.end()) return;
     upstream::Callback cb = std::move(it->second.done);
@@ -307,6 +314,7 @@ void World::UpstreamSend(SimTransport* t, absl::Span<const uint8_t> query, upstr
       }
     }
     auto wire = dns::WriteMessage(r);
+    t->last_answer_ = timing;
     cb(absl::OkStatus(), *wire);
   });
   t->pending_.emplace(id, SimTransport::Pending{std::move(done), timer});

@@ -32,8 +32,9 @@ namespace nodedns::sim {
 class World;
 
 // The simulated server as one generation's transport reaches it. Answers
-// follow the schedule's mode at each attempt, as c-ares sends them: attempt
-// 1 at once, attempt 2 a timeout later, failure after 1 + 2 timeouts.
+// follow the schedule's mode at each attempt, as UdpChannel sends them:
+// attempt 1 at once, attempt 2 a timeout later, failure after 1 + 2 timeouts;
+// an answer says which attempt it answers.
 class SimTransport final : public upstream::Transport {
  public:
   explicit SimTransport(World* world) : world_(world) {}
@@ -41,9 +42,12 @@ class SimTransport final : public upstream::Transport {
   // Every query in flight gets Cancelled (a generation closing).
   void Shutdown();
   size_t inflight() const { return pending_.size(); }
+  // Set before each answer is delivered (read only during the callback).
+  upstream::AnswerTiming last_answer() const override { return last_answer_; }
 
  private:
   friend class World;
+  upstream::AnswerTiming last_answer_;
   struct Pending {
     upstream::Callback done;
     TimerQueue::Id timer;

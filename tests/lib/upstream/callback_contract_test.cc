@@ -113,7 +113,7 @@ class CallbackContractTest : public ::testing::Test {
   // Send with the flag set around the call.
   void SendUdp(absl::Span<const uint8_t> q) {
     calls_.in_send = true;
-    udp_->Send(q, [this](const absl::Status& st, absl::Span<const uint8_t>, absl::Time) { calls_.Note(st); });
+    udp_->Send(q, [this](const absl::Status& st, absl::Span<const uint8_t>, const AnswerTiming&) { calls_.Note(st); });
     calls_.in_send = false;
   }
   void SendTransport(Transport* t, absl::Span<const uint8_t> q) {

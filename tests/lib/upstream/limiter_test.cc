@@ -111,6 +111,32 @@ TEST_F(LimiterTest, DropsGoBelowOneQueryInFlightAndPace) {
 
 // Latency is not loss: rising latency cuts to min_limit, not below, and
 // does not raise a limit that drops took below it.
+// An answer that only a retry got: a loss like a drop, except for an attempt
+// sent before the last recovery (lost to the outage, not to congestion now).
+TEST_F(LimiterTest, ALossARetryHidIsADropUnlessItWasSentBeforeTheRecovery) {
+  ConcurrencyLimiter l(LimiterOptions{.initial_limit = 8, .min_limit = 4, .floor = 0.05, .max_limit = 64});
+  absl::Time before_recovery = now_;
+  now_ += absl::Seconds(1);
+  l.OnLoss(before_recovery, now_);  // no recovery yet: every loss counts
+  EXPECT_DOUBLE_EQ(l.limit_value(), 4.0);
+  now_ += absl::Seconds(1);
+  l.OnRecovery(now_);
+  absl::Time recovered = now_;
+  EXPECT_DOUBLE_EQ(l.limit_value(), 4.0);
+  now_ += absl::Seconds(1);
+  l.OnLoss(before_recovery, now_);
+  l.OnLoss(recovered - kMs, now_);
+  EXPECT_DOUBLE_EQ(l.limit_value(), 4.0);
+  l.OnLoss(recovered + kMs, now_);
+  EXPECT_DOUBLE_EQ(l.limit_value(), 2.0);
+  for (int i = 0; i < 10; ++i) {
+    now_ += absl::Milliseconds(100);
+    l.OnLoss(now_ - absl::Seconds(1), now_);
+  }
+  EXPECT_DOUBLE_EQ(l.limit_value(), 0.05);  // down to the floor: paced
+  EXPECT_TRUE(l.pacing());
+}
+
 TEST_F(LimiterTest, LatencyAloneNeverPaces) {
   ConcurrencyLimiter l(LimiterOptions{.initial_limit = 64, .min_limit = 4, .floor = 0.05});
   Samples(l, 50, kMs, 10);

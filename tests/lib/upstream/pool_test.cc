@@ -25,12 +25,23 @@ class FakeTransport : public Transport {
     a[3] = rcode;
     s.second(absl::OkStatus(), a);
   }
+  // The answer to the retry of the oldest query: its first attempt, sent
+  // when the query was, got no answer; the retry went out `retry_after` later.
+  void ReplyToRetry(absl::Time query_sent, absl::Duration retry_after, absl::Time now) {
+    timing.sent = query_sent + retry_after;
+    timing.received = now;
+    timing.earlier_attempts = 1;
+    Reply(dns::kNoError);
+    timing = {};
+  }
+  AnswerTiming last_answer() const override { return timing; }
   void Fail() {
     auto s = std::move(sent.front());
     sent.pop_front();
     s.second(absl::DeadlineExceededError("t"), {});
   }
   std::deque<std::pair<std::vector<uint8_t>, Callback>> sent;
+  AnswerTiming timing;
 };
 
 class PoolTest : public ::testing::Test {
@@ -443,6 +454,59 @@ TEST_F(PoolTest, BelowOneQueryInFlightStartsArePaced) {
   a_.Reply(dns::kNoError);
   EXPECT_EQ(a_.sent.size(), 1u);  // the next one at once, no gap
   EXPECT_EQ(counters_.upstream_paced.load(), 2u);
+}
+
+// A server that drops under load mostly shows it as answers to retries (the
+// retry saves the query). Such an answer is a loss to the limiter, down
+// below one query in flight, and not a latency sample; a retry's answer to a
+// query sent before the zone recovered is the outage's loss, not a new one.
+TEST_F(PoolTest, AnAnswerThatOnlyARetryGotIsALossButNotOneFromBeforeARecovery) {
+  PoolOptions o;
+  o.breaker.failures_to_open = 1;
+  o.limiter = {.initial_limit = 4, .min_limit = 4, .floor = 0.05, .max_limit = 64};
+  auto p = Proven(o);
+  ASSERT_EQ(p->limit(), 4);
+  for (int i = 0; i < 5; ++i) {
+    absl::Time sent = clock_.Now();
+    Send(*p, Priority::kClient, static_cast<uint8_t>(i));
+    ASSERT_EQ(a_.sent.size(), 1u);
+    Advance(absl::Milliseconds(1200));  // the retry at 1 s, answered 200 ms later
+    a_.ReplyToRetry(sent, absl::Seconds(1), clock_.Now());
+  }
+  // 4 -> 2 -> 1 -> 0.5 -> 0.25 -> 0.125: every answer came, the loads did not.
+  EXPECT_DOUBLE_EQ(p->zone_status().limit, 0.125);
+  EXPECT_EQ(counters_.upstream_retry_answered.load(), 5u);
+  EXPECT_EQ(counters_.breaker_opened.load(), 0u);
+
+}
+
+// An outage: X is in flight when Y's failures open both breakers; the
+// probe's answer ends the outage; then X's retry is answered. X's first
+// attempt was lost to the outage: no new loss.
+TEST_F(PoolTest, ARetryAnsweredAfterARecoveryIsNoNewLoss) {
+  PoolOptions o;
+  o.breaker.failures_to_open = 1;
+  o.limiter = {.initial_limit = 4, .min_limit = 4, .floor = 0.05, .max_limit = 64};
+  auto p = Proven(o);
+  Send(*p, Priority::kClient, 8);  // Y
+  Send(*p, Priority::kClient, 9);  // X
+  ASSERT_EQ(a_.sent.size(), 2u);
+  absl::Time x_sent = clock_.Now();
+  a_.Fail();  // Y on a, then on b
+  b_.Fail();
+  ASSERT_EQ(p->health(), Health::kDown);
+  Advance(o.breaker.probe_min);
+  ASSERT_EQ(a_.sent.size(), 2u);  // X, then a's probe
+  a_.sent.push_back(std::move(a_.sent.front()));
+  a_.sent.pop_front();
+  a_.Reply(dns::kNoError);  // the probe: a answers again, the limit restarts at 4
+  ASSERT_EQ(p->limit(), 4);
+  Advance(absl::Milliseconds(100));
+  a_.ReplyToRetry(x_sent, absl::Seconds(1), clock_.Now());
+  EXPECT_EQ(p->limit(), 4);
+  EXPECT_EQ(counters_.upstream_retry_answered.load(), 1u);
+  ASSERT_EQ(done_tags.size(), 2u);
+  EXPECT_EQ(done_tags.back(), 9);
 }
 
 TEST_F(PoolTest, AReloadKeepsWhatTheUpstreamsHaveShown) {

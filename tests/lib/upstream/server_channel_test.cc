@@ -85,7 +85,7 @@ class ServerChannelTest : public ::testing::Test {
   // Sends through `t`; the result lands in results_[tag].
   void Send(Transport* t, const std::vector<uint8_t>& query, int tag) {
     t->Send(query, [this, t, tag](const absl::Status& st, absl::Span<const uint8_t> answer) {
-      results_[tag] = {st, std::vector<uint8_t>(answer.begin(), answer.end()), t->last_received()};
+      results_[tag] = {st, std::vector<uint8_t>(answer.begin(), answer.end()), t->last_answer().received};
     });
   }
   bool RunUntil(size_t n, absl::Duration limit = absl::Seconds(5)) {
@@ -127,7 +127,7 @@ TEST_F(ServerChannelTest, AnswersOverUdp) {
   // During the callback, when the answer arrived (the kernel's time).
   EXPECT_GE(r.received, sent);
   EXPECT_LE(r.received, clock_->Now());
-  EXPECT_EQ(server_->last_received(), absl::InfinitePast());  // only during the callback
+  EXPECT_EQ(server_->last_answer().received, absl::InfinitePast());  // only during the callback
 }
 
 TEST_F(ServerChannelTest, ATruncatedUdpAnswerIsAskedAgainOverTcp) {

@@ -70,8 +70,9 @@ class UdpChannelTest : public ::testing::Test {
   void Send(const std::string& name, int tag) {
     std::vector<uint8_t> q(dns::kMaxQuerySize);
     q.resize(dns::WriteQuery(*dns::NameFromText(name), dns::kTypeA, dns::kClassIN, false, false, q.data()));
-    channel_->Send(q, [this, tag](const absl::Status& st, absl::Span<const uint8_t> answer, absl::Time) {
+    channel_->Send(q, [this, tag](const absl::Status& st, absl::Span<const uint8_t> answer, const AnswerTiming& t) {
       results_[tag] = {st, std::vector<uint8_t>(answer.begin(), answer.end())};
+      timings_[tag] = t;
     });
   }
   // Runs the loop until `n` results exist or `limit` passes.
@@ -118,6 +119,7 @@ class UdpChannelTest : public ::testing::Test {
   AllCounters counters_;
   std::unique_ptr<UdpChannel> channel_;
   std::map<int, std::pair<absl::Status, std::vector<uint8_t>>> results_;
+  std::map<int, AnswerTiming> timings_;
 };
 
 TEST_F(UdpChannelTest, ANewRandomPortForEveryQueryARandomIdAndRandomCase) {
@@ -204,7 +206,10 @@ TEST_F(UdpChannelTest, AttemptsAsCaresMakesThemThenDeadlineExceeded) {
   auto first = Receive();
   auto second = Receive();
   ASSERT_TRUE(first && second);
-  EXPECT_EQ(first->query, second->query);  // the same datagram, same port and ID
+  // The same question in the same case from the same port, with an ID of its own.
+  EXPECT_EQ(std::vector<uint8_t>(first->query.begin() + 2, first->query.end()),
+            std::vector<uint8_t>(second->query.begin() + 2, second->query.end()));
+  EXPECT_NE(dns::Read16(first->query.data()), dns::Read16(second->query.data()));
   EXPECT_EQ(first->from.sin_port, second->from.sin_port);
   RunUntil(1);
   ASSERT_EQ(results_.size(), 1u);
@@ -212,6 +217,52 @@ TEST_F(UdpChannelTest, AttemptsAsCaresMakesThemThenDeadlineExceeded) {
   absl::Duration took = clock_->Now() - start;
   EXPECT_GE(took, absl::Milliseconds(180));  // 60 ms, then 120 ms
   EXPECT_LT(took, absl::Seconds(2));
+}
+
+// The answer says which attempt it answers: a retry's answer shows the loss
+// that the retry hid, and its round trip counts from the retry.
+TEST_F(UdpChannelTest, AnAnswerToTheRetryReportsTheLostAttemptAndItsOwnSendTime) {
+  Make(Options(absl::Milliseconds(100), 2));
+  absl::Time start = clock_->Now();
+  Send("lost-once.example", 1);
+  auto first = Receive();
+  auto second = Receive();  // the first is never answered: lost
+  ASSERT_TRUE(first && second);
+  absl::Time retried = clock_->Now();
+  Reply(*second, AnswerTo(second->query));
+  RunUntil(1);
+  ASSERT_EQ(results_.size(), 1u);
+  ASSERT_TRUE(results_[1].first.ok()) << results_[1].first;
+  EXPECT_EQ(timings_[1].earlier_attempts, 1);
+  EXPECT_GE(timings_[1].sent, start + absl::Milliseconds(100));
+  EXPECT_LE(timings_[1].sent, retried);
+  EXPECT_GE(timings_[1].received, timings_[1].sent);
+  Send("next.example", 2);
+  auto r = Receive();
+  ASSERT_TRUE(r);
+  Reply(*r, AnswerTo(r->query));
+  RunUntil(2);
+  EXPECT_EQ(timings_[2].earlier_attempts, 0);
+}
+
+// A late answer to the first attempt, arriving after the retry went out, is
+// taken, and is latency, not a loss.
+TEST_F(UdpChannelTest, ALateAnswerToTheFirstAttemptIsTakenAndIsNoLoss) {
+  Make(Options(absl::Milliseconds(100), 2));
+  absl::Time start = clock_->Now();
+  Send("slow.example", 1);
+  auto first = Receive();
+  auto second = Receive();
+  ASSERT_TRUE(first && second);
+  Reply(*first, AnswerTo(first->query));
+  RunUntil(1);
+  ASSERT_EQ(results_.size(), 1u);
+  ASSERT_TRUE(results_[1].first.ok()) << results_[1].first;
+  EXPECT_EQ(results_[1].second, AnswerTo(first->query));
+  EXPECT_EQ(timings_[1].earlier_attempts, 0);
+  EXPECT_GE(timings_[1].sent, start);
+  EXPECT_LT(timings_[1].sent, start + absl::Milliseconds(100));
+  EXPECT_GE(timings_[1].received - timings_[1].sent, absl::Milliseconds(100));
 }
 
 TEST_F(UdpChannelTest, ARefusingServerFailsTheQueryAtOnceAndShutdownCancels) {
