@@ -45,6 +45,7 @@ class FleetTransport final : public upstream::Transport {
  private:
   struct Flight {
     uint64_t id = 0;
+    bool probe = false;  // a SOA query
     std::vector<uint8_t> query;
     upstream::Callback done;
     std::vector<absl::Time> sent;  // per attempt
@@ -70,7 +71,7 @@ class Fleet final : public resolver::ReplySink {
 
   // The server receives an attempt now: when it will answer it (and with
   // what), or nothing (blackhole, or dropped over its queue).
-  std::optional<absl::Time> Arrive();
+  std::optional<absl::Time> Arrive(bool probe);
   // The server's answer to `query` at `at`.
   std::vector<uint8_t> Answer(absl::Span<const uint8_t> query, absl::Time at);
   FakeClock& clock() { return clock_; }
@@ -122,6 +123,8 @@ class Fleet final : public resolver::ReplySink {
 void FleetTransport::Send(absl::Span<const uint8_t> query, upstream::Callback done) {
   auto f = std::make_shared<Flight>();
   f->query.assign(query.begin(), query.end());
+  auto parsed = dns::ParseMessage(query);
+  f->probe = parsed.ok() && parsed->questions.size() == 1 && parsed->questions[0].type == dns::kTypeSOA;
   f->done = std::move(done);
   f->id = next_++;
   flights_.emplace(f->id, f);
@@ -133,7 +136,7 @@ void FleetTransport::Attempt(const std::shared_ptr<Flight>& f) {
   int k = static_cast<int>(f->sent.size());
   f->sent.push_back(now);
   const auto& transport = fleet_->config().transport;
-  if (std::optional<absl::Time> at = fleet_->Arrive()) {
+  if (std::optional<absl::Time> at = fleet_->Arrive(f->probe)) {
     fleet_->timers().Add(*at, [this, f, k] {
       if (f->finished) return;  // a stray: an earlier attempt's answer won
       upstream::AnswerTiming timing;
@@ -183,6 +186,7 @@ Fleet::Fleet(const FleetSchedule& s) : s_(s), config_(config::DefaultConfig()), 
   result_.received.assign(seconds, 0);
   result_.answered.assign(seconds, 0);
   result_.dropped.assign(seconds, 0);
+  result_.probes.assign(seconds, 0);
   double sum = 0;
   for (int i = 0; i < s_.names; ++i) {
     sum += 1.0 / std::pow(i + 1, 0.9);
@@ -238,12 +242,13 @@ double Fleet::CapacityAt(absl::Time t) const {
   }
 }
 
-std::optional<absl::Time> Fleet::Arrive() {
+std::optional<absl::Time> Fleet::Arrive(bool probe) {
   absl::Time now = clock_.Now();
   double capacity = CapacityAt(now);
   if (capacity <= 0) return std::nullopt;  // blackhole: not even received
   int sec = Second(now);
   ++result_.received[sec];
+  result_.probes[sec] += probe;
   absl::Time begin = std::max(now, server_free_);
   if (begin - now > s_.queue) {
     ++result_.dropped[sec];
@@ -407,9 +412,9 @@ std::string FleetResult::Summary() const {
                         "fresh on 99 %% of nodes after %.2f s; %d of %d answers 2 s or more after the return stale",
                         RecoveryLoad(), RecoveryPeak(0), RecoveryPeak(1), 100 * RecoveryDropShare(), FreshOn(0.99),
                         late_stale, late_answers);
-  s += "\nper second received/dropped around the recovery:";
+  s += "\nper second received/dropped/probes around the recovery:";
   for (int t = std::max(0, recovery_begin - 1); t < std::min<int>(recovery_end + 2, received.size()); ++t) {
-    absl::StrAppendFormat(&s, " %d/%d", received[t], dropped[t]);
+    absl::StrAppendFormat(&s, " %d/%d/%d", received[t], dropped[t], probes[t]);
   }
   return s;
 }

@@ -62,6 +62,7 @@ struct FleetResult {
   // The server, per second of the run: queries that reached it, answered,
   // dropped (over its queue; the blackhole's not counted).
   std::vector<uint64_t> received, answered, dropped;
+  std::vector<uint64_t> probes;  // of `received`: SOA queries (the pools' probes)
   // Seconds from the start of the recovery until the node first gave a pod
   // a generation-2 address (infinite if never), one per node.
   std::vector<double> fresh_after;

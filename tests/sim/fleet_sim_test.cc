@@ -140,7 +140,7 @@ TEST(FleetSimulation, DISABLED_Table) {
     FleetSchedule s;
     s.nodes = std::atoi(item.c_str());
     s.recovery_factor = std::atof(item.c_str() + item.find(':') + 1);
-    FleetResult r = RunFleet(s);
+    FleetResult r = RunAndReport(s);
     ASSERT_TRUE(r.violation.empty()) << r.violation;
     std::printf("%5d  %8.3f  %4.2f  %4.2f  %13.2f  %8.1f  %11.2f  %llu/%llu\n", s.nodes, s.recovery_factor,
                 r.RecoveryLoad(), r.RecoveryPeak(0), r.RecoveryPeak(5), 100 * r.RecoveryDropShare(), r.FreshOn(0.99),
