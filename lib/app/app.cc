@@ -275,7 +275,7 @@ int App::Impl::Run() {
   if (netif_) {
     TearDownInterface(*netif_, config_,
                       handover_->successor_serving() ? "successor"
-                      : handover_->predecessor()     ? "predecessor"
+                      : handover_->LivePredecessor() ? "predecessor"
                                                      : nullptr);
     netif_.reset();
   }

@@ -95,6 +95,11 @@ void Handover::Complete() {
   }, 100, 100);
 }
 
+pid_t Handover::LivePredecessor() const {
+  if (predecessor_ != 0 && kill(predecessor_, 0) != 0 && errno == ESRCH) return 0;
+  return predecessor_;
+}
+
 void Handover::WatchPredecessor() {
   if (kill(predecessor_, 0) == 0 || errno != ESRCH) return;
   Guarded("handover", [this] {

@@ -72,6 +72,10 @@ class Handover {
   void Close();
 
   pid_t predecessor() const { return predecessor_; }
+  // The predecessor, looked at now rather than at the last 100 ms poll (0
+  // once it has exited): at shutdown, what is left to it must not depend on
+  // whether the poll ran since it exited.
+  pid_t LivePredecessor() const;
   bool successor_serving() const { return successor_serving_; }
 
  private:

@@ -209,7 +209,24 @@ TEST_F(FailOpenTest, KilledDaemonCostsTheClientsNoLookup) {
     kills.push_back(Clock::now());
     ASSERT_EQ(kill(child, SIGKILL), 0);
     // Until the new child serves, the lookups reach the fake CoreDNS
-    // through kube-proxy's DNAT.
+    // through kube-proxy's DNAT. The restart can come before the client's
+    // lookup in flight at the kill has timed out (300 ms), so that no new
+    // lookup is made while nodedns is down: once this round's withdrawal is
+    // logged, the supervisor is held until a lookup has reached CoreDNS.
+    auto withdrawals = [&d] {
+      std::string log = d->log();
+      int n = 0;
+      for (size_t at = log.find("fail open: NOTRACK"); at != std::string::npos; at = log.find("fail open: NOTRACK", at + 1)) ++n;
+      return n;
+    };
+    auto hold_until = Clock::now() + std::chrono::seconds(10);
+    while (withdrawals() <= round && Clock::now() < hold_until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_GT(withdrawals(), round) << "no withdrawal logged:\n" << d->log();
+    ASSERT_EQ(kill(d->pid(), SIGSTOP), 0);
+    while (coredns_->queries_for(kLoggedName) == at_kill && Clock::now() < hold_until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ASSERT_EQ(kill(d->pid(), SIGCONT), 0);
     auto deadline = Clock::now() + std::chrono::seconds(20);
     while (!std::filesystem::exists(d->ready_file()) && Clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));

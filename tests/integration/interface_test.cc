@@ -152,7 +152,7 @@ TEST_F(InterfaceTest, AHandoverKeepsTheInterfaceForTheSuccessor) {
   EXPECT_THAT(Link(), HasSubstr("inet 169.254.20.10/32"));
   EXPECT_THAT(Dig("169.254.20.10"), HasSubstr("status: SERVFAIL"));
   EXPECT_EQ(second->Stop(), 0) << second->log();
-  EXPECT_NE(Ip({"link", "show", "nodedns0"}), 0);
+  EXPECT_NE(Ip({"link", "show", "nodedns0"}), 0) << second->log();
 }
 
 // Dual-stack node-local addresses in one process (node-local-dns#39): an
