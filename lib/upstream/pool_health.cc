@@ -35,6 +35,15 @@ void UpstreamPool::OnGood(Server& s, absl::Time now) {
     // Ramp up again from a small limit (slow start): thousands of nodes
     // coming back together must not stampede a recovering server.
     limiter_.OnRecovery(now);
+    // Closed by an answer that proves nothing about the zone now (a probe's
+    // retry answered after its deadline, a late answer to an old query):
+    // the zone stays suspect and may be degraded for up to degraded_hold,
+    // and no probe was left to end that (an open breaker's own probes stand
+    // in for zone probes). One soon, at probe_min.
+    if (!AnsweredSinceSuspicion()) {
+      zone_probe_failures_ = 0;
+      ScheduleZoneProbe(now);
+    }
   }
 }
 

@@ -202,7 +202,7 @@ Fleet::Fleet(const FleetSchedule& s) : s_(s), config_(config::DefaultConfig()), 
     n.transport = std::make_unique<FleetTransport>(this, i);
     uint32_t seed = static_cast<uint32_t>(s_.seed * 7919 + i);
     n.pool = std::make_unique<upstream::UpstreamPool>(
-        server::PoolOptionsFor(config_, zc), std::vector<upstream::UpstreamPool::ServerSpec>{{"cluster-dns", n.transport.get()}},
+        server::PoolOptionsFor(config_, zc), std::vector<upstream::UpstreamPool::ServerSpec>{{absl::StrCat("cluster-dns-", i), n.transport.get()}},
         &clock_, &timers_, &counters_, seed);
     n.zone.name = zc.name;
     n.zone.upstream = n.pool.get();

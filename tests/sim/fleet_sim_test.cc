@@ -89,25 +89,36 @@ TEST(FleetSimulation, TheFleetsSizeDoesNotChangeTheLoadPerUnitOfCapacity) {
 }
 
 // Random fleets, timelines and recovering capacities. Invariants: names a
-// node knew are answered in every phase; the fleet never keeps a
-// recovering server busier than its capacity on average when that capacity
-// has room for every node's refreshes twice over, and then no stale answer to
-// a lookup made 2 s or more after the return (the policy simulation's
-// invariant 3, for a fleet).
+// node knew are answered in every phase; when the recovering server has room
+// for every node's refreshes twice over, and for refreshing all of a node's
+// names (expired at once during the outage) within a second, the fleet keeps
+// it under its capacity on average, and no lookup made 2 s or more after the
+// return gets a stale answer (the policy simulation's invariant 3, for a
+// fleet). With less room, refreshes wait for the server, and stale answers
+// meanwhile are what RFC 8767 asks for.
 TEST(FleetSimulation, RandomFleetsKeepTheirInvariants) {
   int seeds = EnvInt("NODEDNS_FLEET_SEEDS", 4);
   int first = EnvInt("NODEDNS_FLEET_FIRST_SEED", 1);
+  int checked = 0;  // runs with room enough for the load and freshness invariants
   for (int seed = first; seed < first + seeds; ++seed) {
     std::mt19937_64 rng(seed);
     auto pick = [&rng](double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); };
     FleetSchedule s;
     s.seed = seed;
     s.nodes = static_cast<int>(pick(20, 150));
-    s.names = static_cast<int>(pick(50, 300));
+    s.names = static_cast<int>(pick(20, 200));
     s.qps_per_node = pick(2, 20);
     static constexpr uint32_t kTtls[] = {5, 15, 30};
     s.ttl = kTtls[rng() % 3];
-    s.recovery_factor = pick(0.04, 0.5);
+    s.recovery_factor = pick(0.04, 1.0);
+    // What refreshing every name once per TTL asks of the server, per node;
+    // and at the return every node's names have expired at once, so the
+    // server must also be able to refresh all of them within a second.
+    double refreshes = std::min<double>(s.names, s.qps_per_node * s.ttl) / s.ttl;
+    double room = std::max<double>(2 * refreshes + 2, s.names);
+    // Half the fleets recover with room for that (their healthy capacity
+    // chosen so), half with whatever the draw gives (mostly less).
+    if (rng() % 2 == 0) s.capacity_per_node = pick(1.05, 2.0) * room / s.recovery_factor;
     s.steady = absl::Seconds(pick(5, 20));
     s.down = absl::Seconds(s.ttl + pick(1, 20));
     s.recovery = absl::Seconds(pick(10, 25));
@@ -115,15 +126,15 @@ TEST(FleetSimulation, RandomFleetsKeepTheirInvariants) {
     FleetResult r = RunAndReport(s);
     ASSERT_TRUE(r.violation.empty()) << r.violation << "\n" << s.ToString();
     ExpectKnownNamesAnswered(s, r);
-    // What refreshing every name once per TTL asks of the server, per node.
-    double refreshes = std::min<double>(s.names, s.qps_per_node * s.ttl) / s.ttl;
     double per_node = r.recovery_capacity / s.nodes;
-    if (per_node >= 2 * refreshes + 2) {
+    if (per_node >= room) {
+      ++checked;
       EXPECT_LE(r.RecoveryLoad(), 1.0) << s.ToString() << "\n" << r.Summary();
       EXPECT_EQ(r.late_stale, 0u) << s.ToString() << "\n" << r.Summary();
     }
     if (HasFailure()) return;
   }
+  std::cout << checked << " of " << seeds << " fleets had room for every node's refreshes (load and freshness checked)\n";
 }
 
 // Not a test: the README's table. Run with --gtest_also_run_disabled_tests

@@ -509,6 +509,35 @@ TEST_F(PoolTest, ARetryAnsweredAfterARecoveryIsNoNewLoss) {
   EXPECT_EQ(done_tags.back(), 9);
 }
 
+// A breaker probe's answer that comes after the probe's deadline (its
+// retry's answer, say) closes the breaker, but proves nothing about the
+// zone now, which stays degraded. A zone probe must follow at once: the
+// open breaker's probes had stood in for zone probes, and without one the
+// zone stayed degraded, its clients answered stale, for up to
+// degraded_hold. Found by the fleet simulation (seed 264: stale 2.7 s after
+// the return).
+TEST_F(PoolTest, ABreakerClosedByALateProbeAnswerProbesTheZoneAtOnce) {
+  PoolOptions o;
+  o.breaker.failures_to_open = 1;
+  auto p = Proven(o);
+  absl::Time failed_at = clock_.Now();
+  Send(*p);
+  a_.Fail();
+  b_.Fail();  // both breakers open; the zone is down, and degraded for degraded_hold
+  ASSERT_EQ(p->health(), Health::kDown);
+  Advance(o.breaker.probe_min);
+  ASSERT_EQ(a_.sent.size(), 1u);  // a's breaker probe
+  Advance(o.probe_timeout);       // past its deadline: abandoned
+  a_.Reply(dns::kNoError);        // and answered now
+  EXPECT_EQ(p->health(), Health::kDegraded);  // a answers again; the zone is not proven
+  Advance(o.breaker.probe_min);
+  ASSERT_FALSE(a_.sent.empty()) << "no zone probe after the breaker closed";
+  while (!a_.sent.empty()) a_.Reply(dns::kNoError);  // b's probes stay unanswered
+  EXPECT_EQ(p->health(), Health::kHealthy);
+  EXPECT_LT(clock_.Now() - failed_at, absl::Seconds(2));
+  EXPECT_GT(failed_at + o.degraded_hold, clock_.Now());
+}
+
 TEST_F(PoolTest, AReloadKeepsWhatTheUpstreamsHaveShown) {
   PoolOptions o;
   o.breaker.failures_to_open = 1;
