@@ -11,21 +11,6 @@
 
 namespace nodedns::mirror {
 
-namespace {
-
-// `name` (lowercased wire) is `zone` or under it.
-bool AtOrUnder(const std::string& name, const std::string& zone) {
-  if (zone.size() == 1) return true;  // the root
-  if (name.size() < zone.size() || name.compare(name.size() - zone.size(), zone.size(), zone) != 0) return false;
-  if (name.size() == zone.size()) return true;
-  // On a label boundary: walk the labels of `name` to the suffix's start.
-  size_t pos = 0;
-  while (pos < name.size() - zone.size()) pos += 1 + static_cast<uint8_t>(name[pos]);
-  return pos == name.size() - zone.size();
-}
-
-}  // namespace
-
 size_t Install(const Zone& zone, const dns::ImagePolicy& policy, cache::Cache* cache, absl::Time now,
                absl::Duration max_stale, absl::Time since, const std::atomic<bool>* cancel) {
   std::string apex = dns::Lowercase(zone.soa.name);
@@ -34,7 +19,7 @@ size_t Install(const Zone& zone, const dns::ImagePolicy& policy, cache::Cache* c
   std::vector<std::string> cuts;
   for (const dns::Record& r : zone.records) {
     std::string owner = dns::Lowercase(r.name);
-    if (r.type == dns::kTypeNS && owner != apex && AtOrUnder(owner, apex)) cuts.push_back(owner);
+    if (r.type == dns::kTypeNS && owner != apex && dns::IsSubdomain(owner, apex)) cuts.push_back(owner);
   }
   // RRsets by (lowercased name, type), in a stable order; only names in the
   // zone (a server may send anything: the mirror takes no authority).
@@ -42,9 +27,9 @@ size_t Install(const Zone& zone, const dns::ImagePolicy& policy, cache::Cache* c
   for (const dns::Record& r : zone.records) {
     if (r.klass != dns::kClassIN || r.type == dns::kTypeSOA || r.type == dns::kTypeRRSIG) continue;
     std::string owner = dns::Lowercase(r.name);
-    if (!AtOrUnder(owner, apex)) continue;
+    if (!dns::IsSubdomain(owner, apex)) continue;
     bool delegated = false;
-    for (const std::string& cut : cuts) delegated = delegated || AtOrUnder(owner, cut);
+    for (const std::string& cut : cuts) delegated = delegated || dns::IsSubdomain(owner, cut);
     if (delegated) continue;
     sets[{owner, r.type}].push_back(&r);
   }
