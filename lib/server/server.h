@@ -92,14 +92,15 @@ class Server {
 
  private:
   Server() = default;
-  // Runs fn on every worker's loop and returns the results in worker order;
-  // nullopt if not all finished within `timeout` (a late worker then writes
-  // into state it shares, never into this frame).
   // The mirror of `o`'s zones with mirror = true (nullptr when none),
   // started, with what `previous` knew of them; its gate before a transfer
   // is ZoneHealthy: every worker finds the zone healthy.
-  std::unique_ptr<mirror::Mirror> MakeMirror(const ServerOptions& o, const std::vector<mirror::MirrorStatus>& previous);
+  std::unique_ptr<mirror::Mirror> MakeMirror(const ServerOptions& o,
+                                             const std::vector<mirror::MirrorStatus>& previous);
   bool ZoneHealthy(const std::string& zone);
+  // Runs fn on every worker's loop and returns the results in worker order;
+  // nullopt if not all finished within `timeout` (a late worker then writes
+  // into state it shares, never into this frame).
   template <typename T>
   std::optional<std::vector<T>> CollectFromWorkers(std::function<T(Worker&)> fn, absl::Duration timeout);
 
