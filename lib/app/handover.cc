@@ -101,7 +101,7 @@ pid_t Handover::LivePredecessor() const {
 }
 
 void Handover::WatchPredecessor() {
-  if (kill(predecessor_, 0) == 0 || errno != ESRCH) return;
+  if (predecessor_ == 0 || LivePredecessor() != 0) return;
   Guarded("handover", [this] {
     if (auto st = parts_.server->DetachSteering(); !st.ok()) spdlog::warn("handover: {}", std::string(st.message()));
     spdlog::info("handover: nodedns pid {} has exited", predecessor_);
