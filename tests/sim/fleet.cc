@@ -36,7 +36,7 @@ class Fleet;
 // One node's way to the server: UdpChannel's attempts, each its own ID.
 class FleetTransport final : public upstream::Transport {
  public:
-  FleetTransport(Fleet* fleet, int node) : fleet_(fleet), node_(node) {}
+  explicit FleetTransport(Fleet* fleet) : fleet_(fleet) {}
   void Send(absl::Span<const uint8_t> query, upstream::Callback done) override;
   upstream::AnswerTiming last_answer() const override { return last_answer_; }
   // Every query in flight gets Cancelled, in the order sent.
@@ -56,7 +56,6 @@ class FleetTransport final : public upstream::Transport {
               const upstream::AnswerTiming& timing);
 
   Fleet* const fleet_;
-  const int node_;
   upstream::AnswerTiming last_answer_;
   uint64_t next_ = 1;
   std::map<uint64_t, std::shared_ptr<Flight>> flights_;
@@ -184,7 +183,6 @@ Fleet::Fleet(const FleetSchedule& s) : s_(s), config_(config::DefaultConfig()), 
   result_.recovery_capacity = CapacityAt(recovery_at_);
   int seconds = Second(end_) + 1;
   result_.received.assign(seconds, 0);
-  result_.answered.assign(seconds, 0);
   result_.dropped.assign(seconds, 0);
   result_.probes.assign(seconds, 0);
   double sum = 0;
@@ -199,7 +197,7 @@ Fleet::Fleet(const FleetSchedule& s) : s_(s), config_(config::DefaultConfig()), 
   for (int i = 0; i < s_.nodes; ++i) {
     Node& n = nodes_[i];
     n.cache = *cache::Cache::Create(config_.cache);
-    n.transport = std::make_unique<FleetTransport>(this, i);
+    n.transport = std::make_unique<FleetTransport>(this);
     uint32_t seed = static_cast<uint32_t>(s_.seed * 7919 + i);
     n.pool = std::make_unique<upstream::UpstreamPool>(
         server::PoolOptionsFor(config_, zc), std::vector<upstream::UpstreamPool::ServerSpec>{{absl::StrCat("cluster-dns-", i), n.transport.get()}},
@@ -255,7 +253,6 @@ std::optional<absl::Time> Fleet::Arrive(bool probe) {
     return std::nullopt;
   }
   server_free_ = begin + absl::Seconds(1.0 / capacity);
-  ++result_.answered[std::min<int>(Second(server_free_), static_cast<int>(result_.answered.size()) - 1)];
   return server_free_;
 }
 

@@ -59,9 +59,9 @@ struct FleetResult {
   uint64_t known_asked[4] = {};
   uint64_t known_answered[4] = {};
   uint64_t client_queries = 0;
-  // The server, per second of the run: queries that reached it, answered,
-  // dropped (over its queue; the blackhole's not counted).
-  std::vector<uint64_t> received, answered, dropped;
+  // The server, per second of the run: queries that reached it, and of
+  // those dropped (over its queue; the blackhole's not counted).
+  std::vector<uint64_t> received, dropped;
   std::vector<uint64_t> probes;  // of `received`: SOA queries (the pools' probes)
   // Seconds from the start of the recovery until the node first gave a pod
   // a generation-2 address (infinite if never), one per node.
