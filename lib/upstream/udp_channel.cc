@@ -68,6 +68,13 @@ absl::Time Received(const msghdr& msg, absl::Time steady_now) {
   return steady_now;
 }
 
+// The timing of a failure: no attempt answered, reported at `now`.
+AnswerTiming Unanswered(absl::Time now) {
+  AnswerTiming timing;
+  timing.received = now;
+  return timing;
+}
+
 }  // namespace
 
 UdpChannel::UdpChannel(uv_loop_t* loop, TimerQueue* timers, const SteadyClock* clock, Counters* counters,
@@ -97,11 +104,7 @@ void UdpChannel::Fail(Done done, absl::Status status) {
   // (Not `this`: the channel may be gone by then; the clock is not.)
   auto shared = std::make_shared<Done>(std::move(done));
   const SteadyClock* clock = clock_;
-  timers_->Add(clock->Now(), [shared, status, clock] {
-    AnswerTiming timing;
-    timing.received = clock->Now();
-    (*shared)(status, {}, timing);
-  });
+  timers_->Add(clock->Now(), [shared, status, clock] { (*shared)(status, {}, Unanswered(clock->Now())); });
 }
 
 UdpChannel::Port* UdpChannel::PortForQuery(absl::Status* error) {
@@ -202,10 +205,8 @@ void UdpChannel::Attempt(Query* q) {
     Query* query = it->second;
     query->timer = 0;
     if (query->attempt < options_.attempts) return Attempt(query);
-    AnswerTiming timing;
-    timing.received = clock_->Now();
     Finish(query, absl::DeadlineExceededError("upstream " + options_.server.ToString() + " did not answer"), {},
-           timing);
+           Unanswered(clock_->Now()));
   });
 }
 
@@ -237,9 +238,7 @@ void UdpChannel::Read(Port* p) {
         if (std::find(all.begin(), all.end(), q) == all.end()) all.push_back(q);
       }
       std::sort(all.begin(), all.end(), [](const Query* a, const Query* b) { return a->id < b->id; });
-      AnswerTiming timing;
-      timing.received = clock_->Now();
-      for (Query* q : all) Finish(q, st, {}, timing);
+      for (Query* q : all) Finish(q, st, {}, Unanswered(clock_->Now()));
       return;
     }
     absl::Span<const uint8_t> answer(buf, static_cast<size_t>(n));
@@ -313,9 +312,7 @@ void UdpChannel::Shutdown() {
   }
   if (current_ != nullptr && std::find(ports.begin(), ports.end(), current_) == ports.end()) ports.push_back(current_);
   current_ = nullptr;
-  AnswerTiming timing;
-  timing.received = clock_->Now();
-  for (Query* q : all) Finish(q, absl::CancelledError("upstream channel shut down"), {}, timing);
+  for (Query* q : all) Finish(q, absl::CancelledError("upstream channel shut down"), {}, Unanswered(clock_->Now()));
   for (Port* p : ports) MaybeClose(p);
 }
 
