@@ -13,6 +13,13 @@
 # new TCP clients (one every 100 ms) answered within 2 s.
 # Loopback only; bounded: BASE_S + ABUSE_S + AFTER_S + SETTLE_S seconds per
 # server and round (SETTLE_S: the kernel closes the abusers' connections).
+# LAYOUT=shared (default): every process on both cores, as the scheduler
+# likes. LAYOUT=split: CPU 0 runs the UDP path alone (the generator's UDP
+# thread and the servers' UDP loops), CPU 1 everything else (the abuse loop,
+# nodedns's TCP loop and main thread, the abused server of the control); as on
+# a machine with a core for each busy thread, what UDP loses then is the
+# server's (shared cache, allocator, locks), not a wait for a core. Unbound
+# has one thread for both protocols: it goes on CPU 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +36,12 @@ ABUSE_NICE=${ABUSE_NICE:-19}
 ROUNDS=${ROUNDS:-1}
 SETTLE_S=${SETTLE_S:-5}
 CONTROL=${CONTROL:-1}  # 0: skip the control (abuse aimed at another nodedns)
+LAYOUT=${LAYOUT:-shared}
+case "$LAYOUT" in
+  shared) generator_env=() ;;
+  split) generator_env=(UDP_CPU=0 ABUSE_CPU=1) ;;
+  *) echo "LAYOUT is shared or split, not '$LAYOUT'" >&2; exit 2 ;;
+esac
 
 # Both servers and the generator hold well over 1,024 descriptors.
 ulimit -n "$(ulimit -Hn)"
@@ -41,6 +54,22 @@ pids+=($!)
 for _ in $(seq 100); do [ -s "$work/up.port" ] && break; sleep 0.05; done
 up_port=$(cat "$work/up.port")
 
+# LAYOUT=split: a server's UDP loops (threads named *udp*; all of a
+# one-thread server) to CPU 0, its other threads to CPU 1.
+pin_server() {  # pid
+  [ "$LAYOUT" = split ] || return 0
+  local task comm threads
+  threads=$(ls "/proc/$1/task" | wc -l)
+  for task in /proc/"$1"/task/*; do
+    comm=$(cat "$task/comm")
+    if [ "$threads" = 1 ] || [[ "$comm" == *udp* ]]; then
+      taskset -pc 0 "${task##*/}" >/dev/null
+    else
+      taskset -pc 1 "${task##*/}" >/dev/null
+    fi
+  done
+}
+
 measure() {  # name, port, start command...: appends key=value lines to $work/<name>.<round>
   local name=$1 port=$2 round=$3
   shift 3
@@ -48,7 +77,8 @@ measure() {  # name, port, start command...: appends key=value lines to $work/<n
   local pid=$!
   pids+=($pid)
   for _ in $(seq 200); do [ -n "$(ss -Hlnt "sport = :$port")" ] && break; sleep 0.05; done
-  ./build-release/bench/nodedns_tcp_abuse "$port" "$pid" "$NEVER_READERS" "$SLOWLORIS" "$BASE_S" "$ABUSE_S" \
+  pin_server "$pid"
+  env "${generator_env[@]}" ./build-release/bench/nodedns_tcp_abuse "$port" "$pid" "$NEVER_READERS" "$SLOWLORIS" "$BASE_S" "$ABUSE_S" \
     "$AFTER_S" "$UDP_QPS" "$ABUSE_NICE" >"$work/$name.$round"
   if [ "$name" = nodedns ]; then
     ./build-release/daemon/dnsctl --socket "$work/nodedns.sock" --json stats |
@@ -78,7 +108,9 @@ measure_control() {  # round
   for port in "$nd_port" "$ab_port"; do
     for _ in $(seq 200); do [ -n "$(ss -Hlnt "sport = :$port")" ] && break; sleep 0.05; done
   done
-  ./build-release/bench/nodedns_tcp_abuse "$ab_port" "$abused" "$NEVER_READERS" "$SLOWLORIS" "$BASE_S" "$ABUSE_S" \
+  pin_server "$measured"
+  pin_server "$abused"
+  env "${generator_env[@]}" ./build-release/bench/nodedns_tcp_abuse "$ab_port" "$abused" "$NEVER_READERS" "$SLOWLORIS" "$BASE_S" "$ABUSE_S" \
     "$AFTER_S" "$UDP_QPS" "$ABUSE_NICE" "$nd_port" >"$work/control.$round"
   kill "$measured" "$abused"
   wait "$measured" "$abused" 2>/dev/null || true
@@ -103,7 +135,7 @@ done
 get() { grep "^$2=" "$1" | cut -d= -f2; }
 echo
 echo "TCP abuse: $NEVER_READERS never-reading pipelining + $SLOWLORIS slowloris connections (reconnecting) for ${ABUSE_S} s;"
-echo "UDP at $UDP_QPS qps on cached names; a new TCP client every 100 ms; $ROUNDS round(s)"
+echo "UDP at $UDP_QPS qps on cached names; a new TCP client every 100 ms; $ROUNDS round(s); CPU layout: $LAYOUT"
 echo "nodedns $(./build-release/daemon/nodedns --version | awk '{print $2}') (default configuration) vs $(unbound -V | head -1)"
 for r in $(seq "$ROUNDS"); do
   n=$work/nodedns.$r u=$work/unbound.$r
@@ -140,6 +172,8 @@ for r in $(seq "$ROUNDS"); do
     printf "  %-40s %12.2f %12.2f\n" "  p99 / typical second p99, during (ms)" "$(get "$c" during_udp_p99_ms)" \
       "$(get "$c" during_udp_p99_second_ms)"
   fi
+  echo "  nodedns UDP p99 of each second during (ms): $(get "$n" during_udp_p99_seconds_ms)"
+  [ "$CONTROL" = 1 ] && echo "  control UDP p99 of each second during (ms): $(get "$c" during_udp_p99_seconds_ms)"
   printf "  %-40s %12s %12s\n" "new TCP clients served during" \
     "$(get "$n" during_probes_served)/$(get "$n" during_probes)" "$(get "$u" during_probes_served)/$(get "$u" during_probes)"
   printf "  %-40s %12s %12s\n" "abuser reconnects (closed by the server)" "$(get "$n" during_reconnects)" \
