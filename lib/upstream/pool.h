@@ -138,6 +138,9 @@ class UpstreamPool final : public Upstream {
   // A prompt good answer to a query (or probe) sent at `sent_at`.
   void NotePrompt(absl::Time sent_at);
   void MarkBad(absl::Time now);
+  // A failure, an unanswered zone probe or a missed client timeout: the zone
+  // is suspect until a query sent after `now` is answered promptly.
+  void Suspect(absl::Time now);
   void LogState(Server& s, absl::Time now, const std::string& what);
   void ScheduleProbe(size_t index);
   // A SOA probe to server `index`; `zone_probe` when its breaker is closed.

@@ -64,10 +64,25 @@ void UpstreamPool::MarkBad(absl::Time now) {
   degraded_until_ = std::max(degraded_until_, now + options_.degraded_hold);
 }
 
+void UpstreamPool::Suspect(absl::Time now) {
+  // The first suspicion of a zone that has never answered (a process started,
+  // or a zone configured, during an outage): start small, where an outage's
+  // recovery restarts, as TCP starts at one segment after a lost SYN (RFC
+  // 5681). Its breakers are closed, and the queries that would open them
+  // take seconds to fail; meanwhile the misses of a new process must not go
+  // out initial_limit at a time, and its first answers ramp up at
+  // slow-start speed as a recovery's do.
+  if (last_good_at_ == absl::InfinitePast() && last_suspect_at_ == absl::InfinitePast()) {
+    limiter_.OnRecovery(now);
+    spdlog::debug("upstream ({}): suspect before any answer; limit {}", options_.zone, limiter_.limit());
+  }
+  last_suspect_at_ = now;
+}
+
 void UpstreamPool::OnFailure(size_t index, absl::Time now, bool drop) {
   Server& s = *servers_[index];
   MarkBad(now);
-  last_suspect_at_ = now;
+  Suspect(now);
   if (drop) limiter_.OnDrop(now);
   if (s.breaker.OnFailure(now)) {
     Bump(counters_->breaker_opened);
@@ -129,7 +144,7 @@ void UpstreamPool::SendProbe(size_t index, bool zone_probe) {
         // suspect, but no breaker failure: a slow upstream should keep
         // answering misses (late), not have its breaker opened by probes.
         MarkBad(t);
-        last_suspect_at_ = t;
+        Suspect(t);
         ScheduleZoneProbe(t);
       } else {
         OnFailure(index, t, IsDrop(st));  // an answer that fails, or refused: counts toward the breaker
@@ -192,7 +207,7 @@ void UpstreamPool::ReportClientTimeout() {
   // Suspect: probe until a server answers, so that a query that is merely
   // late (or lost in an outage that has already ended) does not decide when
   // the zone counts as answering again.
-  last_suspect_at_ = now;
+  Suspect(now);
   ScheduleZoneProbe(now);
 }
 
