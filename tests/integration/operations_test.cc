@@ -77,6 +77,16 @@ class OperationsTest : public DaemonFixture {
     EXPECT_FALSE(j.is_discarded()) << out;
     return j;
   }
+  // A worker counts an answer's latency once the answer is sent, so the
+  // client can hold the answer before it is counted: wait (bounded) until
+  // the histogram has `n` answers.
+  void AwaitLatencyCount(int n) {
+    for (int i = 0; i < 200; ++i) {
+      if (Ctl({"stats"})["latency_seconds"]["count"].get<int>() >= n) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "the latency histogram never counted " << n << " answers";
+  }
   std::string CtlText(const std::vector<std::string>& args, int* rc = nullptr) {
     std::string out;
     int code = daemon_->Dnsctl(args, &out);
@@ -91,6 +101,7 @@ TEST_F(OperationsTest, StatsCountWhatHappenedInHumanAndJsonForm) {
   for (int i = 0; i < 3; ++i) Ask("a" + std::to_string(i) + ".example");
   for (int i = 0; i < 3; ++i) Ask("a0.example");  // hits
   ASSERT_TRUE(TcpExchange("127.0.0.1", daemon_->port(), MakeQuery("a1.example", dns::kTypeA)).has_value());
+  AwaitLatencyCount(7);
 
   json s = Ctl({"stats"});
   ASSERT_TRUE(s["ok"].get<bool>());
@@ -306,6 +317,7 @@ TEST_F(OperationsTest, MetricsHealthAndReadinessOverHttp) {
   StartDaemon();
   ASSERT_FALSE(daemon_->metrics_address().empty());
   for (int i = 0; i < 3; ++i) Ask("m.example");
+  AwaitLatencyCount(3);
   std::string r = HttpGet(daemon_->metrics_address(), "/metrics");
   ASSERT_THAT(r, HasSubstr("HTTP/1.1 200 OK"));
   EXPECT_THAT(r, HasSubstr("Content-Type: text/plain; version=0.0.4"));
