@@ -139,7 +139,8 @@ class UpstreamPool final : public Upstream {
   void NotePrompt(absl::Time sent_at);
   void MarkBad(absl::Time now);
   // A failure, an unanswered zone probe or a missed client timeout: the zone
-  // is suspect until a query sent after `now` is answered promptly.
+  // is degraded (MarkBad) and suspect until a query sent after `now` is
+  // answered promptly. (A slow answer only degrades it.)
   void Suspect(absl::Time now);
   void LogState(Server& s, absl::Time now, const std::string& what);
   void ScheduleProbe(size_t index);

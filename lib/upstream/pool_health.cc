@@ -65,6 +65,7 @@ void UpstreamPool::MarkBad(absl::Time now) {
 }
 
 void UpstreamPool::Suspect(absl::Time now) {
+  MarkBad(now);
   // The first suspicion of a zone that has never answered (a process started,
   // or a zone configured, during an outage): start small, where an outage's
   // recovery restarts, as TCP starts at one segment after a lost SYN (RFC
@@ -81,7 +82,6 @@ void UpstreamPool::Suspect(absl::Time now) {
 
 void UpstreamPool::OnFailure(size_t index, absl::Time now, bool drop) {
   Server& s = *servers_[index];
-  MarkBad(now);
   Suspect(now);
   if (drop) limiter_.OnDrop(now);
   if (s.breaker.OnFailure(now)) {
@@ -143,7 +143,6 @@ void UpstreamPool::SendProbe(size_t index, bool zone_probe) {
         // No answer within probe_timeout: blackholed, or merely slow. Still
         // suspect, but no breaker failure: a slow upstream should keep
         // answering misses (late), not have its breaker opened by probes.
-        MarkBad(t);
         Suspect(t);
         ScheduleZoneProbe(t);
       } else {
@@ -199,14 +198,13 @@ void UpstreamPool::SendProbe(size_t index, bool zone_probe) {
 }
 
 void UpstreamPool::ReportClientTimeout() {
-  // Even when the refresh was still queued: the limit is full because the
-  // upstream has not answered what is in flight, and clients are better served
-  // stale at once until it does.
+  // Degraded even when the refresh was still queued: the limit is full
+  // because the upstream has not answered what is in flight, and clients are
+  // better served stale at once until it does. Suspect: probe until a server
+  // answers, so that a query that is merely late (or lost in an outage that
+  // has already ended) does not decide when the zone counts as answering
+  // again.
   absl::Time now = clock_->Now();
-  MarkBad(now);
-  // Suspect: probe until a server answers, so that a query that is merely
-  // late (or lost in an outage that has already ended) does not decide when
-  // the zone counts as answering again.
   Suspect(now);
   ScheduleZoneProbe(now);
 }
