@@ -121,8 +121,8 @@ double Quantile(std::vector<double> v, uint64_t lost, double q) {
 }
 double P99(const std::vector<double>& v, uint64_t lost) { return Quantile(v, lost, 0.99); }
 
-// The p99 of each second's answers (in the order they came), and the median
-// of those: what a typical second looked like. A virtual machine's host
+// The p99 of each second's answers (in the order they came); their median is
+// what a typical second looked like. A virtual machine's host
 // stalls us all now and then for 10-20 ms; the p99 over a whole phase shows
 // such a stall, the typical second does not.
 std::vector<double> SecondP99s(const std::vector<double>& v, size_t per_second) {
@@ -133,9 +133,6 @@ std::vector<double> SecondP99s(const std::vector<double>& v, size_t per_second) 
                        0));
   }
   return p99s;
-}
-double MedianSecondP99(const std::vector<double>& v, size_t per_second) {
-  return Quantile(SecondP99s(v, per_second), 0, 0.5);
 }
 
 // UDP at a steady rate for cached names, over the whole timeline; fills
@@ -427,10 +424,11 @@ int main(int argc, char** argv) {
                 names[p], static_cast<long long>(ph.rss_max), names[p], static_cast<long long>(ph.rss_last), names[p],
                 static_cast<unsigned long long>(ph.udp_sent), names[p], static_cast<unsigned long long>(ph.udp_lost),
                 names[p], P99(ph.udp_ms, ph.udp_lost));
+    const std::vector<double> seconds = SecondP99s(ph.udp_ms, static_cast<size_t>(udp_qps));
     std::printf("%s_udp_p50_ms=%.3f\n%s_udp_p99_second_ms=%.3f\n", names[p], Quantile(ph.udp_ms, ph.udp_lost, 0.5),
-                names[p], MedianSecondP99(ph.udp_ms, static_cast<size_t>(udp_qps)));
+                names[p], Quantile(seconds, 0, 0.5));  // the typical second
     std::printf("%s_udp_p99_seconds_ms=", names[p]);
-    for (double ms : SecondP99s(ph.udp_ms, static_cast<size_t>(udp_qps))) std::printf("%.2f ", ms);
+    for (double ms : seconds) std::printf("%.2f ", ms);
     std::printf("\n");
   }
   std::printf("during_probes=%llu\nduring_probes_served=%llu\nduring_reconnects=%llu\n",
